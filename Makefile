@@ -1,0 +1,69 @@
+# luksipc: one plain Makefile. Override CC, CFLAGS, PREFIX, DESTDIR as usual.
+CC ?= gcc
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD := build
+PKG_CONFIG ?= pkg-config
+
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
+ifeq ($(CI),true)
+WARN += -Werror
+endif
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 $(WARN) -pthread -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+CPPFLAGS += $(shell $(PKG_CONFIG) --cflags libcryptsetup blkid libcrypto 2>/dev/null)
+LDLIBS += $(shell $(PKG_CONFIG) --libs libcryptsetup blkid libcrypto 2>/dev/null) -pthread
+
+SRCS := $(wildcard src/*.c)
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+
+.PHONY: all deps check unit-check host-check qemu-check demo install clean
+all: $(BUILD)/luksipc
+
+deps:
+	@./tools/install-deps.sh
+
+$(BUILD)/deps.stamp: tools/install-deps.sh $(wildcard tools/deps/*.list)
+	@./tools/install-deps.sh
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/deps.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/luksipc: $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+unit-check: $(UNIT_BINS)
+	@./tests/run-unit-tests.sh $(UNIT_BINS)
+
+host-check: $(BUILD)/luksipc
+	@./tests/run-host-tests.sh
+
+# Every host test: unit tests, then the image-file tests.
+check: $(BUILD)/luksipc $(UNIT_BINS)
+	@./tests/run-all.sh
+
+qemu-check: $(BUILD)/luksipc
+	@./qemu-tests/run-all
+
+demo: $(BUILD)/luksipc
+	@./tools/demo.sh
+
+install: $(BUILD)/luksipc
+	install -D -m 0755 $(BUILD)/luksipc $(DESTDIR)$(PREFIX)/sbin/luksipc
+	install -D -m 0644 docs/luksipc.8 $(DESTDIR)$(PREFIX)/share/man/man8/luksipc.8
+
+clean:
+	rm -rf $(BUILD)/obj $(BUILD)/unit $(BUILD)/luksipc
+
+-include mk/static.mk
+-include mk/install.mk

@@ -1,0 +1,470 @@
+/*
+ * convert: the checks that make a conversion safe to start or resume, and
+ * the hand-over to the engine. Every refusal happens before the first byte
+ * is written to the device or the state store.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "convert.h"
+#include "engine.h"
+#include "keys.h"
+#include "luks.h"
+#include "luksipc.h"
+#include "probe.h"
+#include "secmem.h"
+#include "state.h"
+
+#define DEFAULT_STEP (16 * MIB)
+
+struct job {
+	const struct convert_opts *o;
+	struct dev dev;
+	struct state st;
+	int state_exists;
+	struct key key;
+	uint8_t *vk;
+	size_t vk_len;
+	uint8_t *image;
+	struct geometry geo;
+};
+
+static int refuse_open(const char *what, const char *path, int err)
+{
+	if (err == -EBUSY)
+		log_error("cannot open %s '%s': it is in use (mounted or held open); unmount it or close its users first", what, path);
+	else
+		log_error("cannot open %s '%s': %s", what, path, strerror(-err));
+	return E_REFUSED;
+}
+
+static int open_device(struct job *j)
+{
+	char why[512];
+	int r = dev_open(&j->dev, j->o->device, TARGET_DEVICE, DEV_RDWR | DEV_EXCL);
+
+	if (r < 0)
+		return refuse_open("device", j->o->device, r);
+	r = probe_in_use(&j->dev, why, sizeof(why));
+	if (r > 0) {
+		log_error("device '%s' is in use: %s; unmount or detach it first", j->o->device, why);
+		return E_REFUSED;
+	}
+	return 0;
+}
+
+static int open_state(struct job *j)
+{
+	int r;
+
+	if (access(j->o->state, F_OK) < 0 && errno == ENOENT)
+		return 0; /* created later, once every check has passed */
+	r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_EXCL);
+	if (r < 0)
+		return refuse_open("state store", j->o->state, r);
+	j->state_exists = 1;
+	if (probe_overlap(&j->dev, &j->st.dev)) {
+		log_error("state store '%s' is on the device '%s' itself; put it on a separate partition or file", j->o->state, j->o->device);
+		return E_REFUSED;
+	}
+	r = state_read_sb(&j->st);
+	return r == -ENOENT ? 0 : r;
+}
+
+static int confirm(const char *device)
+{
+	char answer[16] = "";
+	FILE *tty = fopen("/dev/tty", "r+e");
+
+	if (!tty) {
+		log_error("no terminal to confirm the conversion of '%s'; use --batch", device);
+		return E_REFUSED;
+	}
+	fprintf(tty, "This encrypts '%s' in place. Have a backup. Type YES to continue: ", device);
+	fflush(tty);
+	if (!fgets(answer, sizeof(answer), tty))
+		answer[0] = '\0';
+	fclose(tty);
+	if (strcmp(answer, "YES\n") != 0) {
+		log_error("conversion of '%s' not confirmed; nothing was written", device);
+		return E_REFUSED;
+	}
+	return 0;
+}
+
+static int get_key(struct job *j, int confirm_prompt)
+{
+	if (j->o->generate_key_file)
+		return key_generate_file(j->o->generate_key_file, &j->key);
+	if (j->o->key_file)
+		return key_from_file(j->o->key_file, &j->key);
+	return key_prompt(j->o->device, confirm_prompt, &j->key);
+}
+
+/* The filesystem must end at or before P so that nothing of it is lost. */
+static int check_filesystem(struct job *j, struct state_sb *sb)
+{
+	const char *dev = j->o->device;
+	struct probe_result pr;
+	uint64_t p = j->geo.data_size, size;
+	char a[32], b[32];
+	int r = probe_signatures(&j->dev, &pr);
+
+	if (r < 0)
+		return r;
+	if (pr.ambiguous) {
+		log_error("device '%s' carries several conflicting signatures; remove the stale ones with wipefs, or use --no-seatbelt", dev);
+		return j->o->no_seatbelt ? 0 : E_REFUSED;
+	}
+	snprintf(sb->fs_type, sizeof(sb->fs_type), "%.15s", pr.type);
+	if (!pr.type[0] && pr.pttype[0]) {
+		log_error("device '%s' holds a %s partition table; convert a partition instead, or use --no-seatbelt", dev, pr.pttype);
+		return j->o->no_seatbelt ? 0 : E_REFUSED;
+	}
+	if (!pr.type[0]) {
+		if (j->o->no_seatbelt) {
+			log_warn("no filesystem recognised on '%s'; converting its first %llu bytes, the last %s are lost", dev, (unsigned long long)p, fmt_size(j->dev.size - p, a, sizeof(a)));
+			return 0;
+		}
+		log_error("no filesystem recognised on '%s'; if it holds data that ends before byte %llu, use --no-seatbelt", dev, (unsigned long long)p);
+		return E_REFUSED;
+	}
+	r = probe_fs_size(&j->dev, pr.type, &size);
+	if (r < 0) {
+		log_error("cannot tell the size of the %s on '%s'; if it ends before byte %llu, use --no-seatbelt", pr.type, dev, (unsigned long long)p);
+		return j->o->no_seatbelt ? 0 : E_REFUSED;
+	}
+	sb->fs_size = size;
+	if (size > p) {
+		log_error("the %s filesystem on '%s' is %llu bytes, %s too large for the LUKS header; shrink it to at most %llu bytes (%llu KiB), e.g. resize2fs %s %lluK for ext4, then run again",
+			  pr.type, dev, (unsigned long long)size, fmt_size(size - p, a, sizeof(a)), (unsigned long long)p,
+			  (unsigned long long)(p / 1024), dev, (unsigned long long)(p / 1024));
+		return E_REFUSED;
+	}
+	log_verbose("%s filesystem of %s fits in %s", pr.type, fmt_size(size, a, sizeof(a)), fmt_size(p, b, sizeof(b)));
+	return 0;
+}
+
+static int check_state_store(struct job *j, uint64_t need)
+{
+	struct probe_result pr;
+	char a[32];
+	int r;
+
+	if (!j->state_exists)
+		return 0;
+	r = probe_signatures(&j->st.dev, &pr);
+	if (r < 0)
+		return r;
+	if ((pr.type[0] || pr.pttype[0] || pr.ambiguous) && !j->o->force_state) {
+		log_error("state store '%s' carries a %s signature, so it is not an empty side partition; check --state, or wipe it (wipefs -a) or use --force-state",
+			  j->o->state, pr.type[0] ? pr.type : pr.pttype[0] ? pr.pttype : "foreign");
+		return E_REFUSED;
+	}
+	if (j->st.dev.is_block && j->st.dev.size < need) {
+		log_error("state store '%s' is too small: it needs %s; use a larger partition", j->o->state, fmt_size(need, a, sizeof(a)));
+		return E_REFUSED;
+	}
+	return 0;
+}
+
+static int plan_geometry(struct job *j)
+{
+	const struct convert_opts *o = j->o;
+	uint64_t h = o->header_size ? o->header_size : o->luks_version == 1 ? 2 * MIB : 16 * MIB;
+	uint64_t s = o->step_size ? o->step_size : (h < DEFAULT_STEP ? h : DEFAULT_STEP);
+	char a[32];
+	int r = geometry_init(&j->geo, j->dev.size, h, 0, s, o->sector_size);
+
+	if (r == -ENOSPC) {
+		log_error("device '%s' is too small (%llu bytes) for a %s LUKS header and data; nothing to convert", o->device,
+			  (unsigned long long)j->dev.size, fmt_size(h, a, sizeof(a)));
+		return E_REFUSED;
+	}
+	if (r < 0) {
+		log_error("header size %llu and step size %llu do not fit: both must be multiples of the sector size (%u), the header of 4096, and the step at most the header size",
+			  (unsigned long long)h, (unsigned long long)s, o->sector_size);
+		return E_USAGE;
+	}
+	if (o->sector_size > 512 && (j->dev.size - h) % o->sector_size) {
+		log_error("device '%s' has %llu bytes, which leaves no whole number of %u-byte sectors after the header; use --sector-size 512", o->device,
+			  (unsigned long long)j->dev.size, o->sector_size);
+		return E_REFUSED;
+	}
+	return 0;
+}
+
+static void write_notes(struct job *j)
+{
+	const char *kf = j->o->generate_key_file ? j->o->generate_key_file : j->o->key_file;
+	char text[4096];
+	const char *u = j->st.sb.luks_uuid;
+
+	snprintf(text, sizeof(text),
+		 "luksipc converted %s to LUKS%u (UUID %s).\n"
+		 "Next steps:\n"
+		 "- /etc/crypttab: luks-%s UUID=%s %s luks\n"
+		 "- kernel command line: remove rd.luksipc=...; add rd.luks.uuid=%s (dracut), or rely on crypttab (initramfs-tools); then rebuild the initramfs\n"
+		 "- add a passphrase: cryptsetup luksAddKey%s%s %s\n"
+		 "- retire a generated key file once a passphrase works: cryptsetup luksRemoveKey %s %s, then shred -u it\n"
+		 "- wipe the state store when you no longer need it: luksipc finalize --state %s\n",
+		 j->o->device, j->st.sb.luks_version, u, u, u, kf && strcmp(kf, "-") ? kf : "none", u,
+		 kf && strcmp(kf, "-") ? " --key-file " : "", kf && strcmp(kf, "-") ? kf : "", j->o->device,
+		 j->o->device, kf && strcmp(kf, "-") ? kf : "<key file>", j->o->state);
+	if (state_write_notes(&j->st, text) < 0)
+		log_warn("cannot record the admin notes in '%s'", j->o->state);
+}
+
+static int run_engine(struct job *j)
+{
+	struct xts *enc = NULL;
+	struct progress prog = { .json = j->o->progress_json, .quiet = log_level < LOG_INFO };
+	struct engine e = { .dev = &j->dev, .state = &j->st, .geo = &j->geo, .header_image = j->image, .progress = &prog };
+	char a[32];
+	int r = xts_new(&enc, j->vk, j->vk_len, j->geo.sector_size, 1);
+
+	if (r < 0)
+		return r;
+	e.enc = enc;
+	r = engine_run(&e);
+	xts_free(enc);
+	if (r == 0)
+		log_info("converted '%s' to LUKS%u (UUID %s); %s of the end were given to the header", j->o->device, j->st.sb.luks_version,
+			 j->st.sb.luks_uuid, fmt_size(j->dev.size - j->geo.data_size, a, sizeof(a)));
+	else if (r == -EINTR)
+		log_error("interrupted with %llu of %llu bytes converted; the state in '%s' is consistent: run the same command again to resume",
+			  (unsigned long long)(j->geo.data_size - j->st.rec.frontier), (unsigned long long)j->geo.data_size, j->o->state);
+	else
+		log_error("I/O error while converting '%s': %s; the state in '%s' is consistent: fix the cause and run the same command again to resume",
+			  j->o->device, strerror(-r), j->o->state);
+	return r;
+}
+
+/* Writes the first record once the store is verified; data moves only after it. */
+static int first_record(struct job *j)
+{
+	struct engine e = { .dev = &j->dev, .state = &j->st, .geo = &j->geo };
+	struct state_rec rec;
+	int r = engine_first_record(&e, &rec);
+
+	return r < 0 ? r : state_commit(&j->st, &rec);
+}
+
+static int create_store(struct job *j, const struct state_sb *sb)
+{
+	uint64_t need = state_required_size(j->geo.header_size);
+	int r;
+
+	if (!j->state_exists) {
+		r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_CREATE);
+		if (r < 0) {
+			log_error("cannot create state file '%s': %s", j->o->state, strerror(-r));
+			return r;
+		}
+		j->state_exists = 1;
+	}
+	if (!j->st.dev.is_block && j->st.dev.size < need && (r = dev_set_size(&j->st.dev, need)) < 0)
+		return r;
+	r = state_create(&j->st, sb, j->image);
+	if (r == -EBADMSG) {
+		log_error("state store '%s' does not read back what was written to it; use another partition or file", j->o->state);
+		return E_REFUSED;
+	}
+	return r;
+}
+
+static int format_header(struct job *j, struct state_sb *sb)
+{
+	const struct convert_opts *o = j->o;
+	struct luks_params lp = {
+		.version = o->luks_version, .key_bytes = o->key_bits / 8, .sector_size = o->sector_size,
+		.header_size = j->geo.header_size, .pbkdf = o->pbkdf, .pbkdf_iterations = o->pbkdf_iterations,
+		.iter_time_ms = o->iter_time_ms, .pbkdf_memory_kib = o->pbkdf_memory_kib, .label = o->label, .uuid = o->uuid,
+	};
+	int r;
+
+	j->vk_len = lp.key_bytes;
+	j->vk = secmem_alloc(j->vk_len);
+	if (!j->vk)
+		return -ENOMEM;
+	r = random_bytes(j->vk, j->vk_len);
+	if (r == 0)
+		r = luks_format_image(&lp, j->vk, j->vk_len, j->key.data, j->key.len, &j->image, sb->luks_uuid);
+	if (r < 0) {
+		log_error("cannot create the LUKS header: %s; check --type, --pbkdf, --uuid and the header size", luks_last_error()[0] ? luks_last_error() : strerror(-r));
+		return E_USAGE;
+	}
+	return 0;
+}
+
+static int start(struct job *j)
+{
+	const struct convert_opts *o = j->o;
+	struct state_sb sb;
+	char uuid[41];
+	int r;
+
+	memset(&sb, 0, sizeof(sb));
+	if (probe_luks_uuid(&j->dev, uuid) == 0) {
+		log_error("device '%s' is already LUKS (UUID %s) and '%s' holds no conversion state for it; nothing to do", o->device, uuid, o->state);
+		return E_REFUSED;
+	}
+	if ((r = plan_geometry(j)) < 0 || (r = check_filesystem(j, &sb)) < 0)
+		return r;
+	if ((r = check_state_store(j, state_required_size(j->geo.header_size))) < 0)
+		return r;
+	if (!o->batch && (r = confirm(o->device)) < 0)
+		return r;
+	if ((r = get_key(j, 1)) < 0 || (r = format_header(j, &sb)) < 0)
+		return r;
+	if ((r = random_bytes(sb.state_uuid, sizeof(sb.state_uuid))) < 0)
+		return r;
+	sb.mode = MODE_ENCRYPT;
+	sb.geo = j->geo;
+	sb.key_bytes = (uint32_t)j->vk_len;
+	sb.luks_version = (uint32_t)o->luks_version;
+	sb.header_off = STATE_HEADER_OFF;
+	sb.header_len = j->geo.header_size;
+	SHA256(j->image, sb.header_len, sb.header_sha256);
+	snprintf(sb.device_path, sizeof(sb.device_path), "%s", o->device);
+	sb.created = (uint64_t)time(NULL);
+	if ((r = create_store(j, &sb)) < 0)
+		return r;
+	write_notes(j);
+	state_set_key(&j->st, j->vk, j->vk_len);
+	if ((r = first_record(j)) < 0)
+		return r;
+	log_info("converting '%s' (%llu bytes of data) to LUKS%d; state in '%s'", o->device, (unsigned long long)j->geo.data_size, o->luks_version, o->state);
+	return run_engine(j);
+}
+
+/* Everything in the superblock that must agree with the device. */
+static int check_identity(struct job *j)
+{
+	const struct state_sb *sb = &j->st.sb;
+	struct geometry g;
+
+	if (sb->mode != MODE_ENCRYPT) {
+		log_error("state store '%s' was made by another luksipc mode; use the matching command", j->o->state);
+		return E_REFUSED;
+	}
+	if (sb->geo.device_size != j->dev.size) {
+		log_error("state store '%s' belongs to another device: it records %llu bytes, '%s' has %llu; check -d and --state", j->o->state,
+			  (unsigned long long)sb->geo.device_size, j->o->device, (unsigned long long)j->dev.size);
+		return E_REFUSED;
+	}
+	if (geometry_init(&g, sb->geo.device_size, sb->geo.header_size, sb->geo.src_offset, sb->geo.step_size, sb->geo.sector_size) < 0 ||
+	    g.data_size != sb->geo.data_size || sb->header_len != sb->geo.header_size || (sb->key_bytes != 32 && sb->key_bytes != 64)) {
+		log_error("state store '%s' records impossible parameters; it is damaged", j->o->state);
+		return E_REFUSED;
+	}
+	j->geo = g;
+	return 0;
+}
+
+static int already_done(struct job *j)
+{
+	char uuid[41];
+
+	if (probe_luks_uuid(&j->dev, uuid) == 0 && strcmp(uuid, j->st.sb.luks_uuid) == 0) {
+		log_info("device '%s' is already converted (LUKS UUID %s); nothing to do", j->o->device, uuid);
+		return 0;
+	}
+	log_error("state store '%s' records a finished conversion of another device (LUKS UUID %s); check -d and --state", j->o->state, j->st.sb.luks_uuid);
+	return E_REFUSED;
+}
+
+static int unlock(struct job *j)
+{
+	int r = state_read_header(&j->st, &j->image);
+
+	if (r == -EBADMSG) {
+		log_error("state store '%s' is damaged: its LUKS header image fails its checksum", j->o->state);
+		return E_REFUSED;
+	}
+	if (r < 0)
+		return r;
+	if ((r = get_key(j, 0)) < 0)
+		return r;
+	j->vk_len = j->st.sb.key_bytes;
+	j->vk = secmem_alloc(j->vk_len);
+	if (!j->vk)
+		return -ENOMEM;
+	r = luks_unlock_image(j->image, j->st.sb.header_len, j->key.data, j->key.len, j->vk, &j->vk_len);
+	if (r == -EPERM) {
+		log_error("the key does not open the LUKS header of the conversion in '%s'; give the key used when it started", j->o->state);
+		return E_KEY;
+	}
+	if (r < 0) {
+		log_error("cannot open the LUKS header image in '%s': %s", j->o->state, luks_last_error()[0] ? luks_last_error() : strerror(-r));
+		return E_REFUSED;
+	}
+	state_set_key(&j->st, j->vk, j->vk_len);
+	return 0;
+}
+
+static int resume(struct job *j)
+{
+	struct engine e = { .dev = &j->dev, .state = &j->st, .geo = &j->geo };
+	int r = check_identity(j);
+
+	if (r < 0)
+		return r;
+	r = state_load_records(&j->st);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (r == 0 && j->st.rec.phase == PHASE_DONE)
+		return already_done(j);
+	if ((r = unlock(j)) < 0)
+		return r;
+	r = state_load_records(&j->st);
+	if (j->st.rec_hmac_bad && (r < 0 || j->st.rec.phase == PHASE_DONE)) {
+		log_error("a progress record in '%s' fails authentication; it was not written by this conversion", j->o->state);
+		return E_REFUSED;
+	}
+	if (r == -ENOENT) { /* initialised, never started: the device is untouched */
+		log_info("starting the prepared conversion of '%s'", j->o->device);
+		if ((r = first_record(j)) < 0)
+			return r;
+	} else if (r < 0) {
+		return r;
+	}
+	r = engine_verify(&e);
+	if (r == -ESTALE) {
+		log_error("state store '%s' does not match the contents of '%s' (a stale or copied state, or another device); nothing was written", j->o->state, j->o->device);
+		return E_REFUSED;
+	}
+	if (r < 0)
+		return r;
+	log_info("resuming the conversion of '%s' at %.1f%%", j->o->device, 100.0 * (double)(j->geo.data_size - j->st.rec.frontier) / (double)j->geo.data_size);
+	return run_engine(j);
+}
+
+int convert_run(const struct convert_opts *o)
+{
+	struct job j;
+	int r;
+
+	memset(&j, 0, sizeof(j));
+	j.o = o;
+	j.dev.fd = -1;
+	j.st.dev.fd = -1;
+	r = open_device(&j);
+	if (r == 0)
+		r = open_state(&j);
+	if (r == 0)
+		r = j.st.have_sb ? resume(&j) : start(&j);
+	key_free(&j.key);
+	secmem_free(j.vk);
+	free(j.image);
+	dev_close(&j.st.dev);
+	dev_close(&j.dev);
+	return r;
+}

@@ -1,0 +1,33 @@
+/* The verbs: convert, status, finalize. They log, and return 0 or an error code for main. */
+#ifndef LUKSIPC_CONVERT_H
+#define LUKSIPC_CONVERT_H
+
+#include <stdint.h>
+
+struct convert_opts {
+	const char *device;
+	const char *state;
+	int luks_version;       /* 1 or 2 */
+	uint32_t key_bits;      /* 256 or 512 */
+	uint32_t sector_size;   /* 512 or 4096 */
+	uint64_t header_size;   /* 0: default for the LUKS version */
+	uint64_t step_size;     /* 0: min(H, 16 MiB) */
+	const char *pbkdf;
+	uint32_t pbkdf_iterations;
+	uint32_t iter_time_ms;
+	uint32_t pbkdf_memory_kib;
+	const char *label;
+	const char *uuid;
+	const char *key_file;
+	const char *generate_key_file;
+	int batch;
+	int no_seatbelt;
+	int force_state;
+	int progress_json;
+};
+
+int convert_run(const struct convert_opts *o);
+int status_run(const char *state, const char *device, int json, int notes);
+int finalize_run(const char *state, const char *device, int batch);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * The I/O seam. Every byte luksipc reads from or writes to the converted
+ * device and the state store goes through these functions, so they are the
+ * one place where tests record writes and flushes (LUKSIPC_TEST_TRACE) and
+ * inject faults (LUKSIPC_TEST_FAULT). See docs/interface.md.
+ */
+#ifndef LUKSIPC_DEV_H
+#define LUKSIPC_DEV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum dev_target { TARGET_DEVICE = 0, TARGET_STATE = 1, TARGET_KEYFILE = 2 };
+
+#define DEV_RDWR 1u
+#define DEV_EXCL 2u   /* O_EXCL on block devices: fails with -EBUSY if in use */
+#define DEV_CREATE 4u /* create a regular file (O_EXCL), mode 0600 */
+
+struct dev {
+	int fd;
+	int target;
+	int is_block;
+	char path[4096];
+	uint64_t size;
+	dev_t rdev;   /* block devices */
+	dev_t st_dev; /* regular files: containing filesystem and inode */
+	ino_t ino;
+};
+
+/* Opens path; on success fills *ret (fd >= 0). Returns 0 or -errno. */
+int dev_open(struct dev *ret, const char *path, int target, unsigned flags);
+void dev_close(struct dev *d);
+
+/* Full transfers: retry EINTR and short transfers. 0 or -errno. */
+int dev_pread_full(struct dev *d, void *buf, size_t len, uint64_t off);
+int dev_pwrite_full(struct dev *d, const void *buf, size_t len, uint64_t off);
+/* Makes every completed write to d durable (fdatasync). 0 or -errno. */
+int dev_flush(struct dev *d);
+/* Regular files only: set the file size (zero-filled growth). 0 or -errno. */
+int dev_set_size(struct dev *d, uint64_t size);
+
+/* Test hook: sleep LUKSIPC_TEST_DELAY_MS after a step commit, if set. */
+void dev_test_delay(void);
+
+#endif

@@ -1,0 +1,41 @@
+/* Offsets and step boundaries: see geometry.h for the invariant. */
+#include <errno.h>
+#include <string.h>
+
+#include "geometry.h"
+
+int geometry_init(struct geometry *ret, uint64_t n, uint64_t h, uint64_t src_offset,
+		  uint64_t s, uint32_t sector_size)
+{
+	struct geometry g;
+
+	if (sector_size != 512 && sector_size != 4096)
+		return -EINVAL;
+	if (h == 0 || h % 4096 || h % sector_size || src_offset % 512 || src_offset >= h)
+		return -EINVAL;
+	if (s == 0 || s % sector_size || s > h - src_offset)
+		return -EINVAL;
+	if (n < h + sector_size)
+		return -ENOSPC;
+	memset(&g, 0, sizeof(g));
+	g.device_size = n;
+	g.header_size = h;
+	g.src_offset = src_offset;
+	g.step_size = s;
+	g.sector_size = sector_size;
+	g.data_size = (n - h) / sector_size * sector_size;
+	*ret = g;
+	return 0;
+}
+
+uint64_t geometry_step_start(const struct geometry *g, uint64_t f)
+{
+	if (f == 0)
+		return 0;
+	return (f - 1) / g->step_size * g->step_size;
+}
+
+uint64_t geometry_steps_left(const struct geometry *g, uint64_t f)
+{
+	return f == 0 ? 0 : (f - 1) / g->step_size + 1;
+}

@@ -1,0 +1,43 @@
+/*
+ * Where every byte goes: pure arithmetic, no I/O.
+ *
+ * The device has N bytes. Payload byte x (0 <= x < P) is read at raw offset
+ * src_offset + x and written, encrypted, at raw offset H + x (src_offset is 0
+ * for plaintext -> LUKS). The conversion walks backward in steps: the step
+ * that ends at the frontier f covers payload [geometry_step_start(f), f).
+ * Step boundaries are multiples of S counted from payload offset 0, so only
+ * the topmost step may be shorter than S.
+ *
+ * Safety invariant (checked by geometry_init): S <= H - src_offset. Then a
+ * step's destination never overlaps its own source, nor any payload that a
+ * later (lower) step still has to read. See docs/format.md.
+ */
+#ifndef LUKSIPC_GEOMETRY_H
+#define LUKSIPC_GEOMETRY_H
+
+#include <stdint.h>
+
+struct geometry {
+	uint64_t device_size; /* N */
+	uint64_t header_size; /* H: the new data offset */
+	uint64_t src_offset;  /* where the payload is now (0: plaintext) */
+	uint64_t step_size;   /* S */
+	uint64_t data_size;   /* P: payload bytes converted */
+	uint32_t sector_size; /* encryption sector size */
+};
+
+/*
+ * Validates the parameters and fills *ret. P is N - H rounded down to the
+ * sector size. Returns 0, or -EINVAL (bad alignment or S > H - src_offset),
+ * or -ENOSPC (the device is too small for a header and one sector).
+ */
+int geometry_init(struct geometry *ret, uint64_t n, uint64_t h, uint64_t src_offset,
+		  uint64_t s, uint32_t sector_size);
+
+/* Start of the step ending at frontier f, 0 < f <= P. */
+uint64_t geometry_step_start(const struct geometry *g, uint64_t f);
+
+/* Number of steps still to do when the frontier is at f. */
+uint64_t geometry_steps_left(const struct geometry *g, uint64_t f);
+
+#endif

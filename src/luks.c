@@ -1,0 +1,204 @@
+/* Format and unlock LUKS header images in a memory file. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libcryptsetup.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "luks.h"
+#include "luksipc.h"
+
+static char last_error[256];
+
+const char *luks_last_error(void)
+{
+	return last_error;
+}
+
+static void on_crypt_log(int level, const char *msg, void *usrptr)
+{
+	size_t n;
+
+	(void)usrptr;
+	if (level == CRYPT_LOG_ERROR) {
+		snprintf(last_error, sizeof(last_error), "%s", msg);
+		n = strlen(last_error);
+		if (n && last_error[n - 1] == '\n')
+			last_error[n - 1] = '\0';
+	}
+	log_debug("libcryptsetup: %s", msg);
+}
+
+/* A scratch file holding len bytes: a memfd, or an unlinked temp file. */
+static int scratch_open(uint64_t len, char path[64])
+{
+	int fd = memfd_create("luksipc-header", MFD_CLOEXEC);
+
+	if (fd >= 0) {
+		snprintf(path, 64, "/proc/self/fd/%d", fd);
+		if (access(path, R_OK) < 0) { /* no /proc in this initramfs */
+			close(fd);
+			fd = -1;
+		}
+	}
+	if (fd < 0) {
+		const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+		snprintf(path, 64, "%.40s/luksipc-hdr-XXXXXX", dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+	}
+	if (ftruncate(fd, (off_t)len) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void scratch_close(int fd, const char *path)
+{
+	if (fd < 0)
+		return;
+	if (strncmp(path, "/proc/", 6) != 0)
+		unlink(path);
+	close(fd);
+}
+
+static int init_cd(struct crypt_device **cd, const char *path)
+{
+	crypt_set_log_callback(NULL, on_crypt_log, NULL);
+	crypt_metadata_locking(NULL, 0); /* private image: no lock files in /run */
+	last_error[0] = '\0';
+	int r = crypt_init(cd, path);
+	if (r == 0)
+		crypt_set_log_callback(*cd, on_crypt_log, NULL);
+	return r;
+}
+
+static int set_pbkdf(struct crypt_device *cd, const struct luks_params *p)
+{
+	struct crypt_pbkdf_type pbkdf;
+	const struct crypt_pbkdf_type *def;
+	const char *type = p->pbkdf ? p->pbkdf : p->version == 1 ? CRYPT_KDF_PBKDF2 : CRYPT_KDF_ARGON2ID;
+
+	def = crypt_get_pbkdf_default(p->version == 1 ? CRYPT_LUKS1 : CRYPT_LUKS2);
+	if (!def)
+		return -EINVAL;
+	memset(&pbkdf, 0, sizeof(pbkdf));
+	pbkdf.type = type;
+	pbkdf.hash = def->hash ? def->hash : "sha256";
+	pbkdf.time_ms = p->iter_time_ms ? p->iter_time_ms : def->time_ms;
+	pbkdf.max_memory_kb = p->pbkdf_memory_kib ? p->pbkdf_memory_kib : def->max_memory_kb;
+	pbkdf.parallel_threads = def->parallel_threads ? def->parallel_threads : 4;
+	if (strcmp(type, CRYPT_KDF_PBKDF2) == 0) {
+		pbkdf.max_memory_kb = 0;
+		pbkdf.parallel_threads = 0;
+	}
+	if (p->pbkdf_iterations) {
+		pbkdf.iterations = p->pbkdf_iterations;
+		pbkdf.flags = CRYPT_PBKDF_NO_BENCHMARK;
+	}
+	return crypt_set_pbkdf_type(cd, &pbkdf);
+}
+
+static int format_cd(struct crypt_device *cd, const struct luks_params *p, const uint8_t *vk, size_t vk_len)
+{
+	const char *cipher_mode = "xts-plain64";
+	int r = crypt_set_data_offset(cd, p->header_size / 512);
+
+	if (r < 0)
+		return r;
+	r = set_pbkdf(cd, p);
+	if (r < 0)
+		return r;
+	if (p->version == 1) {
+		struct crypt_params_luks1 params = { .hash = "sha256" };
+		return crypt_format(cd, CRYPT_LUKS1, "aes", cipher_mode, p->uuid, (const char *)vk,
+				    vk_len, &params);
+	}
+	struct crypt_params_luks2 params = {
+		.sector_size = p->sector_size,
+		.label = p->label,
+	};
+	return crypt_format(cd, CRYPT_LUKS2, "aes", cipher_mode, p->uuid, (const char *)vk, vk_len,
+			    &params);
+}
+
+int luks_format_image(const struct luks_params *p, const uint8_t *vk, size_t vk_len,
+		      const char *key, size_t key_len, uint8_t **ret_image,
+		      char ret_uuid[LUKS_UUID_LEN + 1])
+{
+	struct crypt_device *cd = NULL;
+	uint8_t *image = NULL;
+	char path[64];
+	int fd, r;
+
+	fd = scratch_open(p->header_size, path);
+	if (fd < 0)
+		return fd;
+	r = init_cd(&cd, path);
+	if (r < 0)
+		goto out;
+	r = format_cd(cd, p, vk, vk_len);
+	if (r < 0)
+		goto out;
+	r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *)vk, vk_len, key, key_len);
+	if (r < 0)
+		goto out;
+	snprintf(ret_uuid, LUKS_UUID_LEN + 1, "%s", crypt_get_uuid(cd));
+	crypt_free(cd);
+	cd = NULL;
+	image = malloc(p->header_size);
+	if (!image) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (pread(fd, image, p->header_size, 0) != (ssize_t)p->header_size) {
+		r = -EIO;
+		goto out;
+	}
+	*ret_image = image;
+	image = NULL;
+	r = 0;
+out:
+	free(image);
+	crypt_free(cd);
+	scratch_close(fd, path);
+	return r;
+}
+
+int luks_unlock_image(const uint8_t *image, size_t len, const char *key, size_t key_len,
+		      uint8_t *vk, size_t *vk_len)
+{
+	struct crypt_device *cd = NULL;
+	char path[64];
+	int fd, r;
+
+	fd = scratch_open(len, path);
+	if (fd < 0)
+		return fd;
+	if (pwrite(fd, image, len, 0) != (ssize_t)len) {
+		r = -EIO;
+		goto out;
+	}
+	r = init_cd(&cd, path);
+	if (r < 0)
+		goto out;
+	r = crypt_load(cd, CRYPT_LUKS, NULL);
+	if (r < 0) {
+		r = -EINVAL;
+		goto out;
+	}
+	r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)vk, vk_len, key, key_len);
+	if (r >= 0)
+		r = 0;
+out:
+	crypt_free(cd);
+	scratch_close(fd, path);
+	return r;
+}

@@ -1,0 +1,47 @@
+/*
+ * LUKS headers through libcryptsetup. luksipc never lets libcryptsetup touch
+ * the device being converted: headers are made and opened as in-memory
+ * images, which the engine writes to the device itself, last.
+ */
+#ifndef LUKSIPC_LUKS_H
+#define LUKSIPC_LUKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LUKS_UUID_LEN 40
+
+struct luks_params {
+	int version;              /* 1 or 2 */
+	uint32_t key_bytes;       /* 32 or 64 (aes-xts 256 or 512 bits) */
+	uint32_t sector_size;     /* 512 or 4096 */
+	uint64_t header_size;     /* data offset in bytes */
+	const char *pbkdf;        /* NULL: argon2id for LUKS2, pbkdf2 for LUKS1 */
+	uint32_t pbkdf_iterations; /* 0: benchmark for iter_time_ms */
+	uint32_t iter_time_ms;    /* 0: libcryptsetup default */
+	uint32_t pbkdf_memory_kib; /* 0: default */
+	const char *label;        /* LUKS2 only, may be NULL */
+	const char *uuid;         /* may be NULL: random */
+};
+
+/*
+ * Formats a LUKS header for volume key vk with one keyslot opened by key.
+ * *ret_image gets exactly header_size bytes (malloc'ed, caller frees) and
+ * ret_uuid the header's UUID. 0, -EINVAL (parameters rejected), -errno.
+ */
+int luks_format_image(const struct luks_params *p, const uint8_t *vk, size_t vk_len,
+		      const char *key, size_t key_len, uint8_t **ret_image,
+		      char ret_uuid[LUKS_UUID_LEN + 1]);
+
+/*
+ * Opens a keyslot of the header image with key and copies the volume key to
+ * vk (capacity *vk_len, updated). 0, -EPERM (no keyslot accepts the key),
+ * -EINVAL (not a LUKS header), -errno.
+ */
+int luks_unlock_image(const uint8_t *image, size_t len, const char *key, size_t key_len,
+		      uint8_t *vk, size_t *vk_len);
+
+/* The last message libcryptsetup logged (for error reports), or "". */
+const char *luks_last_error(void);
+
+#endif

@@ -1,0 +1,250 @@
+/* luksipc: option parsing, verb dispatch and the exit-code table. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert.h"
+#include "luksipc.h"
+
+static const char usage_text[] =
+	"usage: luksipc convert -d DEVICE --state PATH [options]\n"
+	"       luksipc status --state PATH [-d DEVICE] [--json] [--notes]\n"
+	"       luksipc finalize --state PATH [-d DEVICE]\n"
+	"\n"
+	"Encrypts DEVICE (a block device or image file) in place with LUKS. Rerun the\n"
+	"same command after any interruption to resume. See luksipc(8).\n"
+	"\n"
+	"convert options:\n"
+	"  -d, --device DEV          device or image file to convert\n"
+	"      --state PATH          state store: small raw partition or file (--resume)\n"
+	"      --type luks2|luks1    LUKS version (default luks2)\n"
+	"      --key-size 256|512    aes-xts-plain64 key bits (default 512)\n"
+	"      --sector-size 512|4096  encryption sector size (default 512)\n"
+	"      --header-size SIZE    data offset (default 16M for luks2, 2M for luks1)\n"
+	"      --step-size SIZE      bytes per crash-safe step (default min(header, 16M))\n"
+	"      --pbkdf NAME          argon2id, argon2i or pbkdf2\n"
+	"      --pbkdf-force-iterations N, --iter-time MS, --pbkdf-memory KIB\n"
+	"      --label LABEL, --uuid UUID\n"
+	"  -k, --key-file FILE       key is the whole file ('-' = stdin)\n"
+	"      --generate-key-file PATH  4096 random bytes, mode 0600\n"
+	"      --batch               do not ask for confirmation\n"
+	"      --no-seatbelt         convert even if no filesystem is recognised\n"
+	"      --force-state         use a state store that carries a signature\n"
+	"      --progress-json       progress as JSON lines on stderr\n"
+	"  -l, --loglevel 0..4       0 errors ... 4 debug (default 2)\n"
+	"\n"
+	"exit codes: 0 ok or already converted, 1 internal error, 2 usage error,\n"
+	"3 refused (nothing written), 4 key error (nothing written),\n"
+	"5 I/O error (rerun to resume), 6 interrupted (rerun to resume)\n";
+
+enum {
+	OPT_STATE = 256, OPT_TYPE, OPT_KEY_SIZE, OPT_SECTOR_SIZE, OPT_HEADER_SIZE, OPT_STEP_SIZE,
+	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
+	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+	{ "device", required_argument, NULL, 'd' },
+	{ "state", required_argument, NULL, OPT_STATE },
+	{ "resume", required_argument, NULL, OPT_STATE },
+	{ "type", required_argument, NULL, OPT_TYPE },
+	{ "key-size", required_argument, NULL, OPT_KEY_SIZE },
+	{ "sector-size", required_argument, NULL, OPT_SECTOR_SIZE },
+	{ "header-size", required_argument, NULL, OPT_HEADER_SIZE },
+	{ "step-size", required_argument, NULL, OPT_STEP_SIZE },
+	{ "pbkdf", required_argument, NULL, OPT_PBKDF },
+	{ "pbkdf-force-iterations", required_argument, NULL, OPT_PBKDF_ITER },
+	{ "iter-time", required_argument, NULL, OPT_ITER_TIME },
+	{ "pbkdf-memory", required_argument, NULL, OPT_PBKDF_MEM },
+	{ "label", required_argument, NULL, OPT_LABEL },
+	{ "uuid", required_argument, NULL, OPT_UUID },
+	{ "key-file", required_argument, NULL, 'k' },
+	{ "keyfile", required_argument, NULL, 'k' },
+	{ "generate-key-file", required_argument, NULL, OPT_GEN_KEY },
+	{ "batch", no_argument, NULL, OPT_BATCH },
+	{ "i-know-what-im-doing", no_argument, NULL, OPT_BATCH },
+	{ "no-seatbelt", no_argument, NULL, OPT_NO_SEATBELT },
+	{ "force-state", no_argument, NULL, OPT_FORCE_STATE },
+	{ "progress-json", no_argument, NULL, OPT_PROGRESS_JSON },
+	{ "loglevel", required_argument, NULL, 'l' },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "notes", no_argument, NULL, OPT_NOTES },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct cli {
+	struct convert_opts c;
+	int json, notes;
+};
+
+static int bad_value(const char *opt, const char *val, const char *want)
+{
+	log_error("invalid value '%s' for %s; expected %s", val, opt, want);
+	return E_USAGE;
+}
+
+static int parse_u32_opt(const char *opt, const char *val, uint32_t *ret)
+{
+	uint64_t v;
+
+	if (parse_u64(val, &v) < 0 || v == 0 || v > UINT32_MAX)
+		return bad_value(opt, val, "a positive number");
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+static int parse_option(struct cli *cli, int c, const char *arg)
+{
+	struct convert_opts *o = &cli->c;
+	uint64_t v;
+
+	switch (c) {
+	case 'd': o->device = arg; return 0;
+	case OPT_STATE: o->state = arg; return 0;
+	case OPT_TYPE:
+		if (strcmp(arg, "luks2") && strcmp(arg, "luks1") && strcmp(arg, "luks"))
+			return bad_value("--type", arg, "luks2 or luks1");
+		o->luks_version = strcmp(arg, "luks2") == 0 ? 2 : 1;
+		return 0;
+	case OPT_KEY_SIZE:
+		if (parse_u64(arg, &v) < 0 || (v != 256 && v != 512))
+			return bad_value("--key-size", arg, "256 or 512");
+		o->key_bits = (uint32_t)v;
+		return 0;
+	case OPT_SECTOR_SIZE:
+		if (parse_u64(arg, &v) < 0 || (v != 512 && v != 4096))
+			return bad_value("--sector-size", arg, "512 or 4096");
+		o->sector_size = (uint32_t)v;
+		return 0;
+	case OPT_HEADER_SIZE:
+		if (parse_size(arg, &o->header_size) < 0 || o->header_size == 0 || o->header_size % 4096)
+			return bad_value("--header-size", arg, "a multiple of 4096 bytes, e.g. 16M");
+		return 0;
+	case OPT_STEP_SIZE:
+		if (parse_size(arg, &o->step_size) < 0 || o->step_size == 0 || o->step_size % 512)
+			return bad_value("--step-size", arg, "a multiple of 512 bytes, e.g. 4M");
+		return 0;
+	case OPT_PBKDF:
+		if (strcmp(arg, "argon2id") && strcmp(arg, "argon2i") && strcmp(arg, "pbkdf2"))
+			return bad_value("--pbkdf", arg, "argon2id, argon2i or pbkdf2");
+		o->pbkdf = arg;
+		return 0;
+	case OPT_PBKDF_ITER: return parse_u32_opt("--pbkdf-force-iterations", arg, &o->pbkdf_iterations);
+	case OPT_ITER_TIME: return parse_u32_opt("--iter-time", arg, &o->iter_time_ms);
+	case OPT_PBKDF_MEM: return parse_u32_opt("--pbkdf-memory", arg, &o->pbkdf_memory_kib);
+	case OPT_LABEL: o->label = arg; return 0;
+	case OPT_UUID: o->uuid = arg; return 0;
+	case 'k': o->key_file = arg; return 0;
+	case OPT_GEN_KEY: o->generate_key_file = arg; return 0;
+	case OPT_BATCH: o->batch = 1; return 0;
+	case OPT_NO_SEATBELT: o->no_seatbelt = 1; return 0;
+	case OPT_FORCE_STATE: o->force_state = 1; return 0;
+	case OPT_PROGRESS_JSON: o->progress_json = 1; return 0;
+	case 'l':
+		if (parse_u64(arg, &v) < 0 || v > 4)
+			return bad_value("--loglevel", arg, "0 to 4");
+		log_level = (int)v;
+		return 0;
+	case OPT_JSON: cli->json = 1; return 0;
+	case OPT_NOTES: cli->notes = 1; return 0;
+	default: return E_USAGE;
+	}
+}
+
+static int check_convert_opts(const struct convert_opts *o)
+{
+	if (!o->device || !o->state) {
+		log_error("convert needs -d DEVICE and --state PATH; see luksipc --help");
+		return E_USAGE;
+	}
+	if (o->luks_version == 1 && o->sector_size != 512) {
+		log_error("LUKS1 supports only --sector-size 512; use --type luks2 for 4096-byte sectors");
+		return E_USAGE;
+	}
+	if (o->luks_version == 1 && o->pbkdf && strcmp(o->pbkdf, "pbkdf2")) {
+		log_error("LUKS1 supports only --pbkdf pbkdf2");
+		return E_USAGE;
+	}
+	if (o->luks_version == 1 && o->label) {
+		log_error("LUKS1 has no label; use --type luks2 for --label");
+		return E_USAGE;
+	}
+	if (o->key_file && o->generate_key_file) {
+		log_error("give either --key-file or --generate-key-file, not both");
+		return E_USAGE;
+	}
+	return 0;
+}
+
+static int exit_code(int r)
+{
+	switch (r) {
+	case 0: return EXIT_OK;
+	case E_REFUSED: return EXIT_REFUSED;
+	case E_KEY: return EXIT_KEY;
+	case E_USAGE: return EXIT_USAGE;
+	case -EINTR: return EXIT_INTERRUPTED;
+	case -ENOMEM: return EXIT_INTERNAL;
+	default: return r < 0 ? EXIT_IO : EXIT_INTERNAL;
+	}
+}
+
+static int dispatch(const char *verb, struct cli *cli)
+{
+	if (!strcmp(verb, "convert")) {
+		int r = check_convert_opts(&cli->c);
+		return r < 0 ? r : convert_run(&cli->c);
+	}
+	if (!cli->c.state) {
+		log_error("%s needs --state PATH; see luksipc --help", verb);
+		return E_USAGE;
+	}
+	if (!strcmp(verb, "status"))
+		return status_run(cli->c.state, cli->c.device, cli->json, cli->notes);
+	return finalize_run(cli->c.state, cli->c.device, cli->c.batch);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { .c = { .luks_version = 2, .key_bits = 512, .sector_size = 512 } };
+	const char *verb = "convert";
+	int c, r;
+
+	if (argc > 1 && argv[1][0] != '-') {
+		verb = argv[1];
+		if (strcmp(verb, "convert") && strcmp(verb, "status") && strcmp(verb, "finalize")) {
+			log_error("unknown command '%s'; use convert, status or finalize", verb);
+			return EXIT_USAGE;
+		}
+		argv++;
+		argc--;
+	}
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "d:k:l:h", long_options, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		}
+		if (c == OPT_VERSION) {
+			printf("luksipc %s\n", LUKSIPC_VERSION);
+			return EXIT_OK;
+		}
+		if (c == '?' || c == ':') {
+			log_error("unknown option or missing value: '%s'; see luksipc --help", argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+		if ((r = parse_option(&cli, c, optarg)) < 0)
+			return exit_code(r);
+	}
+	if (optind < argc) {
+		log_error("unexpected argument '%s'; see luksipc --help", argv[optind]);
+		return EXIT_USAGE;
+	}
+	signals_install();
+	return exit_code(dispatch(verb, &cli));
+}

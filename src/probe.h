@@ -1,0 +1,50 @@
+/*
+ * What is on a device, and who else is using it: libblkid for signatures,
+ * superblock parsing for filesystem sizes, mountinfo and sysfs for use.
+ * Nothing here writes.
+ */
+#ifndef LUKSIPC_PROBE_H
+#define LUKSIPC_PROBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dev.h"
+
+struct probe_result {
+	char type[32];  /* filesystem or other signature type, "" if none */
+	char usage[16]; /* blkid USAGE: filesystem, crypto, raid, other */
+	char pttype[16]; /* partition table type, "" if none */
+	int ambiguous;  /* more than one signature */
+};
+
+/* Probes signatures on d. 0 or -errno. */
+int probe_signatures(struct dev *d, struct probe_result *ret);
+
+/*
+ * Reads the size in bytes of the filesystem of the given type from its
+ * superblock (ext2/3/4, xfs, btrfs, vfat). 0, -ENOTSUP (type not known),
+ * -EINVAL (superblock not valid), -errno.
+ */
+int probe_fs_size(struct dev *d, const char *type, uint64_t *ret);
+
+/*
+ * Pure superblock parsers over the first 128 KiB of a device, unit-tested.
+ * 0 or -EINVAL.
+ */
+int probe_parse_fs_size(const uint8_t *buf, size_t len, const char *type, uint64_t *ret);
+
+/*
+ * Tells whether d is in use: mounted, held by another kernel device, or
+ * (regular files) backing a loop device. Writes a description such as
+ * "mounted on /boot" to why. 1 in use, 0 not, -errno.
+ */
+int probe_in_use(const struct dev *d, char *why, size_t len);
+
+/* 1 if a and b are the same storage or overlap (partition of a disk), else 0. */
+int probe_overlap(const struct dev *a, const struct dev *b);
+
+/* 0 and the UUID if d starts with a LUKS header, -ENOENT if not, -errno. */
+int probe_luks_uuid(struct dev *d, char uuid[41]);
+
+#endif

@@ -1,0 +1,62 @@
+/* Rate and ETA over what this run has done, printed on stderr. */
+#include <stdio.h>
+#include <time.h>
+
+#include "luksipc.h"
+#include "progress.h"
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void progress_init(struct progress *p, uint64_t total, uint64_t done, int json, int quiet)
+{
+	p->json = json;
+	p->quiet = quiet;
+	p->total = total;
+	p->start_done = done;
+	p->t_start = now();
+	p->t_last = 0;
+}
+
+static void print_line(const struct progress *p, const char *phase, uint64_t done, double t)
+{
+	double elapsed = t - p->t_start;
+	double rate = elapsed > 0 ? (double)(done - p->start_done) / elapsed : 0;
+	double pct = p->total ? 100.0 * (double)done / (double)p->total : 100.0;
+	double eta = rate > 0 ? (double)(p->total - done) / rate : -1;
+	int e = (int)elapsed, l = eta < 0 ? 0 : (int)(eta + 0.5);
+
+	if (p->json) {
+		fprintf(stderr,
+			"{\"phase\":\"%s\",\"done\":%llu,\"total\":%llu,\"percent\":%.1f,"
+			"\"rate_mib_s\":%.1f,\"elapsed_s\":%.1f,\"eta_s\":%.1f}\n",
+			phase, (unsigned long long)done, (unsigned long long)p->total, pct,
+			rate / MIB, elapsed, eta < 0 ? -1.0 : eta);
+	} else {
+		fprintf(stderr, "luksipc: %3d:%02d %5.1f%% %7llu MiB / %llu MiB %7.1f MiB/s  ETA %d:%02d\n",
+			e / 60, e % 60, pct, (unsigned long long)(done / MIB),
+			(unsigned long long)(p->total / MIB), rate / MIB, l / 60, l % 60);
+	}
+	fflush(stderr);
+}
+
+void progress_update(struct progress *p, uint64_t done, int force)
+{
+	double t = now();
+
+	if (p->quiet || (!force && t - p->t_last < 2.0))
+		return;
+	p->t_last = t;
+	print_line(p, "convert", done, t);
+}
+
+void progress_done(struct progress *p)
+{
+	if (!p->quiet)
+		print_line(p, "done", p->total, now());
+}

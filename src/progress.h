@@ -1,0 +1,24 @@
+/*
+ * Progress on stderr: a human line like luksipc's, or one JSON object per
+ * line for front ends. At most one line every two seconds, plus the last.
+ */
+#ifndef LUKSIPC_PROGRESS_H
+#define LUKSIPC_PROGRESS_H
+
+#include <stdint.h>
+
+struct progress {
+	int json;
+	int quiet;
+	uint64_t total;      /* bytes of the whole conversion */
+	uint64_t start_done; /* bytes already done when this run started */
+	double t_start, t_last;
+};
+
+void progress_init(struct progress *p, uint64_t total, uint64_t done, int json, int quiet);
+/* Reports done bytes; prints if due (or always when force is set). */
+void progress_update(struct progress *p, uint64_t done, int force);
+/* Reports completion. */
+void progress_done(struct progress *p);
+
+#endif

@@ -1,0 +1,355 @@
+/* The state store: encoding, double-slot records, ordered initialisation. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "luksipc.h"
+#include "state.h"
+
+static const uint8_t sb_magic[8] = "LUKSIPC";
+static const uint8_t rec_magic[8] = "LIPCREC";
+#define SB_VERSION 1
+#define REC_VERSION 1
+#define SB_SUM_OFF (STATE_SB_SIZE - 32)
+#define REC_HMAC_OFF 416
+#define REC_SUM_OFF 448
+
+static void put_str(uint8_t *p, size_t cap, const char *s)
+{
+	size_t n = strnlen(s, cap - 1);
+	memcpy(p, s, n);
+	memset(p + n, 0, cap - n);
+}
+
+static void get_str(const uint8_t *p, size_t cap, char *out, size_t outcap)
+{
+	size_t n = strnlen((const char *)p, cap);
+	if (n >= outcap)
+		n = outcap - 1;
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+void state_sb_encode(const struct state_sb *sb, uint8_t out[STATE_SB_SIZE])
+{
+	memset(out, 0, STATE_SB_SIZE);
+	memcpy(out, sb_magic, 8);
+	put_le32(out + 8, SB_VERSION);
+	put_le32(out + 12, sb->mode);
+	memcpy(out + 16, sb->state_uuid, 16);
+	put_le64(out + 32, sb->geo.device_size);
+	put_le64(out + 40, sb->geo.header_size);
+	put_le64(out + 48, sb->geo.src_offset);
+	put_le64(out + 56, sb->geo.step_size);
+	put_le64(out + 64, sb->geo.data_size);
+	put_le32(out + 72, sb->geo.sector_size);
+	put_le32(out + 76, sb->key_bytes);
+	put_le32(out + 80, sb->luks_version);
+	put_le64(out + 88, sb->header_off);
+	put_le64(out + 96, sb->header_len);
+	memcpy(out + 104, sb->header_sha256, 32);
+	put_str(out + 136, 48, sb->luks_uuid);
+	put_str(out + 184, 256, sb->device_path);
+	put_str(out + 440, 16, sb->fs_type);
+	put_le64(out + 456, sb->fs_size);
+	put_le64(out + 464, sb->created);
+	SHA256(out, SB_SUM_OFF, out + SB_SUM_OFF);
+}
+
+int state_sb_decode(const uint8_t in[STATE_SB_SIZE], struct state_sb *ret)
+{
+	uint8_t sum[32];
+	struct state_sb sb;
+
+	if (memcmp(in, sb_magic, 8) != 0 || get_le32(in + 8) != SB_VERSION)
+		return -EINVAL;
+	SHA256(in, SB_SUM_OFF, sum);
+	if (memcmp(sum, in + SB_SUM_OFF, 32) != 0)
+		return -EINVAL;
+	memset(&sb, 0, sizeof(sb));
+	sb.mode = get_le32(in + 12);
+	memcpy(sb.state_uuid, in + 16, 16);
+	sb.geo.device_size = get_le64(in + 32);
+	sb.geo.header_size = get_le64(in + 40);
+	sb.geo.src_offset = get_le64(in + 48);
+	sb.geo.step_size = get_le64(in + 56);
+	sb.geo.data_size = get_le64(in + 64);
+	sb.geo.sector_size = get_le32(in + 72);
+	sb.key_bytes = get_le32(in + 76);
+	sb.luks_version = get_le32(in + 80);
+	sb.header_off = get_le64(in + 88);
+	sb.header_len = get_le64(in + 96);
+	memcpy(sb.header_sha256, in + 104, 32);
+	get_str(in + 136, 48, sb.luks_uuid, sizeof(sb.luks_uuid));
+	get_str(in + 184, 256, sb.device_path, sizeof(sb.device_path));
+	get_str(in + 440, 16, sb.fs_type, sizeof(sb.fs_type));
+	sb.fs_size = get_le64(in + 456);
+	sb.created = get_le64(in + 464);
+	*ret = sb;
+	return 0;
+}
+
+static void put_evidence(uint8_t *p, const struct evidence *e)
+{
+	put_le64(p, e->off);
+	put_le64(p + 8, e->len);
+	memcpy(p + 16, e->sha256, 32);
+}
+
+static void get_evidence(const uint8_t *p, struct evidence *e)
+{
+	e->off = get_le64(p);
+	e->len = get_le64(p + 8);
+	memcpy(e->sha256, p + 16, 32);
+}
+
+static void rec_hmac(const uint8_t *hmac_key, const uint8_t *rec, uint8_t out[32])
+{
+	unsigned int len = 32;
+	HMAC(EVP_sha256(), hmac_key, 32, rec, REC_HMAC_OFF, out, &len);
+}
+
+void state_rec_encode(const struct state_rec *rec, const uint8_t state_uuid[16],
+		      const uint8_t *hmac_key, uint8_t out[STATE_REC_SIZE])
+{
+	memset(out, 0, STATE_REC_SIZE);
+	memcpy(out, rec_magic, 8);
+	put_le32(out + 8, REC_VERSION);
+	put_le32(out + 12, rec->phase);
+	memcpy(out + 16, state_uuid, 16);
+	put_le64(out + 32, rec->seq);
+	put_le64(out + 40, rec->frontier);
+	put_evidence(out + 48, &rec->ahead);
+	put_evidence(out + 96, &rec->behind);
+	put_le64(out + 144, rec->time);
+	if (hmac_key)
+		rec_hmac(hmac_key, out, out + REC_HMAC_OFF);
+	SHA256(out, REC_SUM_OFF, out + REC_SUM_OFF);
+}
+
+int state_rec_decode(const uint8_t in[STATE_REC_SIZE], const uint8_t state_uuid[16],
+		     const uint8_t *hmac_key, struct state_rec *ret)
+{
+	uint8_t sum[32];
+	struct state_rec rec;
+
+	if (memcmp(in, rec_magic, 8) != 0 || get_le32(in + 8) != REC_VERSION)
+		return -EINVAL;
+	SHA256(in, REC_SUM_OFF, sum);
+	if (memcmp(sum, in + REC_SUM_OFF, 32) != 0 || memcmp(in + 16, state_uuid, 16) != 0)
+		return -EINVAL;
+	if (hmac_key) {
+		rec_hmac(hmac_key, in, sum);
+		if (CRYPTO_memcmp(sum, in + REC_HMAC_OFF, 32) != 0)
+			return -EBADMSG;
+	}
+	memset(&rec, 0, sizeof(rec));
+	rec.phase = get_le32(in + 12);
+	rec.seq = get_le64(in + 32);
+	rec.frontier = get_le64(in + 40);
+	get_evidence(in + 48, &rec.ahead);
+	get_evidence(in + 96, &rec.behind);
+	rec.time = get_le64(in + 144);
+	if (rec.phase > PHASE_DONE)
+		return -EINVAL;
+	*ret = rec;
+	return 0;
+}
+
+uint64_t state_required_size(uint64_t header_size)
+{
+	return STATE_HEADER_OFF + header_size;
+}
+
+int state_read_sb(struct state *s)
+{
+	static const uint64_t copies[] = { 0, STATE_SB_SIZE };
+	uint8_t buf[STATE_SB_SIZE];
+	int r = -ENOENT;
+
+	s->have_sb = 0;
+	if (s->dev.size < 2 * STATE_SB_SIZE)
+		return -ENOENT;
+	for (int i = 0; i < 2 && !s->have_sb; i++) {
+		r = dev_pread_full(&s->dev, buf, sizeof(buf), copies[i]);
+		if (r < 0)
+			return r;
+		if (state_sb_decode(buf, &s->sb) == 0)
+			s->have_sb = 1;
+	}
+	return s->have_sb ? 0 : -ENOENT;
+}
+
+void state_set_key(struct state *s, const uint8_t *vk, size_t vk_len)
+{
+	static const char label[] = "luksipc state record hmac v1";
+	uint8_t msg[sizeof(label) + 16];
+	unsigned int len = 32;
+
+	memcpy(msg, label, sizeof(label));
+	memcpy(msg + sizeof(label), s->sb.state_uuid, 16);
+	HMAC(EVP_sha256(), vk, (int)vk_len, msg, sizeof(msg), s->hmac_key, &len);
+	s->have_key = 1;
+}
+
+int state_load_records(struct state *s)
+{
+	static const uint64_t slots[] = { STATE_REC_SLOT0, STATE_REC_SLOT1 };
+	uint8_t buf[STATE_REC_SIZE];
+	struct state_rec rec;
+	int r;
+
+	s->have_rec = 0;
+	s->rec_hmac_bad = 0;
+	for (int i = 0; i < 2; i++) {
+		r = dev_pread_full(&s->dev, buf, sizeof(buf), slots[i]);
+		if (r < 0)
+			return r;
+		r = state_rec_decode(buf, s->sb.state_uuid, s->have_key ? s->hmac_key : NULL, &rec);
+		if (r == -EBADMSG)
+			s->rec_hmac_bad = 1;
+		if (r < 0)
+			continue;
+		if (!s->have_rec || rec.seq > s->rec.seq) {
+			s->rec = rec;
+			s->have_rec = 1;
+		}
+	}
+	return s->have_rec ? 0 : -ENOENT;
+}
+
+int state_read_header(struct state *s, uint8_t **ret)
+{
+	uint8_t sum[32];
+	uint8_t *img = malloc(s->sb.header_len);
+	int r;
+
+	if (!img)
+		return -ENOMEM;
+	r = dev_pread_full(&s->dev, img, s->sb.header_len, s->sb.header_off);
+	if (r == 0) {
+		SHA256(img, s->sb.header_len, sum);
+		r = memcmp(sum, s->sb.header_sha256, 32) == 0 ? 0 : -EBADMSG;
+	}
+	if (r < 0) {
+		free(img);
+		return r;
+	}
+	*ret = img;
+	return 0;
+}
+
+int state_create(struct state *s, const struct state_sb *sb, const uint8_t *header_image)
+{
+	uint8_t buf[STATE_SB_SIZE];
+	uint8_t *check = NULL;
+	int r;
+
+	s->sb = *sb;
+	/* 1. The header image, the only copy of the volume key until the end. */
+	r = dev_pwrite_full(&s->dev, header_image, sb->header_len, sb->header_off);
+	if (r == 0)
+		r = dev_flush(&s->dev);
+	/* 2. Read it back: a store that does not return what it was given is refused. */
+	if (r == 0)
+		r = state_read_header(s, &check);
+	free(check);
+	if (r < 0)
+		return r;
+	/* 3. The superblock, twice. Its checksum makes a torn copy invalid. */
+	state_sb_encode(sb, buf);
+	r = dev_pwrite_full(&s->dev, buf, sizeof(buf), 0);
+	if (r == 0)
+		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), STATE_SB_SIZE);
+	if (r == 0)
+		r = dev_flush(&s->dev);
+	if (r == 0)
+		s->have_sb = 1;
+	return r;
+}
+
+int state_commit(struct state *s, struct state_rec *rec)
+{
+	uint8_t buf[STATE_REC_SIZE];
+	int r;
+
+	rec->seq = s->have_rec ? s->rec.seq + 1 : 1;
+	state_rec_encode(rec, s->sb.state_uuid, s->hmac_key, buf);
+	r = dev_pwrite_full(&s->dev, buf, sizeof(buf), rec->seq % 2 ? STATE_REC_SLOT1 : STATE_REC_SLOT0);
+	if (r == 0)
+		r = dev_flush(&s->dev);
+	if (r < 0)
+		return r;
+	s->rec = *rec;
+	s->have_rec = 1;
+	return 0;
+}
+
+int state_write_notes(struct state *s, const char *text)
+{
+	size_t n = strlen(text);
+	uint8_t *buf;
+	int r;
+
+	if (n + 5 > STATE_NOTES_MAX)
+		n = STATE_NOTES_MAX - 5;
+	buf = calloc(1, STATE_NOTES_MAX);
+	if (!buf)
+		return -ENOMEM;
+	put_le32(buf, (uint32_t)n);
+	memcpy(buf + 4, text, n);
+	r = dev_pwrite_full(&s->dev, buf, STATE_NOTES_MAX, STATE_NOTES_OFF);
+	if (r == 0)
+		r = dev_flush(&s->dev);
+	free(buf);
+	return r;
+}
+
+int state_read_notes(struct state *s, char **ret)
+{
+	uint8_t len[4];
+	uint32_t n;
+	char *text;
+	int r = dev_pread_full(&s->dev, len, sizeof(len), STATE_NOTES_OFF);
+
+	if (r < 0)
+		return r;
+	n = get_le32(len);
+	if (n > STATE_NOTES_MAX - 5)
+		n = 0;
+	text = calloc(1, n + 1);
+	if (!text)
+		return -ENOMEM;
+	if (n && (r = dev_pread_full(&s->dev, text, n, STATE_NOTES_OFF + 4)) < 0) {
+		free(text);
+		return r;
+	}
+	*ret = text;
+	return 0;
+}
+
+int state_wipe(struct state *s)
+{
+	uint64_t end = s->sb.header_off + s->sb.header_len;
+	size_t chunk = 1024 * 1024;
+	uint8_t *zero = calloc(1, chunk);
+	int r = 0;
+
+	if (!zero)
+		return -ENOMEM;
+	if (end > s->dev.size)
+		end = s->dev.size;
+	for (uint64_t off = 0; off < end && r == 0; off += chunk) {
+		size_t n = end - off < chunk ? (size_t)(end - off) : chunk;
+		r = dev_pwrite_full(&s->dev, zero, n, off);
+	}
+	if (r == 0)
+		r = dev_flush(&s->dev);
+	free(zero);
+	return r;
+}

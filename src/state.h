@@ -1,0 +1,112 @@
+/*
+ * The state store: a small raw partition or a regular file, never on the
+ * converted device. Layout and field-by-field format: docs/format.md.
+ *
+ *   0       superblock, copy A  (identity and parameters; written once)
+ *   4 KiB   superblock, copy B
+ *   8 KiB   record slot 0       (progress; slots alternate by sequence)
+ *   12 KiB  record slot 1
+ *   64 KiB  admin notes         (text, written at completion)
+ *   1 MiB   new LUKS header image, H bytes (written and verified first)
+ */
+#ifndef LUKSIPC_STATE_H
+#define LUKSIPC_STATE_H
+
+#include <stdint.h>
+
+#include "dev.h"
+#include "geometry.h"
+#include "luks.h"
+
+#define STATE_SB_SIZE 4096
+#define STATE_REC_SIZE 512
+#define STATE_REC_SLOT0 (8 * 1024)
+#define STATE_REC_SLOT1 (12 * 1024)
+#define STATE_NOTES_OFF (64 * 1024)
+#define STATE_NOTES_MAX (64 * 1024)
+#define STATE_HEADER_OFF (1024 * 1024)
+
+#define MODE_ENCRYPT 1
+
+enum phase { PHASE_NEW = 0, PHASE_CONVERTING = 1, PHASE_DONE = 2 };
+
+/* A region of the converted device and the SHA-256 of what must be there. */
+struct evidence {
+	uint64_t off, len;
+	uint8_t sha256[32];
+};
+
+struct state_sb {
+	uint8_t state_uuid[16];
+	uint32_t mode;
+	struct geometry geo;
+	uint32_t key_bytes;
+	uint32_t luks_version;
+	uint64_t header_off, header_len;
+	uint8_t header_sha256[32];
+	char luks_uuid[LUKS_UUID_LEN + 1];
+	char device_path[256];
+	char fs_type[16];
+	uint64_t fs_size;
+	uint64_t created;
+};
+
+struct state_rec {
+	uint32_t phase;
+	uint64_t seq;
+	uint64_t frontier; /* payload [frontier, P) is converted */
+	struct evidence ahead;  /* payload still to convert, next step's source */
+	struct evidence behind; /* output of the last step */
+	uint64_t time;
+};
+
+struct state {
+	struct dev dev;
+	struct state_sb sb;
+	int have_sb;
+	struct state_rec rec;
+	int have_rec;
+	int rec_hmac_bad;  /* a newer record had a good checksum but a bad HMAC */
+	uint8_t hmac_key[32];
+	int have_key;
+};
+
+/* Pure encoding, unit-tested. decode: 0, or -EINVAL if magic/checksum bad. */
+void state_sb_encode(const struct state_sb *sb, uint8_t out[STATE_SB_SIZE]);
+int state_sb_decode(const uint8_t in[STATE_SB_SIZE], struct state_sb *ret);
+/* hmac_key may be NULL when encoding for tests; decode checks it if given. */
+void state_rec_encode(const struct state_rec *rec, const uint8_t state_uuid[16],
+		      const uint8_t *hmac_key, uint8_t out[STATE_REC_SIZE]);
+/* 0; -EINVAL bad magic/checksum/uuid; -EBADMSG bad HMAC. */
+int state_rec_decode(const uint8_t in[STATE_REC_SIZE], const uint8_t state_uuid[16],
+		     const uint8_t *hmac_key, struct state_rec *ret);
+
+/* Bytes the state store needs for a header of header_size bytes. */
+uint64_t state_required_size(uint64_t header_size);
+
+/* Reads the superblock of an opened store. 0, -ENOENT (no valid copy), -errno. */
+int state_read_sb(struct state *s);
+/* Derives the record HMAC key from the volume key. */
+void state_set_key(struct state *s, const uint8_t *vk, size_t vk_len);
+/*
+ * Loads the newest valid record into s->rec (HMAC checked when the key is
+ * set). 0, -ENOENT (none: nothing was ever written to the device), -errno.
+ */
+int state_load_records(struct state *s);
+/* Reads and verifies the header image. *ret is malloc'ed. 0, -EBADMSG, -errno. */
+int state_read_header(struct state *s, uint8_t **ret);
+/*
+ * Initialises the store: header image, flush, read back and verify, then
+ * both superblock copies, flush. Nothing on the device may be written
+ * before this returns 0 and the first record is committed.
+ */
+int state_create(struct state *s, const struct state_sb *sb, const uint8_t *header_image);
+/* Writes rec with the next sequence number into its slot, then flushes. */
+int state_commit(struct state *s, struct state_rec *rec);
+int state_write_notes(struct state *s, const char *text);
+/* *ret is malloc'ed and NUL-terminated; "" if none. */
+int state_read_notes(struct state *s, char **ret);
+/* Overwrites superblocks, records, notes and header image with zeros. */
+int state_wipe(struct state *s);
+
+#endif

@@ -1,0 +1,137 @@
+/* status and finalize: read the state store, compare it with the device. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert.h"
+#include "engine.h"
+#include "luksipc.h"
+#include "probe.h"
+#include "state.h"
+
+static const char *phase_name(const struct state *s)
+{
+	if (!s->have_rec)
+		return "new";
+	return s->rec.phase == PHASE_DONE ? "done" : s->rec.frontier == 0 ? "header" : "converting";
+}
+
+/* 1 matches, 0 does not, -1 unknown (device not readable). Never writes. */
+static int matches_device(struct state *s, const char *path)
+{
+	struct engine e = { .state = s, .geo = &s->sb.geo };
+	struct dev d;
+	char uuid[41];
+	int r;
+
+	if (!path || dev_open(&d, path, TARGET_DEVICE, 0) < 0)
+		return -1;
+	e.dev = &d;
+	if (d.size != s->sb.geo.device_size)
+		r = 0;
+	else if (s->have_rec && s->rec.phase == PHASE_DONE)
+		r = probe_luks_uuid(&d, uuid) == 0 && strcmp(uuid, s->sb.luks_uuid) == 0;
+	else if (s->have_rec)
+		r = engine_verify(&e) == 0;
+	else
+		r = probe_luks_uuid(&d, uuid) < 0;
+	dev_close(&d);
+	return r;
+}
+
+static int open_store(struct state *s, const char *path, int rw)
+{
+	int r = dev_open(&s->dev, path, TARGET_STATE, rw ? DEV_RDWR | DEV_EXCL : 0);
+
+	if (r < 0) {
+		log_error("cannot open state store '%s': %s", path, strerror(-r));
+		return E_REFUSED;
+	}
+	r = state_read_sb(s);
+	if (r == -ENOENT) {
+		log_error("'%s' holds no luksipc state", path);
+		return E_REFUSED;
+	}
+	if (r == 0)
+		r = state_load_records(s);
+	return r == -ENOENT ? 0 : r;
+}
+
+static void print_status(struct state *s, const char *path, const char *device, int match, int json)
+{
+	const struct state_sb *sb = &s->sb;
+	unsigned long long done = s->have_rec ? sb->geo.data_size - s->rec.frontier : 0;
+	const char *m = match < 0 ? "unknown" : match ? "yes" : "no";
+
+	if (json) {
+		printf("{\"state\":\"%s\",\"phase\":\"%s\",\"device\":\"%s\",\"device_size\":%llu,\"header_size\":%llu,"
+		       "\"step_size\":%llu,\"data_size\":%llu,\"done\":%llu,\"type\":\"luks%u\",\"cipher\":\"aes-xts-plain64\","
+		       "\"key_size\":%u,\"sector_size\":%u,\"luks_uuid\":\"%s\",\"matches_device\":%s}\n",
+		       path, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
+		       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
+		       sb->key_bytes * 8, sb->geo.sector_size, sb->luks_uuid, match < 0 ? "null" : match ? "true" : "false");
+		return;
+	}
+	printf("state: %s\nphase: %s\ndevice: %s\ndevice-size: %llu\nheader-size: %llu\nstep-size: %llu\n"
+	       "data-size: %llu\ndone: %llu\ntype: luks%u\ncipher: aes-xts-plain64\nkey-size: %u\nsector-size: %u\n"
+	       "luks-uuid: %s\nmatches-device: %s\n",
+	       path, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
+	       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
+	       sb->key_bytes * 8, sb->geo.sector_size, sb->luks_uuid, m);
+}
+
+int status_run(const char *path, const char *device, int json, int notes)
+{
+	struct state s;
+	char *text = NULL;
+	int match, r;
+
+	memset(&s, 0, sizeof(s));
+	r = open_store(&s, path, 0);
+	if (r < 0)
+		goto out;
+	if (notes) {
+		r = state_read_notes(&s, &text);
+		if (r == 0)
+			fputs(text, stdout);
+		goto out;
+	}
+	if (!device)
+		device = s.sb.device_path;
+	match = matches_device(&s, device);
+	print_status(&s, path, device, match, json);
+	r = match == 0 ? E_REFUSED : 0;
+out:
+	free(text);
+	dev_close(&s.dev);
+	return r;
+}
+
+int finalize_run(const char *path, const char *device, int batch)
+{
+	struct state s;
+	int r;
+
+	memset(&s, 0, sizeof(s));
+	r = open_store(&s, path, 1);
+	if (r < 0)
+		goto out;
+	if (!device)
+		device = s.sb.device_path;
+	if (!s.have_rec || s.rec.phase != PHASE_DONE || matches_device(&s, device) != 1) {
+		log_error("the conversion in '%s' is not finished on '%s'; the state is still needed, nothing was wiped", path, device);
+		r = E_REFUSED;
+		goto out;
+	}
+	(void)batch;
+	r = state_wipe(&s);
+	if (r == 0)
+		log_info("wiped the state in '%s'; '%s' stays LUKS (UUID %s)", path, device, s.sb.luks_uuid);
+	else
+		log_error("cannot wipe '%s': %s", path, strerror(-r));
+out:
+	dev_close(&s.dev);
+	return r;
+}
