@@ -1,0 +1,76 @@
+/* Geometry: step boundaries and the no-overlap invariant, exhaustively on small sizes. */
+#include <errno.h>
+#include <stdint.h>
+
+#include "geometry.h"
+#include "unit.h"
+
+/* Walks every step and checks the invariants of geometry.h. */
+static void walk(const struct geometry *g)
+{
+	uint64_t f = g->data_size, covered = 0, steps = 0;
+
+	CHECK(geometry_steps_left(g, f) >= 1);
+	while (f > 0) {
+		uint64_t a = geometry_step_start(g, f);
+		uint64_t len = f - a;
+		CHECK(a < f);
+		CHECK(len <= g->step_size);
+		CHECK(a % g->sector_size == 0);
+		/* destination [H+a, H+f) does not overlap source [src+a, src+f) */
+		CHECK(g->header_size + a >= g->src_offset + f);
+		/* nor any source still to be read, which lies below src+a */
+		CHECK(g->header_size + a >= g->src_offset + a);
+		/* and stays on the device */
+		CHECK(g->header_size + f <= g->device_size);
+		CHECK(geometry_steps_left(g, f) == geometry_steps_left(g, a) + 1);
+		covered += len;
+		steps++;
+		f = a;
+	}
+	CHECK(covered == g->data_size);
+	CHECK(steps == geometry_steps_left(g, g->data_size));
+}
+
+int main(void)
+{
+	struct geometry g;
+
+	/* rejected parameters */
+	CHECK(geometry_init(&g, 100 << 20, 16 << 20, 0, 32 << 20, 512) == -EINVAL); /* S > H */
+	CHECK(geometry_init(&g, 100 << 20, 16 << 20, 0, 0, 512) == -EINVAL);
+	CHECK(geometry_init(&g, 100 << 20, 16 << 20, 0, 1000, 512) == -EINVAL);
+	CHECK(geometry_init(&g, 100 << 20, 16 << 20, 0, 1 << 20, 1024) == -EINVAL);
+	CHECK(geometry_init(&g, 100 << 20, (16 << 20) + 512, 0, 1 << 20, 512) == -EINVAL);
+	CHECK(geometry_init(&g, 100 << 20, 16 << 20, 0, 4096 + 512, 4096) == -EINVAL);
+	CHECK(geometry_init(&g, 16 << 20, 16 << 20, 0, 1 << 20, 512) == -ENOSPC);
+	CHECK(geometry_init(&g, (16 << 20) + 511, 16 << 20, 0, 1 << 20, 512) == -ENOSPC);
+
+	/* P is N - H rounded down to the sector size */
+	CHECK(geometry_init(&g, (40 << 20) + 1000, 16 << 20, 0, 16 << 20, 512) == 0);
+	CHECK(g.data_size == (24 << 20) + 512);
+	CHECK(geometry_init(&g, (40 << 20) + 5000, 16 << 20, 0, 16 << 20, 4096) == 0);
+	CHECK(g.data_size == (24 << 20) + 4096);
+
+	/* the topmost step is the short one; boundaries are multiples of S */
+	CHECK(geometry_init(&g, (40 << 20) + 4096, 16 << 20, 0, 16 << 20, 512) == 0);
+	CHECK(geometry_step_start(&g, g.data_size) == 16 << 20);
+	CHECK(geometry_step_start(&g, 16 << 20) == 0);
+	CHECK(geometry_steps_left(&g, g.data_size) == 2);
+
+	/* exhaustive walks over many small shapes, both directions of sizes */
+	for (uint64_t n = 4096 * 3; n < 4096 * 40; n += 512 * 7)
+		for (uint64_t h = 4096; h <= 4096 * 4; h += 4096)
+			for (uint64_t s = 512; s <= h; s += 512)
+				if (geometry_init(&g, n, h, 0, s, 512) == 0)
+					walk(&g);
+	for (uint64_t n = 4096 * 3; n < 4096 * 64; n += 4096)
+		for (uint64_t s = 4096; s <= 8192; s += 4096)
+			if (geometry_init(&g, n, 8192, 0, s, 4096) == 0)
+				walk(&g);
+	/* a source offset (LUKS to LUKS): S must fit in H - src */
+	CHECK(geometry_init(&g, 64 << 20, 16 << 20, 2 << 20, 16 << 20, 512) == -EINVAL);
+	CHECK(geometry_init(&g, 64 << 20, 16 << 20, 2 << 20, 14 << 20, 512) == 0);
+	walk(&g);
+	UNIT_DONE("geometry");
+}
