@@ -48,7 +48,7 @@ static int refuse_open(const char *what, const char *path, int err)
 static int open_device(struct job *j)
 {
 	char why[512];
-	int r = dev_open(&j->dev, j->o->device, TARGET_DEVICE, DEV_RDWR | DEV_EXCL);
+	int r = dev_open(&j->dev, j->o->device, TARGET_DEVICE, DEV_RDWR | DEV_EXCL | DEV_DIRECT);
 
 	if (r < 0)
 		return refuse_open("device", j->o->device, r);

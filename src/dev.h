@@ -17,8 +17,12 @@ enum dev_target { TARGET_DEVICE = 0, TARGET_STATE = 1, TARGET_KEYFILE = 2 };
 #define DEV_EXCL 2u   /* O_EXCL on block devices: fails with -EBUSY if in use */
 #define DEV_CREATE 4u /* create a regular file (O_EXCL), mode 0600 */
 
+#define DEV_DIRECT 8u /* also open an O_DIRECT descriptor for aligned transfers */
+#define DEV_ALIGN 4096 /* buffer, offset and length alignment for O_DIRECT */
+
 struct dev {
 	int fd;
+	int dfd; /* O_DIRECT descriptor, or -1 when not asked for or not supported */
 	int target;
 	int is_block;
 	char path[4096];

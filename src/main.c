@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,5 +247,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	signals_install();
+	/* No openssl.cnf: it could name modules to load, which a static binary cannot. */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 	return exit_code(dispatch(verb, &cli));
 }
