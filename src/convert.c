@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "convert.h"
+#include "job.h"
 #include "engine.h"
 #include "keys.h"
 #include "luks.h"
@@ -24,17 +25,6 @@
 
 #define DEFAULT_STEP (16 * MIB)
 
-struct job {
-	const struct convert_opts *o;
-	struct dev dev;
-	struct state st;
-	int state_exists;
-	struct key key;
-	uint8_t *vk;
-	size_t vk_len;
-	uint8_t *image;
-	struct geometry geo;
-};
 
 static int refuse_open(const char *what, const char *path, int err)
 {
@@ -78,7 +68,7 @@ static int open_state(struct job *j)
 	return r == -ENOENT ? 0 : r;
 }
 
-static int confirm(const char *device)
+int job_confirm(const char *device)
 {
 	char answer[16] = "";
 	FILE *tty = fopen("/dev/tty", "r+e");
@@ -99,7 +89,7 @@ static int confirm(const char *device)
 	return 0;
 }
 
-static int get_key(struct job *j, int confirm_prompt)
+int job_get_key(struct job *j, int confirm_prompt)
 {
 	if (j->o->generate_key_file)
 		return key_generate_file(j->o->generate_key_file, &j->key);
@@ -109,16 +99,18 @@ static int get_key(struct job *j, int confirm_prompt)
 }
 
 /* The filesystem must end at or before P so that nothing of it is lost. */
-static int check_filesystem(struct job *j, struct state_sb *sb)
+int job_check_filesystem(struct job *j, struct dev *plain, uint64_t p, struct state_sb *sb)
 {
 	const char *dev = j->o->device;
 	struct probe_result pr;
-	uint64_t p = j->geo.data_size, size;
+	uint64_t size;
 	char a[32], b[32];
-	int r = probe_signatures(&j->dev, &pr);
+	int r = probe_signatures(plain, &pr);
 
-	if (r < 0)
+	if (r < 0) {
+		log_error("cannot probe device '%s' for filesystems: %s", dev, strerror(-r));
 		return r;
+	}
 	if (pr.ambiguous) {
 		log_error("device '%s' carries several conflicting signatures; remove the stale ones with wipefs, or use --no-seatbelt", dev);
 		return j->o->no_seatbelt ? 0 : E_REFUSED;
@@ -136,7 +128,11 @@ static int check_filesystem(struct job *j, struct state_sb *sb)
 		log_error("no filesystem recognised on '%s'; if it holds data that ends before byte %llu, use --no-seatbelt", dev, (unsigned long long)p);
 		return E_REFUSED;
 	}
-	r = probe_fs_size(&j->dev, pr.type, &size);
+	r = probe_fs_size(plain, pr.type, &size);
+	if (r < 0 && r != -ENOTSUP && r != -EINVAL) {
+		log_error("cannot read the %s superblock on '%s': %s", pr.type, dev, strerror(-r));
+		return r;
+	}
 	if (r < 0) {
 		log_error("cannot tell the size of the %s on '%s'; if it ends before byte %llu, use --no-seatbelt", pr.type, dev, (unsigned long long)p);
 		return j->o->no_seatbelt ? 0 : E_REFUSED;
@@ -152,7 +148,7 @@ static int check_filesystem(struct job *j, struct state_sb *sb)
 	return 0;
 }
 
-static int check_state_store(struct job *j, uint64_t need)
+int job_check_state_store(struct job *j, uint64_t need)
 {
 	struct probe_result pr;
 	char a[32];
@@ -201,7 +197,7 @@ static int plan_geometry(struct job *j)
 	return 0;
 }
 
-static void write_notes(struct job *j)
+void job_write_notes(struct job *j)
 {
 	const char *kf = j->o->generate_key_file ? j->o->generate_key_file : j->o->key_file;
 	char text[4096];
@@ -222,22 +218,28 @@ static void write_notes(struct job *j)
 		log_warn("cannot record the admin notes in '%s'", j->o->state);
 }
 
-static int run_engine(struct job *j)
+int job_run_engine(struct job *j)
 {
-	struct xts *enc = NULL;
+	struct xts *enc = NULL, *dec = NULL;
 	struct progress prog = { .json = j->o->progress_json, .quiet = log_level < LOG_INFO };
 	struct engine e = { .dev = &j->dev, .state = &j->st, .geo = &j->geo, .header_image = j->image, .progress = &prog };
 	char a[32];
-	int r = xts_new(&enc, j->vk, j->vk_len, j->geo.sector_size, 1);
+	int r = xts_new(&enc, j->vk, j->vk_len, j->st.sb.sector_size, 1);
 
-	if (r < 0)
+	if (r == 0 && j->old_vk)
+		r = xts_new(&dec, j->old_vk, j->old_vk_len, j->st.sb.old_sector_size, 0);
+	if (r < 0) {
+		xts_free(enc);
 		return r;
+	}
 	e.enc = enc;
+	e.dec = dec;
 	r = engine_run(&e);
 	xts_free(enc);
+	xts_free(dec);
 	if (r == 0)
-		log_info("converted '%s' to LUKS%u (UUID %s); %s of the end were given to the header", j->o->device, j->st.sb.luks_version,
-			 j->st.sb.luks_uuid, fmt_size(j->dev.size - j->geo.data_size, a, sizeof(a)));
+		log_info("converted '%s' to LUKS%u (UUID %s); the data area is %s smaller than before", j->o->device, j->st.sb.luks_version,
+			 j->st.sb.luks_uuid, fmt_size(j->dev.size - j->geo.src_offset - j->geo.data_size, a, sizeof(a)));
 	else if (r == -EINTR)
 		log_error("interrupted with %llu of %llu bytes converted; the state in '%s' is consistent: run the same command again to resume",
 			  (unsigned long long)(j->geo.data_size - j->st.rec.frontier), (unsigned long long)j->geo.data_size, j->o->state);
@@ -248,7 +250,7 @@ static int run_engine(struct job *j)
 }
 
 /* Writes the first record once the store is verified; data moves only after it. */
-static int first_record(struct job *j)
+int job_first_record(struct job *j)
 {
 	struct engine e = { .dev = &j->dev, .state = &j->st, .geo = &j->geo };
 	struct state_rec rec;
@@ -257,9 +259,10 @@ static int first_record(struct job *j)
 	return r < 0 ? r : state_commit(&j->st, &rec);
 }
 
-static int create_store(struct job *j, const struct state_sb *sb)
+int job_create_store(struct job *j, const struct state_sb *sb)
 {
-	uint64_t need = state_required_size(j->geo.header_size);
+	struct state_sb plan = *sb;
+	uint64_t need = state_plan(&plan);
 	int r;
 
 	if (!j->state_exists) {
@@ -272,7 +275,7 @@ static int create_store(struct job *j, const struct state_sb *sb)
 	}
 	if (!j->st.dev.is_block && j->st.dev.size < need && (r = dev_set_size(&j->st.dev, need)) < 0)
 		return r;
-	r = state_create(&j->st, sb, j->image);
+	r = state_create(&j->st, sb, j->image, j->old_image);
 	if (r == -EBADMSG) {
 		log_error("state store '%s' does not read back what was written to it; use another partition or file", j->o->state);
 		return E_REFUSED;
@@ -280,13 +283,13 @@ static int create_store(struct job *j, const struct state_sb *sb)
 	return r;
 }
 
-static int format_header(struct job *j, struct state_sb *sb)
+int job_format_header(struct job *j, struct state_sb *sb)
 {
 	const struct convert_opts *o = j->o;
 	struct luks_params lp = {
 		.version = o->luks_version, .key_bytes = o->key_bits / 8, .sector_size = o->sector_size,
 		.header_size = j->geo.header_size, .pbkdf = o->pbkdf, .pbkdf_iterations = o->pbkdf_iterations,
-		.iter_time_ms = o->iter_time_ms, .pbkdf_memory_kib = o->pbkdf_memory_kib, .label = o->label, .uuid = o->uuid,
+		.iter_time_ms = o->iter_time_ms, .pbkdf_memory_kib = o->pbkdf_memory_kib, .label = o->label, .uuid = o->uuid ? o->uuid : j->keep_uuid,
 	};
 	int r;
 
@@ -312,37 +315,60 @@ static int start(struct job *j)
 	int r;
 
 	memset(&sb, 0, sizeof(sb));
-	if (probe_luks_uuid(&j->dev, uuid) == 0) {
-		log_error("device '%s' is already LUKS (UUID %s) and '%s' holds no conversion state for it; nothing to do", o->device, uuid, o->state);
+	r = probe_luks_uuid(&j->dev, uuid);
+	if (r < 0 && r != -ENOENT) {
+		log_error("cannot read device '%s': %s", o->device, strerror(-r));
+		return r;
+	}
+	if (r == 0 && o->reencrypt)
+		return reencrypt_start(j);
+	if (r == 0) {
+		log_error("device '%s' is already LUKS (UUID %s) and '%s' holds no conversion state for it; to re-encrypt it use --reencrypt", o->device, uuid, o->state);
 		return E_REFUSED;
 	}
-	if ((r = plan_geometry(j)) < 0 || (r = check_filesystem(j, &sb)) < 0)
+	if (o->reencrypt) {
+		log_error("device '%s' is not LUKS, so there is nothing to re-encrypt; drop --reencrypt to encrypt it", o->device);
+		return E_REFUSED;
+	}
+	if ((r = plan_geometry(j)) < 0 || (r = job_check_filesystem(j, &j->dev, j->geo.data_size, &sb)) < 0)
 		return r;
-	if ((r = check_state_store(j, state_required_size(j->geo.header_size))) < 0)
+	sb.header_len = j->geo.header_size;
+	if ((r = job_check_state_store(j, state_plan(&sb))) < 0)
 		return r;
-	if (!o->batch && (r = confirm(o->device)) < 0)
+	if (!o->batch && (r = job_confirm(o->device)) < 0)
 		return r;
-	if ((r = get_key(j, 1)) < 0 || (r = format_header(j, &sb)) < 0)
-		return r;
-	if ((r = random_bytes(sb.state_uuid, sizeof(sb.state_uuid))) < 0)
+	if ((r = job_get_key(j, 1)) < 0 || (r = job_format_header(j, &sb)) < 0)
 		return r;
 	sb.mode = MODE_ENCRYPT;
 	sb.geo = j->geo;
-	sb.key_bytes = (uint32_t)j->vk_len;
+	sb.sector_size = j->geo.sector_size;
 	sb.luks_version = (uint32_t)o->luks_version;
-	sb.header_off = STATE_HEADER_OFF;
-	sb.header_len = j->geo.header_size;
-	SHA256(j->image, sb.header_len, sb.header_sha256);
-	snprintf(sb.device_path, sizeof(sb.device_path), "%s", o->device);
-	sb.created = (uint64_t)time(NULL);
-	if ((r = create_store(j, &sb)) < 0)
+	return job_begin(j, &sb);
+}
+
+int job_begin(struct job *j, struct state_sb *sb)
+{
+	const struct convert_opts *o = j->o;
+	int r = random_bytes(sb->state_uuid, sizeof(sb->state_uuid));
+
+	if (r < 0)
 		return r;
-	write_notes(j);
+	sb->key_bytes = (uint32_t)j->vk_len;
+	state_plan(sb);
+	SHA256(j->image, sb->header_len, sb->header_sha256);
+	if (sb->old_header_len)
+		SHA256(j->old_image, sb->old_header_len, sb->old_header_sha256);
+	snprintf(sb->device_path, sizeof(sb->device_path), "%s", o->device);
+	sb->created = (uint64_t)time(NULL);
+	if ((r = job_create_store(j, sb)) < 0)
+		return r;
+	job_write_notes(j);
 	state_set_key(&j->st, j->vk, j->vk_len);
-	if ((r = first_record(j)) < 0)
+	if ((r = job_first_record(j)) < 0)
 		return r;
-	log_info("converting '%s' (%llu bytes of data) to LUKS%d; state in '%s'", o->device, (unsigned long long)j->geo.data_size, o->luks_version, o->state);
-	return run_engine(j);
+	log_info("%s '%s' (%llu bytes of data) to LUKS%u; state in '%s'", sb->mode == MODE_REENCRYPT ? "re-encrypting" : "converting",
+		 o->device, (unsigned long long)j->geo.data_size, sb->luks_version, o->state);
+	return job_run_engine(j);
 }
 
 /* Everything in the superblock that must agree with the device. */
@@ -351,8 +377,8 @@ static int check_identity(struct job *j)
 	const struct state_sb *sb = &j->st.sb;
 	struct geometry g;
 
-	if (sb->mode != MODE_ENCRYPT) {
-		log_error("state store '%s' was made by another luksipc mode; use the matching command", j->o->state);
+	if (sb->mode != MODE_ENCRYPT && sb->mode != MODE_REENCRYPT) {
+		log_error("state store '%s' was made by a newer luksipc; use that version", j->o->state);
 		return E_REFUSED;
 	}
 	if (sb->geo.device_size != j->dev.size) {
@@ -391,7 +417,7 @@ static int unlock(struct job *j)
 	}
 	if (r < 0)
 		return r;
-	if ((r = get_key(j, 0)) < 0)
+	if ((r = job_get_key(j, 0)) < 0)
 		return r;
 	j->vk_len = j->st.sb.key_bytes;
 	j->vk = secmem_alloc(j->vk_len);
@@ -424,6 +450,8 @@ static int resume(struct job *j)
 		return already_done(j);
 	if ((r = unlock(j)) < 0)
 		return r;
+	if (j->st.sb.mode == MODE_REENCRYPT && (r = reencrypt_unlock_old(j)) < 0)
+		return r;
 	r = state_load_records(&j->st);
 	if (j->st.rec_hmac_bad && (r < 0 || j->st.rec.phase == PHASE_DONE)) {
 		log_error("a progress record in '%s' fails authentication; it was not written by this conversion", j->o->state);
@@ -431,7 +459,7 @@ static int resume(struct job *j)
 	}
 	if (r == -ENOENT) { /* initialised, never started: the device is untouched */
 		log_info("starting the prepared conversion of '%s'", j->o->device);
-		if ((r = first_record(j)) < 0)
+		if ((r = job_first_record(j)) < 0)
 			return r;
 	} else if (r < 0) {
 		return r;
@@ -444,7 +472,7 @@ static int resume(struct job *j)
 	if (r < 0)
 		return r;
 	log_info("resuming the conversion of '%s' at %.1f%%", j->o->device, 100.0 * (double)(j->geo.data_size - j->st.rec.frontier) / (double)j->geo.data_size);
-	return run_engine(j);
+	return job_run_engine(j);
 }
 
 int convert_run(const struct convert_opts *o)
@@ -461,9 +489,15 @@ int convert_run(const struct convert_opts *o)
 		r = open_state(&j);
 	if (r == 0)
 		r = j.st.have_sb ? resume(&j) : start(&j);
+	/* Helpers below do not log; make sure an unexpected failure says something. */
+	if (r < 0 && r > -4096 && r != -EINTR && log_errors == 0)
+		log_error("cannot convert '%s' with state '%s': %s; fix the cause and run the same command again", o->device, o->state, strerror(-r));
 	key_free(&j.key);
+	key_free(&j.old_key);
 	secmem_free(j.vk);
+	secmem_free(j.old_vk);
 	free(j.image);
+	free(j.old_image);
 	dev_close(&j.st.dev);
 	dev_close(&j.dev);
 	return r;

@@ -20,6 +20,8 @@ struct convert_opts {
 	const char *uuid;
 	const char *key_file;
 	const char *generate_key_file;
+	int reencrypt;               /* LUKS to LUKS */
+	const char *old_key_file;    /* key of the current header; default: key_file */
 	int batch;
 	int no_seatbelt;
 	int force_state;

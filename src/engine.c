@@ -97,6 +97,7 @@ enum slot_state { SLOT_FREE, SLOT_READ, SLOT_READY };
 
 struct slot {
 	uint8_t *buf;
+	uint8_t *raw; /* journal mode: the source as read, for the journal */
 	uint64_t a, f;
 	struct evidence src; /* evidence of the source, taken before encryption */
 	int state;
@@ -134,6 +135,14 @@ static int slot_wait(struct pipeline *p, struct slot *s, int state)
 	return err;
 }
 
+/* Old ciphertext or plaintext of payload [a, f) in buf becomes new ciphertext. */
+static int transform(struct engine *e, uint8_t *buf, uint64_t a, uint64_t f)
+{
+	int r = e->dec ? xts_crypt(e->dec, buf, f - a, a) : 0;
+
+	return r < 0 ? r : xts_crypt(e->enc, buf, f - a, a);
+}
+
 static void *reader_main(void *arg)
 {
 	struct pipeline *p = arg;
@@ -156,9 +165,11 @@ static void *reader_main(void *arg)
 		r = dev_pread_full(e->dev, s->buf, f - a, e->geo->src_offset + a);
 		if (r == 0)
 			source_evidence(e, s->buf, a, f, &s->src);
+		if (r == 0 && s->raw)
+			memcpy(s->raw, s->buf, f - a);
 		slot_set(p, s, SLOT_READ, r);
 		if (r == 0)
-			r = xts_crypt(e->enc, s->buf, f - a, a);
+			r = transform(e, s->buf, a, f);
 		slot_set(p, s, SLOT_READY, r);
 		if (r < 0)
 			break;
@@ -180,12 +191,11 @@ static void *reader_main(void *arg)
  * step's source untouched, so resuming simply redoes the step. This
  * function is the only place that writes payload; it runs in one thread.
  */
-static int engine_step(struct engine *e, const struct slot *s, const struct evidence *ahead)
+static int write_output(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, const struct evidence *ahead)
 {
 	const struct geometry *g = e->geo;
-	uint64_t a = s->a, f = s->f;
 	struct state_rec rec;
-	int r = dev_pwrite_full(e->dev, s->buf, f - a, g->header_size + a);
+	int r = dev_pwrite_full(e->dev, buf, f - a, g->header_size + a);
 
 	if (r == 0)
 		r = dev_flush(e->dev);
@@ -198,9 +208,63 @@ static int engine_step(struct engine *e, const struct slot *s, const struct evid
 		rec.ahead = *ahead;
 	rec.behind.off = g->header_size + a;
 	rec.behind.len = min_u64(f - a, EVIDENCE_MAX);
-	SHA256(s->buf, rec.behind.len, rec.behind.sha256);
+	SHA256(buf, rec.behind.len, rec.behind.sha256);
 	rec.time = (uint64_t)time(NULL);
 	return state_commit(e->state, &rec);
+}
+
+/*
+ * Journal mode (LUKS to LUKS, output overlapping its own source): before
+ * step 1 above, the old ciphertext of the source goes to the journal on the
+ * state store, is flushed, and a record naming it (with its SHA-256) is
+ * committed. A crash while the output is being written then leaves the
+ * source recoverable from the journal. The journal never holds plaintext.
+ */
+static int journal_source(struct engine *e, const struct slot *s, const struct evidence *ahead)
+{
+	struct state_rec rec = e->state->rec;
+	int r = state_write_journal(e->state, s->raw, s->f - s->a);
+
+	if (r < 0)
+		return r;
+	rec.journal_a = s->a;
+	rec.journal_f = s->f;
+	SHA256(s->raw, s->f - s->a, rec.journal_sha256);
+	memset(&rec.ahead, 0, sizeof(rec.ahead));
+	if (ahead)
+		rec.ahead = *ahead;
+	rec.time = (uint64_t)time(NULL);
+	return state_commit(e->state, &rec);
+}
+
+static int engine_step(struct engine *e, const struct slot *s, const struct evidence *ahead)
+{
+	if (e->geo->journal) {
+		int r = journal_source(e, s, ahead);
+		if (r < 0)
+			return r;
+	}
+	return write_output(e, s->buf, s->a, s->f, ahead);
+}
+
+/* Resume inside a journaled step: redo it from the journal's copy of the source. */
+static int replay_journal(struct engine *e)
+{
+	struct state_rec rec = e->state->rec;
+	uint64_t a = rec.journal_a, f = rec.journal_f;
+	uint8_t *buf = malloc(e->geo->step_size);
+	int r = buf ? 0 : -ENOMEM;
+
+	if (r == 0 && f - a > e->geo->step_size)
+		r = -EBADMSG;
+	if (r == 0)
+		r = state_read_journal(e->state, buf);
+	if (r == 0)
+		r = transform(e, buf, a, f);
+	if (r == 0)
+		r = write_output(e, buf, a, f, rec.ahead.len ? &rec.ahead : NULL);
+	free(buf);
+	return r;
 }
 
 /*
@@ -259,9 +323,12 @@ static int run_pipeline(struct engine *e, uint64_t f)
 	p.start = f;
 	pthread_mutex_init(&p.lock, NULL);
 	pthread_cond_init(&p.cond, NULL);
-	for (int i = 0; i < RING && r == 0; i++)
+	for (int i = 0; i < RING && r == 0; i++) {
 		if (posix_memalign((void **)&p.slot[i].buf, DEV_ALIGN, e->geo->step_size))
 			r = -ENOMEM;
+		else if (e->geo->journal && !(p.slot[i].raw = malloc(e->geo->step_size)))
+			r = -ENOMEM;
+	}
 	if (r == 0 && pthread_create(&reader, NULL, reader_main, &p) != 0)
 		r = -EAGAIN;
 	if (r == 0) {
@@ -272,8 +339,10 @@ static int run_pipeline(struct engine *e, uint64_t f)
 		pthread_mutex_unlock(&p.lock);
 		pthread_join(reader, NULL);
 	}
-	for (int i = 0; i < RING; i++)
+	for (int i = 0; i < RING; i++) {
 		free(p.slot[i].buf);
+		free(p.slot[i].raw);
+	}
 	pthread_mutex_destroy(&p.lock);
 	pthread_cond_destroy(&p.cond);
 	return r;
@@ -288,7 +357,10 @@ int engine_run(struct engine *e)
 	if (e->state->rec.phase == PHASE_DONE)
 		return 0;
 	progress_init(e->progress, total, total - f, e->progress->json, e->progress->quiet);
-	r = f > 0 ? run_pipeline(e, f) : 0;
+	r = e->state->rec.journal_f ? replay_journal(e) : 0;
+	f = e->state->rec.frontier;
+	if (r == 0 && f > 0)
+		r = run_pipeline(e, f);
 	if (r == 0)
 		r = engine_finish(e);
 	if (r == 0)

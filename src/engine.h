@@ -19,6 +19,7 @@ struct engine {
 	struct state *state;
 	const struct geometry *geo;
 	struct xts *enc;              /* new volume key */
+	struct xts *dec;              /* old volume key (LUKS to LUKS), or NULL */
 	const uint8_t *header_image;  /* geo->header_size bytes, written last */
 	struct progress *progress;
 };

@@ -11,6 +11,11 @@
  * Safety invariant (checked by geometry_init): S <= H - src_offset. Then a
  * step's destination never overlaps its own source, nor any payload that a
  * later (lower) step still has to read. See docs/format.md.
+ *
+ * LUKS to LUKS with 0 <= H - src_offset < S (e.g. the same header size) sets
+ * journal: a step's output then overlaps its own source, never a lower one,
+ * and the engine journals the source (old ciphertext) before writing.
+ * Plaintext is never journaled: the journal would put it on the state store.
  */
 #ifndef LUKSIPC_GEOMETRY_H
 #define LUKSIPC_GEOMETRY_H
@@ -23,13 +28,15 @@ struct geometry {
 	uint64_t src_offset;  /* where the payload is now (0: plaintext) */
 	uint64_t step_size;   /* S */
 	uint64_t data_size;   /* P: payload bytes converted */
-	uint32_t sector_size; /* encryption sector size */
+	uint32_t sector_size; /* step alignment: the larger encryption sector size */
+	int journal;          /* output overlaps its own source: journal it */
 };
 
 /*
  * Validates the parameters and fills *ret. P is N - H rounded down to the
- * sector size. Returns 0, or -EINVAL (bad alignment or S > H - src_offset),
- * or -ENOSPC (the device is too small for a header and one sector).
+ * sector size. Returns 0, or -EINVAL (bad alignment, src_offset > H, or
+ * S > H with src_offset 0), or -ENOSPC (the device is too small for a header
+ * and one sector).
  */
 int geometry_init(struct geometry *ret, uint64_t n, uint64_t h, uint64_t src_offset,
 		  uint64_t s, uint32_t sector_size);

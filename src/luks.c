@@ -172,32 +172,77 @@ out:
 	return r;
 }
 
+static int load_image(const uint8_t *image, size_t len, struct crypt_device **cd, int *fd, char path[64]);
+
 int luks_unlock_image(const uint8_t *image, size_t len, const char *key, size_t key_len,
 		      uint8_t *vk, size_t *vk_len)
 {
 	struct crypt_device *cd = NULL;
 	char path[64];
-	int fd, r;
+	int fd = -1;
+	int r = load_image(image, len, &cd, &fd, path);
 
-	fd = scratch_open(len, path);
-	if (fd < 0)
-		return fd;
-	if (pwrite(fd, image, len, 0) != (ssize_t)len) {
-		r = -EIO;
-		goto out;
-	}
-	r = init_cd(&cd, path);
-	if (r < 0)
-		goto out;
-	r = crypt_load(cd, CRYPT_LUKS, NULL);
-	if (r < 0) {
-		r = -EINVAL;
-		goto out;
-	}
-	r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)vk, vk_len, key, key_len);
-	if (r >= 0)
+	if (r == 0)
+		r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)vk, vk_len, key, key_len);
+	if (r > 0)
 		r = 0;
-out:
+	crypt_free(cd);
+	scratch_close(fd, path);
+	return r;
+}
+
+int luks_device_data_offset(const char *path, uint64_t *ret)
+{
+	struct crypt_device *cd = NULL;
+	int r = init_cd(&cd, path);
+
+	if (r == 0)
+		r = crypt_load(cd, CRYPT_LUKS, NULL) < 0 ? -EINVAL : 0;
+	if (r == 0)
+		*ret = crypt_get_data_offset(cd) * 512;
+	crypt_free(cd);
+	return r;
+}
+
+static int load_image(const uint8_t *image, size_t len, struct crypt_device **cd, int *fd, char path[64])
+{
+	int r;
+
+	*fd = scratch_open(len, path);
+	if (*fd < 0)
+		return *fd;
+	if (pwrite(*fd, image, len, 0) != (ssize_t)len)
+		return -EIO;
+	r = init_cd(cd, path);
+	if (r == 0 && crypt_load(*cd, CRYPT_LUKS, NULL) < 0)
+		r = -EINVAL;
+	return r;
+}
+
+int luks_inspect_image(const uint8_t *image, size_t len, struct luks_info *ret)
+{
+	struct crypt_device *cd = NULL;
+	uint32_t flags = 0;
+	char path[64];
+	int fd = -1;
+	int r = load_image(image, len, &cd, &fd, path);
+
+	if (r == 0) {
+		memset(ret, 0, sizeof(*ret));
+		ret->version = strcmp(crypt_get_type(cd), CRYPT_LUKS1) == 0 ? 1 : 2;
+		snprintf(ret->cipher, sizeof(ret->cipher), "%s", crypt_get_cipher(cd));
+		snprintf(ret->cipher_mode, sizeof(ret->cipher_mode), "%s", crypt_get_cipher_mode(cd));
+		ret->key_bytes = (uint32_t)crypt_get_volume_key_size(cd);
+		ret->sector_size = (uint32_t)crypt_get_sector_size(cd);
+		ret->data_offset = crypt_get_data_offset(cd) * 512;
+		snprintf(ret->uuid, sizeof(ret->uuid), "%s", crypt_get_uuid(cd) ? crypt_get_uuid(cd) : "");
+		if (ret->version == 2 && crypt_persistent_flags_get(cd, CRYPT_FLAGS_REQUIREMENTS, &flags) == 0 && flags)
+			ret->unsupported = 1;
+		struct crypt_params_integrity ip;
+		memset(&ip, 0, sizeof(ip));
+		if (crypt_get_integrity_info(cd, &ip) == 0 && ip.tag_size > 0)
+			ret->unsupported = 1;
+	}
 	crypt_free(cd);
 	scratch_close(fd, path);
 	return r;

@@ -41,6 +41,25 @@ int luks_format_image(const struct luks_params *p, const uint8_t *vk, size_t vk_
 int luks_unlock_image(const uint8_t *image, size_t len, const char *key, size_t key_len,
 		      uint8_t *vk, size_t *vk_len);
 
+struct luks_info {
+	int version;
+	char cipher[32], cipher_mode[32];
+	uint32_t key_bytes;
+	uint32_t sector_size;
+	uint64_t data_offset; /* bytes */
+	char uuid[LUKS_UUID_LEN + 1];
+	int unsupported;      /* reencryption in progress, integrity, detached header... */
+};
+
+/*
+ * Reads the LUKS header on the device at path (read-only) and returns its
+ * data offset in bytes. 0, -EINVAL (not LUKS), -errno.
+ */
+int luks_device_data_offset(const char *path, uint64_t *ret);
+
+/* Describes a header image. 0, -EINVAL (not LUKS), -errno. */
+int luks_inspect_image(const uint8_t *image, size_t len, struct luks_info *ret);
+
 /* The last message libcryptsetup logged (for error reports), or "". */
 const char *luks_last_error(void);
 

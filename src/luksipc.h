@@ -34,6 +34,7 @@ enum exit_code {
 enum log_level { LOG_ERR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_VERBOSE = 3, LOG_DEBUG = 4 };
 
 extern int log_level;
+extern int log_errors; /* error lines printed so far */
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

@@ -31,6 +31,8 @@ static const char usage_text[] =
 	"      --label LABEL, --uuid UUID\n"
 	"  -k, --key-file FILE       key is the whole file ('-' = stdin)\n"
 	"      --generate-key-file PATH  4096 random bytes, mode 0600\n"
+	"      --reencrypt           LUKS to LUKS: new volume key and parameters\n"
+	"      --old-key-file FILE   key of the current header (default: --key-file)\n"
 	"      --batch               do not ask for confirmation\n"
 	"      --no-seatbelt         convert even if no filesystem is recognised\n"
 	"      --force-state         use a state store that carries a signature\n"
@@ -44,6 +46,7 @@ static const char usage_text[] =
 enum {
 	OPT_STATE = 256, OPT_TYPE, OPT_KEY_SIZE, OPT_SECTOR_SIZE, OPT_HEADER_SIZE, OPT_STEP_SIZE,
 	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
+	OPT_REENCRYPT, OPT_OLD_KEY,
 	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION,
 };
 
@@ -65,6 +68,8 @@ static const struct option long_options[] = {
 	{ "key-file", required_argument, NULL, 'k' },
 	{ "keyfile", required_argument, NULL, 'k' },
 	{ "generate-key-file", required_argument, NULL, OPT_GEN_KEY },
+	{ "reencrypt", no_argument, NULL, OPT_REENCRYPT },
+	{ "old-key-file", required_argument, NULL, OPT_OLD_KEY },
 	{ "batch", no_argument, NULL, OPT_BATCH },
 	{ "i-know-what-im-doing", no_argument, NULL, OPT_BATCH },
 	{ "no-seatbelt", no_argument, NULL, OPT_NO_SEATBELT },
@@ -142,6 +147,8 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 	case OPT_UUID: o->uuid = arg; return 0;
 	case 'k': o->key_file = arg; return 0;
 	case OPT_GEN_KEY: o->generate_key_file = arg; return 0;
+	case OPT_REENCRYPT: o->reencrypt = 1; return 0;
+	case OPT_OLD_KEY: o->old_key_file = arg; return 0;
 	case OPT_BATCH: o->batch = 1; return 0;
 	case OPT_NO_SEATBELT: o->no_seatbelt = 1; return 0;
 	case OPT_FORCE_STATE: o->force_state = 1; return 0;

@@ -58,6 +58,16 @@ void state_sb_encode(const struct state_sb *sb, uint8_t out[STATE_SB_SIZE])
 	put_str(out + 440, 16, sb->fs_type);
 	put_le64(out + 456, sb->fs_size);
 	put_le64(out + 464, sb->created);
+	put_le32(out + 472, sb->old_sector_size);
+	put_le32(out + 476, sb->old_key_bytes);
+	put_le32(out + 480, sb->old_luks_version);
+	put_le64(out + 488, sb->old_header_off);
+	put_le64(out + 496, sb->old_header_len);
+	memcpy(out + 504, sb->old_header_sha256, 32);
+	put_str(out + 536, 48, sb->old_luks_uuid);
+	put_le64(out + 584, sb->journal_off);
+	put_le64(out + 592, sb->journal_len);
+	put_le32(out + 600, sb->sector_size);
 	SHA256(out, SB_SUM_OFF, out + SB_SUM_OFF);
 }
 
@@ -90,6 +100,16 @@ int state_sb_decode(const uint8_t in[STATE_SB_SIZE], struct state_sb *ret)
 	get_str(in + 440, 16, sb.fs_type, sizeof(sb.fs_type));
 	sb.fs_size = get_le64(in + 456);
 	sb.created = get_le64(in + 464);
+	sb.old_sector_size = get_le32(in + 472);
+	sb.old_key_bytes = get_le32(in + 476);
+	sb.old_luks_version = get_le32(in + 480);
+	sb.old_header_off = get_le64(in + 488);
+	sb.old_header_len = get_le64(in + 496);
+	memcpy(sb.old_header_sha256, in + 504, 32);
+	get_str(in + 536, 48, sb.old_luks_uuid, sizeof(sb.old_luks_uuid));
+	sb.journal_off = get_le64(in + 584);
+	sb.journal_len = get_le64(in + 592);
+	sb.sector_size = get_le32(in + 600);
 	*ret = sb;
 	return 0;
 }
@@ -127,6 +147,9 @@ void state_rec_encode(const struct state_rec *rec, const uint8_t state_uuid[16],
 	put_evidence(out + 48, &rec->ahead);
 	put_evidence(out + 96, &rec->behind);
 	put_le64(out + 144, rec->time);
+	put_le64(out + 152, rec->journal_a);
+	put_le64(out + 160, rec->journal_f);
+	memcpy(out + 168, rec->journal_sha256, 32);
 	if (hmac_key)
 		rec_hmac(hmac_key, out, out + REC_HMAC_OFF);
 	SHA256(out, REC_SUM_OFF, out + REC_SUM_OFF);
@@ -155,15 +178,21 @@ int state_rec_decode(const uint8_t in[STATE_REC_SIZE], const uint8_t state_uuid[
 	get_evidence(in + 48, &rec.ahead);
 	get_evidence(in + 96, &rec.behind);
 	rec.time = get_le64(in + 144);
+	rec.journal_a = get_le64(in + 152);
+	rec.journal_f = get_le64(in + 160);
+	memcpy(rec.journal_sha256, in + 168, 32);
 	if (rec.phase > PHASE_DONE)
 		return -EINVAL;
 	*ret = rec;
 	return 0;
 }
 
-uint64_t state_required_size(uint64_t header_size)
+uint64_t state_plan(struct state_sb *sb)
 {
-	return STATE_HEADER_OFF + header_size;
+	sb->header_off = STATE_HEADER_OFF;
+	sb->old_header_off = sb->header_off + sb->header_len;
+	sb->journal_off = sb->old_header_off + sb->old_header_len;
+	return sb->journal_off + sb->journal_len;
 }
 
 int state_read_sb(struct state *s)
@@ -223,19 +252,26 @@ int state_load_records(struct state *s)
 	return s->have_rec ? 0 : -ENOENT;
 }
 
-int state_read_header(struct state *s, uint8_t **ret)
+/* Reads len bytes at off and checks them against sha256. */
+static int read_verified(struct state *s, uint64_t off, uint64_t len, const uint8_t sha256[32], uint8_t *buf)
 {
 	uint8_t sum[32];
-	uint8_t *img = malloc(s->sb.header_len);
+	int r = dev_pread_full(&s->dev, buf, len, off);
+
+	if (r < 0)
+		return r;
+	SHA256(buf, len, sum);
+	return memcmp(sum, sha256, 32) == 0 ? 0 : -EBADMSG;
+}
+
+static int read_image(struct state *s, uint64_t off, uint64_t len, const uint8_t sha256[32], uint8_t **ret)
+{
+	uint8_t *img = malloc(len ? len : 1);
 	int r;
 
 	if (!img)
 		return -ENOMEM;
-	r = dev_pread_full(&s->dev, img, s->sb.header_len, s->sb.header_off);
-	if (r == 0) {
-		SHA256(img, s->sb.header_len, sum);
-		r = memcmp(sum, s->sb.header_sha256, 32) == 0 ? 0 : -EBADMSG;
-	}
+	r = read_verified(s, off, len, sha256, img);
 	if (r < 0) {
 		free(img);
 		return r;
@@ -244,20 +280,60 @@ int state_read_header(struct state *s, uint8_t **ret)
 	return 0;
 }
 
-int state_create(struct state *s, const struct state_sb *sb, const uint8_t *header_image)
+int state_read_header(struct state *s, uint8_t **ret)
+{
+	return read_image(s, s->sb.header_off, s->sb.header_len, s->sb.header_sha256, ret);
+}
+
+int state_read_old_header(struct state *s, uint8_t **ret)
+{
+	return read_image(s, s->sb.old_header_off, s->sb.old_header_len, s->sb.old_header_sha256, ret);
+}
+
+int state_write_journal(struct state *s, const uint8_t *buf, uint64_t len)
+{
+	int r;
+
+	if (len > s->sb.journal_len)
+		return -EINVAL;
+	r = dev_pwrite_full(&s->dev, buf, len, s->sb.journal_off);
+	return r < 0 ? r : dev_flush(&s->dev);
+}
+
+int state_read_journal(struct state *s, uint8_t *buf)
+{
+	uint64_t len = s->rec.journal_f - s->rec.journal_a;
+
+	if (s->rec.journal_f == 0 || len > s->sb.journal_len)
+		return -EBADMSG;
+	return read_verified(s, s->sb.journal_off, len, s->rec.journal_sha256, buf);
+}
+
+int state_create(struct state *s, const struct state_sb *sb, const uint8_t *header_image,
+		 const uint8_t *old_header_image)
 {
 	uint8_t buf[STATE_SB_SIZE];
 	uint8_t *check = NULL;
 	int r;
 
 	s->sb = *sb;
-	/* 1. The header image, the only copy of the volume key until the end. */
+	/*
+	 * 1. The header image, the only copy of the volume key until the end,
+	 * and for LUKS to LUKS the old header, the only copy once it is
+	 * overwritten.
+	 */
 	r = dev_pwrite_full(&s->dev, header_image, sb->header_len, sb->header_off);
+	if (r == 0 && sb->old_header_len)
+		r = dev_pwrite_full(&s->dev, old_header_image, sb->old_header_len, sb->old_header_off);
 	if (r == 0)
 		r = dev_flush(&s->dev);
-	/* 2. Read it back: a store that does not return what it was given is refused. */
+	/* 2. Read back: a store that does not return what it was given is refused. */
 	if (r == 0)
 		r = state_read_header(s, &check);
+	free(check);
+	check = NULL;
+	if (r == 0 && sb->old_header_len)
+		r = state_read_old_header(s, &check);
 	free(check);
 	if (r < 0)
 		return r;
@@ -335,7 +411,7 @@ int state_read_notes(struct state *s, char **ret)
 
 int state_wipe(struct state *s)
 {
-	uint64_t end = s->sb.header_off + s->sb.header_len;
+	uint64_t end = state_plan(&s->sb);
 	size_t chunk = 1024 * 1024;
 	uint8_t *zero = calloc(1, chunk);
 	int r = 0;

@@ -8,6 +8,8 @@
  *   12 KiB  record slot 1
  *   64 KiB  admin notes         (text, written at completion)
  *   1 MiB   new LUKS header image, H bytes (written and verified first)
+ *   then    LUKS to LUKS only: the old header (H_old bytes), then the
+ *           journal (S bytes, when the geometry needs one)
  */
 #ifndef LUKSIPC_STATE_H
 #define LUKSIPC_STATE_H
@@ -27,6 +29,7 @@
 #define STATE_HEADER_OFF (1024 * 1024)
 
 #define MODE_ENCRYPT 1
+#define MODE_REENCRYPT 2
 
 enum phase { PHASE_NEW = 0, PHASE_CONVERTING = 1, PHASE_DONE = 2 };
 
@@ -49,6 +52,15 @@ struct state_sb {
 	char fs_type[16];
 	uint64_t fs_size;
 	uint64_t created;
+	/* LUKS to LUKS: the old header, backed up before anything moves */
+	uint32_t old_sector_size;
+	uint32_t old_key_bytes;
+	uint32_t old_luks_version;
+	uint64_t old_header_off, old_header_len;
+	uint8_t old_header_sha256[32];
+	char old_luks_uuid[LUKS_UUID_LEN + 1];
+	uint64_t journal_off, journal_len;
+	uint32_t sector_size; /* the new encryption sector size (geo's is the larger of old and new) */
 };
 
 struct state_rec {
@@ -58,6 +70,9 @@ struct state_rec {
 	struct evidence ahead;  /* payload still to convert, next step's source */
 	struct evidence behind; /* output of the last step */
 	uint64_t time;
+	/* journal_f > 0: the journal holds the old source of step [journal_a, journal_f) */
+	uint64_t journal_a, journal_f;
+	uint8_t journal_sha256[32];
 };
 
 struct state {
@@ -81,8 +96,12 @@ void state_rec_encode(const struct state_rec *rec, const uint8_t state_uuid[16],
 int state_rec_decode(const uint8_t in[STATE_REC_SIZE], const uint8_t state_uuid[16],
 		     const uint8_t *hmac_key, struct state_rec *ret);
 
-/* Bytes the state store needs for a header of header_size bytes. */
-uint64_t state_required_size(uint64_t header_size);
+/*
+ * Places the header image(s) and the journal in the store: sets header_off,
+ * old_header_off and journal_off from header_len, old_header_len and
+ * journal_len. Returns the bytes the store needs.
+ */
+uint64_t state_plan(struct state_sb *sb);
 
 /* Reads the superblock of an opened store. 0, -ENOENT (no valid copy), -errno. */
 int state_read_sb(struct state *s);
@@ -95,12 +114,19 @@ void state_set_key(struct state *s, const uint8_t *vk, size_t vk_len);
 int state_load_records(struct state *s);
 /* Reads and verifies the header image. *ret is malloc'ed. 0, -EBADMSG, -errno. */
 int state_read_header(struct state *s, uint8_t **ret);
+/* The same for the backup of the old header (LUKS to LUKS). */
+int state_read_old_header(struct state *s, uint8_t **ret);
+/* Writes len bytes to the journal area and flushes. 0 or -errno. */
+int state_write_journal(struct state *s, const uint8_t *buf, uint64_t len);
+/* Reads the journal for the current record and checks its hash. 0, -EBADMSG, -errno. */
+int state_read_journal(struct state *s, uint8_t *buf);
 /*
  * Initialises the store: header image, flush, read back and verify, then
  * both superblock copies, flush. Nothing on the device may be written
  * before this returns 0 and the first record is committed.
  */
-int state_create(struct state *s, const struct state_sb *sb, const uint8_t *header_image);
+int state_create(struct state *s, const struct state_sb *sb, const uint8_t *header_image,
+		 const uint8_t *old_header_image);
 /* Writes rec with the next sequence number into its slot, then flushes. */
 int state_commit(struct state *s, struct state_rec *rec);
 int state_write_notes(struct state *s, const char *text);

@@ -9,6 +9,7 @@
 #include "luksipc.h"
 
 int log_level = LOG_INFO;
+int log_errors;
 volatile sig_atomic_t interrupted;
 
 void log_msg(int level, const char *fmt, ...)
@@ -16,6 +17,8 @@ void log_msg(int level, const char *fmt, ...)
 	static const char *const prefix[] = { "error: ", "warning: ", "", "", "debug: " };
 	va_list ap;
 
+	if (level == LOG_ERR)
+		log_errors++;
 	if (level > log_level)
 		return;
 	fprintf(stderr, "luksipc: %s", prefix[level]);

@@ -5,7 +5,7 @@
 # when something is missing.
 set -eu
 here=$(dirname "$0")
-pkgs=$(cat "$here"/deps/*.list | sed 's/#.*//' | tr -s ' \t' '\n\n' | sed '/^$/d' | sort -u)
+pkgs=$(cat "$here"/deps/*.list | sed 's/#.*//' | tr -s '[:blank:]' '\n' | sed '/^$/d' | sort -u)
 missing=
 for p in $pkgs; do
 	status=$(dpkg-query -W -f '${db:Status-Abbrev}' "$p" 2>/dev/null || true)

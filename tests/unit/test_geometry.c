@@ -18,7 +18,8 @@ static void walk(const struct geometry *g)
 		CHECK(len <= g->step_size);
 		CHECK(a % g->sector_size == 0);
 		/* destination [H+a, H+f) does not overlap source [src+a, src+f) */
-		CHECK(g->header_size + a >= g->src_offset + f);
+		if (!g->journal)
+			CHECK(g->header_size + a >= g->src_offset + f);
 		/* nor any source still to be read, which lies below src+a */
 		CHECK(g->header_size + a >= g->src_offset + a);
 		/* and stays on the device */
@@ -68,9 +69,15 @@ int main(void)
 		for (uint64_t s = 4096; s <= 8192; s += 4096)
 			if (geometry_init(&g, n, 8192, 0, s, 4096) == 0)
 				walk(&g);
-	/* a source offset (LUKS to LUKS): S must fit in H - src */
-	CHECK(geometry_init(&g, 64 << 20, 16 << 20, 2 << 20, 16 << 20, 512) == -EINVAL);
+	/* a source offset (LUKS to LUKS): without a journal S fits in H - src */
 	CHECK(geometry_init(&g, 64 << 20, 16 << 20, 2 << 20, 14 << 20, 512) == 0);
+	CHECK(!g.journal);
 	walk(&g);
+	CHECK(geometry_init(&g, 64 << 20, 16 << 20, 2 << 20, 16 << 20, 512) == 0);
+	CHECK(g.journal);
+	CHECK(geometry_init(&g, 64 << 20, 16 << 20, 16 << 20, 4 << 20, 4096) == 0);
+	CHECK(g.journal && g.data_size == 48 << 20);
+	CHECK(geometry_init(&g, 64 << 20, 2 << 20, 16 << 20, 1 << 20, 512) == -EINVAL); /* src > H */
+	CHECK(geometry_init(&g, 64 << 20, 16 << 20, 0, 16 << 20, 512) == 0 && !g.journal);
 	UNIT_DONE("geometry");
 }

@@ -93,6 +93,10 @@ int main(void)
 {
 	test_sb();
 	test_rec();
-	CHECK(state_required_size(16 << 20) == (17 << 20));
+	{
+		struct state_sb plan = { .header_len = 16 << 20, .old_header_len = 2 << 20, .journal_len = 1 << 20 };
+		CHECK(state_plan(&plan) == (20 << 20));
+		CHECK(plan.header_off == 1 << 20 && plan.old_header_off == 17 << 20 && plan.journal_off == 19 << 20);
+	}
 	UNIT_DONE("state");
 }

@@ -1,0 +1,57 @@
+/*
+ * One run of convert: what it opened, the keys it holds, the plan. Shared by
+ * convert.c (plaintext to LUKS, resume) and reencrypt.c (LUKS to LUKS).
+ * Functions return 0 or an error code for main and log their refusals.
+ */
+#ifndef LUKSIPC_JOB_H
+#define LUKSIPC_JOB_H
+
+#include "convert.h"
+#include "dev.h"
+#include "geometry.h"
+#include "keys.h"
+#include "state.h"
+
+struct job {
+	const struct convert_opts *o;
+	struct dev dev;
+	struct state st;
+	int state_exists;
+	struct key key;
+	uint8_t *vk;
+	size_t vk_len;
+	uint8_t *image;
+	struct geometry geo;
+	/* LUKS to LUKS */
+	struct key old_key;
+	uint8_t *old_vk;
+	size_t old_vk_len;
+	uint8_t *old_image;
+	const char *keep_uuid; /* LUKS to LUKS: the old UUID, unless --uuid */
+};
+
+int job_confirm(const char *device);
+/* The new key: generated, from a key file, or prompted (twice if confirm). */
+int job_get_key(struct job *j, int confirm);
+/* The filesystem on plain (plaintext view of the device) must end by p. */
+int job_check_filesystem(struct job *j, struct dev *plain, uint64_t p, struct state_sb *sb);
+int job_check_state_store(struct job *j, uint64_t need);
+/* A new random volume key and a header image for it in j->image. */
+int job_format_header(struct job *j, struct state_sb *sb);
+int job_create_store(struct job *j, const struct state_sb *sb);
+void job_write_notes(struct job *j);
+int job_first_record(struct job *j);
+/*
+ * Completes sb (state UUID, hashes, layout), creates the store, commits the
+ * first record and runs the engine. Every check must have passed before.
+ */
+int job_begin(struct job *j, struct state_sb *sb);
+/* Runs the engine with the keys in j and logs the outcome. */
+int job_run_engine(struct job *j);
+
+/* reencrypt.c */
+int reencrypt_start(struct job *j);
+/* Opens the old header backup in the state store with the old key. */
+int reencrypt_unlock_old(struct job *j);
+
+#endif

@@ -1,0 +1,207 @@
+/*
+ * LUKS to LUKS in place: a new volume key, cipher key size, sector size or
+ * LUKS version. The payload is decrypted with the old volume key and
+ * encrypted with the new one by the same engine; the old header is backed
+ * up to the state store before anything moves, so a resume needs only the
+ * same command, even after the old header has been overwritten.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "job.h"
+#include "luks.h"
+#include "luksipc.h"
+#include "secmem.h"
+#include "xts.h"
+
+#define MAX_OLD_HEADER (256 * MIB)
+#define JOURNAL_STEP (8 * MIB)
+#define SHIFT_STEP (16 * MIB)
+#define PROBE_BYTES (1 * MIB)
+
+/* The old key: --old-key-file, else the new key file, else a prompt. */
+static int get_old_key(struct job *j)
+{
+	const struct convert_opts *o = j->o;
+
+	if (o->old_key_file)
+		return key_from_file(o->old_key_file, &j->old_key);
+	if (o->key_file)
+		return key_from_file(o->key_file, &j->old_key);
+	return key_prompt("the current LUKS header", 0, &j->old_key);
+}
+
+static int unlock_old_image(struct job *j, uint32_t key_bytes, const char *where)
+{
+	int r;
+
+	j->old_vk_len = key_bytes;
+	j->old_vk = secmem_alloc(key_bytes);
+	if (!j->old_vk)
+		return -ENOMEM;
+	r = luks_unlock_image(j->old_image, j->st.sb.old_header_len ? j->st.sb.old_header_len : j->geo.src_offset,
+			      j->old_key.data, j->old_key.len, j->old_vk, &j->old_vk_len);
+	if (r == -EPERM) {
+		log_error("the old key does not open the LUKS header %s; give it with --old-key-file", where);
+		return E_KEY;
+	}
+	if (r < 0) {
+		log_error("cannot open the LUKS header %s: %s", where, luks_last_error()[0] ? luks_last_error() : strerror(-r));
+		return E_REFUSED;
+	}
+	return 0;
+}
+
+int reencrypt_unlock_old(struct job *j)
+{
+	int r = state_read_old_header(&j->st, &j->old_image);
+
+	if (r == -EBADMSG) {
+		log_error("state store '%s' is damaged: its backup of the old LUKS header fails its checksum", j->o->state);
+		return E_REFUSED;
+	}
+	if (r == 0)
+		r = get_old_key(j);
+	return r < 0 ? r : unlock_old_image(j, j->st.sb.old_key_bytes, "backed up in the state store");
+}
+
+/* Reads and describes the current header; refuses what luksipc cannot read. */
+static int read_old_header(struct job *j, struct luks_info *info)
+{
+	const char *dev = j->o->device;
+	uint64_t h_old = 0;
+	int r = luks_device_data_offset(dev, &h_old);
+
+	if (r < 0 || h_old == 0 || h_old > MAX_OLD_HEADER || h_old >= j->dev.size) {
+		log_error("cannot read the LUKS header of '%s'%s; check it with cryptsetup luksDump", dev, r < 0 ? "" : ": implausible data offset");
+		return E_REFUSED;
+	}
+	j->old_image = malloc(h_old);
+	if (!j->old_image)
+		return -ENOMEM;
+	r = dev_pread_full(&j->dev, j->old_image, h_old, 0);
+	if (r == 0)
+		r = luks_inspect_image(j->old_image, h_old, info);
+	if (r < 0)
+		return r == -EINVAL ? (log_error("cannot read the LUKS header of '%s'", dev), E_REFUSED) : r;
+	if (strcmp(info->cipher, "aes") || strcmp(info->cipher_mode, "xts-plain64") || (info->key_bytes != 32 && info->key_bytes != 64) ||
+	    info->unsupported || info->data_offset != h_old) {
+		log_error("'%s' uses %s-%s with a %u-bit key%s; luksipc re-encrypts only aes-xts-plain64 without integrity or an unfinished reencryption",
+			  dev, info->cipher, info->cipher_mode, info->key_bytes * 8, info->unsupported ? " and unsupported features" : "");
+		return E_REFUSED;
+	}
+	return 0;
+}
+
+static int plan_reencrypt(struct job *j, const struct luks_info *old)
+{
+	const struct convert_opts *o = j->o;
+	uint64_t h = o->header_size ? o->header_size : o->luks_version == 1 ? 2 * MIB : 16 * MIB;
+	uint32_t ss = old->sector_size > o->sector_size ? old->sector_size : o->sector_size;
+	uint64_t s = o->step_size;
+	char a[32];
+	int r;
+
+	if (h < old->data_offset) {
+		log_error("the new header (%s) would be smaller than the old one (%s); use --header-size %llu or larger",
+			  fmt_size(h, a, sizeof(a)), fmt_size(old->data_offset, a + 16, 16), (unsigned long long)old->data_offset);
+		return E_USAGE;
+	}
+	if (!s)
+		s = h - old->data_offset >= MIB ? h - old->data_offset : JOURNAL_STEP;
+	if (s > SHIFT_STEP)
+		s = SHIFT_STEP;
+	s = s / ss * ss;
+	r = geometry_init(&j->geo, j->dev.size, h, old->data_offset, s, ss);
+	if (r == -ENOSPC) {
+		log_error("device '%s' is too small for a %s LUKS header", o->device, fmt_size(h, a, sizeof(a)));
+		return E_REFUSED;
+	}
+	if (r < 0) {
+		log_error("header size %llu and step size %llu do not fit sector size %u", (unsigned long long)h, (unsigned long long)s, ss);
+		return E_USAGE;
+	}
+	if (o->sector_size > 512 && (j->dev.size - h) % o->sector_size) {
+		log_error("device '%s' leaves no whole number of %u-byte sectors after the header; use --sector-size 512", o->device, o->sector_size);
+		return E_REFUSED;
+	}
+	return 0;
+}
+
+/* The plaintext filesystem, decrypted in memory, must fit the new data area. */
+static int check_plaintext(struct job *j, const struct luks_info *old, struct state_sb *sb)
+{
+	uint64_t plain_size = (j->dev.size - old->data_offset) / old->sector_size * old->sector_size;
+	uint64_t len = plain_size < PROBE_BYTES ? plain_size : PROBE_BYTES;
+	uint8_t *buf = malloc(len);
+	struct xts *dec = NULL;
+	struct dev plain = { .fd = -1, .dfd = -1 };
+	int fd = memfd_create("luksipc-plain", MFD_CLOEXEC);
+	int r = buf && fd >= 0 ? 0 : -ENOMEM;
+
+	if (r == 0)
+		r = dev_pread_full(&j->dev, buf, len, old->data_offset);
+	if (r == 0)
+		r = xts_new(&dec, j->old_vk, j->old_vk_len, old->sector_size, 0);
+	if (r == 0)
+		r = xts_crypt(dec, buf, len, 0);
+	if (r == 0 && (ftruncate(fd, (off_t)plain_size) < 0 || pwrite(fd, buf, len, 0) != (ssize_t)len))
+		r = -errno;
+	if (r == 0) {
+		plain.fd = fd;
+		plain.target = 3; /* not traced */
+		plain.size = plain_size;
+		r = job_check_filesystem(j, &plain, j->geo.data_size, sb);
+	}
+	if (buf)
+		explicit_bzero(buf, len);
+	free(buf);
+	xts_free(dec);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+int reencrypt_start(struct job *j)
+{
+	const struct convert_opts *o = j->o;
+	struct luks_info old;
+	struct state_sb sb;
+	int r;
+
+	memset(&sb, 0, sizeof(sb));
+	if ((r = read_old_header(j, &old)) < 0 || (r = plan_reencrypt(j, &old)) < 0)
+		return r;
+	sb.header_len = j->geo.header_size;
+	sb.old_header_len = old.data_offset;
+	sb.journal_len = j->geo.journal ? j->geo.step_size : 0;
+	if ((r = job_check_state_store(j, state_plan(&sb))) < 0)
+		return r;
+	if (!o->batch && (r = job_confirm(o->device)) < 0)
+		return r;
+	if ((r = get_old_key(j)) < 0 || (r = unlock_old_image(j, old.key_bytes, "on the device")) < 0)
+		return r;
+	if ((r = check_plaintext(j, &old, &sb)) < 0)
+		return r;
+	if ((r = job_get_key(j, 1)) < 0)
+		return r;
+	if (!o->uuid)
+		j->keep_uuid = old.uuid;
+	if ((r = job_format_header(j, &sb)) < 0)
+		return r;
+	sb.mode = MODE_REENCRYPT;
+	sb.geo = j->geo;
+	sb.sector_size = o->sector_size;
+	sb.luks_version = (uint32_t)o->luks_version;
+	sb.old_sector_size = old.sector_size;
+	sb.old_key_bytes = old.key_bytes;
+	sb.old_luks_version = (uint32_t)old.version;
+	snprintf(sb.old_luks_uuid, sizeof(sb.old_luks_uuid), "%s", old.uuid);
+	return job_begin(j, &sb);
+}
