@@ -58,9 +58,14 @@ qemu-check: $(BUILD)/luksipc
 demo: $(BUILD)/luksipc
 	@./tools/demo.sh
 
-install: $(BUILD)/luksipc
+# The binary, the man pages, the dracut module and the initramfs-tools hook;
+# the static binary too when `make static` has built it (the boot hooks
+# prefer it).
+install: $(BUILD)/luksipc install-boot
 	install -D -m 0755 $(BUILD)/luksipc $(DESTDIR)$(PREFIX)/sbin/luksipc
 	install -D -m 0644 docs/luksipc.8 $(DESTDIR)$(PREFIX)/share/man/man8/luksipc.8
+	if [ -x $(BUILD)/luksipc.static ]; then \
+		install -D -m 0755 $(BUILD)/luksipc.static $(DESTDIR)/usr/lib/luksipc/luksipc.static; fi
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/unit $(BUILD)/luksipc

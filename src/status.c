@@ -35,6 +35,8 @@ static int matches_device(struct state *s, const char *path)
 		r = probe_luks_uuid(&d, uuid) == 0 && strcmp(uuid, s->sb.luks_uuid) == 0;
 	else if (s->have_rec)
 		r = engine_verify(&e) == 0;
+	else if (s->sb.mode == MODE_REENCRYPT)
+		r = probe_luks_uuid(&d, uuid) == 0 && strcmp(uuid, s->sb.old_luks_uuid) == 0;
 	else
 		r = probe_luks_uuid(&d, uuid) < 0;
 	dev_close(&d);
@@ -64,22 +66,23 @@ static void print_status(struct state *s, const char *path, const char *device, 
 	const struct state_sb *sb = &s->sb;
 	unsigned long long done = s->have_rec ? sb->geo.data_size - s->rec.frontier : 0;
 	const char *m = match < 0 ? "unknown" : match ? "yes" : "no";
+	const char *mode = sb->mode == MODE_REENCRYPT ? "reencrypt" : "encrypt";
 
 	if (json) {
-		printf("{\"state\":\"%s\",\"phase\":\"%s\",\"device\":\"%s\",\"device_size\":%llu,\"header_size\":%llu,"
+		printf("{\"state\":\"%s\",\"mode\":\"%s\",\"phase\":\"%s\",\"device\":\"%s\",\"device_size\":%llu,\"header_size\":%llu,"
 		       "\"step_size\":%llu,\"data_size\":%llu,\"done\":%llu,\"type\":\"luks%u\",\"cipher\":\"aes-xts-plain64\","
 		       "\"key_size\":%u,\"sector_size\":%u,\"luks_uuid\":\"%s\",\"matches_device\":%s}\n",
-		       path, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
+		       path, mode, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
 		       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
-		       sb->key_bytes * 8, sb->geo.sector_size, sb->luks_uuid, match < 0 ? "null" : match ? "true" : "false");
+		       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, match < 0 ? "null" : match ? "true" : "false");
 		return;
 	}
-	printf("state: %s\nphase: %s\ndevice: %s\ndevice-size: %llu\nheader-size: %llu\nstep-size: %llu\n"
+	printf("state: %s\nmode: %s\nphase: %s\ndevice: %s\ndevice-size: %llu\nheader-size: %llu\nstep-size: %llu\n"
 	       "data-size: %llu\ndone: %llu\ntype: luks%u\ncipher: aes-xts-plain64\nkey-size: %u\nsector-size: %u\n"
 	       "luks-uuid: %s\nmatches-device: %s\n",
-	       path, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
+	       path, mode, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
 	       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
-	       sb->key_bytes * 8, sb->geo.sector_size, sb->luks_uuid, m);
+	       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, m);
 }
 
 int status_run(const char *path, const char *device, int json, int notes)

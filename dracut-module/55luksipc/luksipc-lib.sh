@@ -1,0 +1,538 @@
+#!/bin/sh
+# luksipc-lib.sh: boot-time conversion logic shared by the dracut module and
+# the initramfs-tools script. POSIX sh, sourced, never executed.
+#
+# Contract with the framework adapter that sources this file:
+#   - it may set LIPC_CMDLINE (default: /proc/cmdline) and LIPC_BIN
+#     (default: luksipc from PATH);
+#   - it calls lipc_run once; lipc_run returns 0 when there was nothing to do
+#     or when the device is converted and opened, and 1 otherwise with the
+#     one-line reason in LIPC_ERROR; the adapter then enters its emergency
+#     path (dracut: die / OnFailure=emergency.target, initramfs-tools: panic)
+#     and writes nothing more.
+# Every name this file defines starts with lipc_ or LIPC_ (no `local` in POSIX
+# sh).
+
+LIPC_BIN=${LIPC_BIN:-luksipc}
+LIPC_RUN=${LIPC_RUN:-/run/luksipc}
+LIPC_ERROR=
+LIPC_KEYFILE=
+LIPC_PASS=
+LIPC_KEYMNT=
+
+lipc_log() {
+    echo "luksipc: $*" >&2
+    lipc_plymouth_msg "luksipc: $*"
+}
+
+lipc_plymouth_msg() {
+    command -v plymouth >/dev/null 2>&1 || return 0
+    plymouth --ping 2>/dev/null || return 0
+    plymouth display-message --text="$1" 2>/dev/null || :
+}
+
+lipc_fail() {
+    # shellcheck disable=SC2034 # read by the adapter
+    LIPC_ERROR="luksipc: error: $*"
+    return 1
+}
+
+# lipc_arg NAME: print the value of the last NAME=VALUE on the command line;
+# false when NAME= is absent.
+lipc_arg() {
+    lipc_a_found=1
+    lipc_a_val=
+    set -f
+    # shellcheck disable=SC2086 # word splitting of the command line is wanted
+    for lipc_a_w in ${LIPC_CMDLINE-$(cat /proc/cmdline 2>/dev/null)}; do
+        case $lipc_a_w in
+        "$1"=*)
+            lipc_a_val=${lipc_a_w#*=}
+            lipc_a_found=0
+            ;;
+        esac
+    done
+    set +f
+    [ "$lipc_a_found" = 0 ] || return 1
+    printf '%s\n' "$lipc_a_val"
+}
+
+lipc_uptime() {
+    read -r lipc_u_t _ </proc/uptime
+    echo "${lipc_u_t%%.*}"
+}
+
+lipc_is_uint() {
+    case $1 in '' | *[!0-9]*) return 1 ;; esac
+}
+
+# lipc_size_bytes SIZE: bytes from "N", "NK", "NM" or "NG" (binary).
+lipc_size_bytes() {
+    lipc_s_n=${1%[KkMmGg]}
+    lipc_is_uint "$lipc_s_n" || return 1
+    case $1 in
+    *[Kk]) echo $((lipc_s_n * 1024)) ;;
+    *[Mm]) echo $((lipc_s_n * 1048576)) ;;
+    *[Gg]) echo $((lipc_s_n * 1073741824)) ;;
+    *) echo "$lipc_s_n" ;;
+    esac
+}
+
+# lipc_resolve SPEC: print the block device node SPEC names, if present.
+lipc_resolve() {
+    lipc_r_dev=
+    case $1 in
+    UUID=*) lipc_r_dev=/dev/disk/by-uuid/${1#UUID=} ;;
+    PARTUUID=*) lipc_r_dev=/dev/disk/by-partuuid/${1#PARTUUID=} ;;
+    LABEL=*) lipc_r_dev=/dev/disk/by-label/${1#LABEL=} ;;
+    PARTLABEL=*) lipc_r_dev=/dev/disk/by-partlabel/${1#PARTLABEL=} ;;
+    /dev/*) lipc_r_dev=$1 ;;
+    *) return 1 ;;
+    esac
+    if ! [ -b "$lipc_r_dev" ]; then
+        case $1 in
+        /dev/*) return 1 ;;
+        esac
+        command -v blkid >/dev/null 2>&1 || return 1
+        lipc_r_dev=$(blkid -l -t "$1" -o device 2>/dev/null) || return 1
+        [ -b "$lipc_r_dev" ] || return 1
+    fi
+    readlink -f "$lipc_r_dev" 2>/dev/null || echo "$lipc_r_dev"
+}
+
+# lipc_root_spec: the device root= names ("block:" prefix of dracut removed).
+lipc_root_spec() {
+    lipc_rs=$(lipc_arg root) || return 1
+    lipc_rs=${lipc_rs#block:}
+    [ -n "$lipc_rs" ] && echo "$lipc_rs"
+}
+
+lipc_settle() {
+    command -v udevadm >/dev/null 2>&1 || return 0
+    udevadm settle --timeout="${1:-5}" >/dev/null 2>&1 || :
+}
+
+# lipc_wait WHAT SPEC...: wait up to LIPC_TIMEOUT seconds until one of the
+# SPECs resolves, print its node. A SPEC "=path" is taken as is when it is
+# a block device that luksipc status confirms (see lipc_candidate_ok).
+lipc_wait() {
+    lipc_w_what=$1
+    shift
+    lipc_w_end=$(($(lipc_uptime) + LIPC_TIMEOUT))
+    lipc_w_said=
+    while :; do
+        for lipc_w_spec in "$@"; do
+            lipc_w_dev=$(lipc_resolve "$lipc_w_spec") || continue
+            echo "$lipc_w_dev"
+            return 0
+        done
+        [ "$(lipc_uptime)" -lt "$lipc_w_end" ] || return 1
+        if [ -z "$lipc_w_said" ]; then
+            lipc_log "waiting up to ${LIPC_TIMEOUT} s for $lipc_w_what $1"
+            lipc_w_said=1
+        fi
+        lipc_settle 1
+        sleep 1
+    done
+}
+
+# lipc_status_get FIELD: value of "FIELD: value" in LIPC_STATUS.
+lipc_status_get() {
+    printf '%s\n' "$LIPC_STATUS" | while IFS= read -r lipc_sg_line; do
+        case $lipc_sg_line in
+        "$1":*)
+            lipc_sg_v=${lipc_sg_line#*:}
+            lipc_sg_v=${lipc_sg_v# *}
+            printf '%s\n' "${lipc_sg_v%% *}"
+            break
+            ;;
+        esac
+    done
+}
+
+# lipc_load_status: LIPC_PHASE is the recorded phase, or "none" when the
+# state store holds no luksipc state yet (blank side partition).
+lipc_load_status() {
+    if LIPC_STATUS=$("$LIPC_BIN" status --state "$LIPC_STATE" 2>/dev/null); then
+        LIPC_PHASE=$(lipc_status_get phase)
+        [ -n "$LIPC_PHASE" ] || LIPC_PHASE=none
+    else
+        LIPC_STATUS=
+        LIPC_PHASE=none
+    fi
+}
+
+lipc_sysname() {
+    lipc_sn=$(readlink -f "$1" 2>/dev/null) || lipc_sn=$1
+    echo "${lipc_sn##*/}"
+}
+
+# lipc_holder DEV: print the dm name of a mapping stacked on DEV, if any.
+lipc_holder() {
+    for lipc_h in /sys/class/block/"$(lipc_sysname "$1")"/holders/*; do
+        [ -r "$lipc_h/dm/name" ] || continue
+        cat "$lipc_h/dm/name"
+        return 0
+    done
+    return 1
+}
+
+lipc_is_crypt_mapping() {
+    lipc_icm=/sys/class/block/$(lipc_sysname "$1")/dm/uuid
+    [ -r "$lipc_icm" ] || return 1
+    case $(cat "$lipc_icm") in CRYPT-*) return 0 ;; esac
+    return 1
+}
+
+lipc_dev_bytes() {
+    read -r lipc_db <"/sys/class/block/$(lipc_sysname "$1")/size" || return 1
+    echo $((lipc_db * 512))
+}
+
+# lipc_find_device: set LIPC_DEV, the device to convert (or converted).
+# Once the header is written the original spelling may no longer resolve
+# (a filesystem UUID or root=UUID=), so the LUKS UUID and the path recorded
+# in the state are tried as well; a recorded path must match the state.
+lipc_find_device() {
+    lipc_fd_luks=
+    lipc_fd_rec=
+    if [ "$LIPC_PHASE" != none ]; then
+        lipc_fd_luks=$(lipc_status_get luks-uuid)
+        lipc_fd_rec=$(lipc_status_get device)
+    fi
+    case $LIPC_PHASE in
+    header | 'done')
+        set -- ${lipc_fd_luks:+"UUID=$lipc_fd_luks"} "$LIPC_DEVSPEC"
+        ;;
+    *)
+        set -- "$LIPC_DEVSPEC"
+        ;;
+    esac
+    if ! LIPC_DEV=$(lipc_wait device "$@"); then
+        if [ -n "$lipc_fd_rec" ] && [ -b "$lipc_fd_rec" ] &&
+            "$LIPC_BIN" status --state "$LIPC_STATE" -d "$lipc_fd_rec" >/dev/null 2>&1; then
+            LIPC_DEV=$(readlink -f "$lipc_fd_rec")
+        else
+            lipc_fail "device '$LIPC_DEVSPEC' did not appear within ${LIPC_TIMEOUT} s; check rd.luksipc= and rd.luksipc.timeout="
+            return 1
+        fi
+    fi
+    if lipc_is_crypt_mapping "$LIPC_DEV"; then
+        lipc_fail "device '$LIPC_DEV' is an open LUKS mapping, not the raw device; point rd.luksipc= at the partition underneath"
+        return 1
+    fi
+    if [ "$LIPC_PHASE" != none ] &&
+        ! "$LIPC_BIN" status --state "$LIPC_STATE" -d "$LIPC_DEV" >/dev/null 2>&1; then
+        lipc_fail "state on '$LIPC_STATE' does not match device '$LIPC_DEV'; check rd.luksipc= and rd.luksipc.state="
+        return 1
+    fi
+}
+
+# lipc_read_tty PROMPT: read a line without echo from the console.
+lipc_read_tty() {
+    lipc_rt_tty=/dev/console
+    [ -t 0 ] && lipc_rt_tty=/dev/stdin
+    printf '%s' "$1" >"$lipc_rt_tty"
+    stty -echo <"$lipc_rt_tty" 2>/dev/null
+    IFS= read -r lipc_rt_pass <"$lipc_rt_tty"
+    lipc_rt_rc=$?
+    stty echo <"$lipc_rt_tty" 2>/dev/null
+    echo >"$lipc_rt_tty"
+    [ "$lipc_rt_rc" = 0 ] || return 1
+    printf '%s' "$lipc_rt_pass"
+    lipc_rt_pass=
+}
+
+# lipc_ask PROMPT: print one passphrase, asked the way this initrd asks.
+lipc_ask() {
+    if [ -d /run/systemd/system ] && command -v systemd-ask-password >/dev/null 2>&1; then
+        systemd-ask-password --timeout=0 --id="luksipc:$LIPC_DEVSPEC" "$1"
+    elif command -v plymouth >/dev/null 2>&1 && plymouth --ping 2>/dev/null; then
+        plymouth ask-for-password --prompt="$1"
+    else
+        lipc_read_tty "$1 "
+    fi
+}
+
+lipc_ask_passphrase() {
+    if [ "$LIPC_PHASE" != none ]; then
+        LIPC_PASS=$(lipc_ask "Passphrase to resume converting $LIPC_DEV:") ||
+            { lipc_fail "no passphrase entered for '$LIPC_DEV'"; return 1; }
+    else
+        LIPC_PASS=$(lipc_ask "New passphrase for $LIPC_DEV:") ||
+            { lipc_fail "no passphrase entered for '$LIPC_DEV'"; return 1; }
+        lipc_ap_again=$(lipc_ask "Repeat the passphrase for $LIPC_DEV:") ||
+            { lipc_fail "no passphrase entered for '$LIPC_DEV'"; return 1; }
+        if [ "$LIPC_PASS" != "$lipc_ap_again" ]; then
+            lipc_ap_again=
+            lipc_fail "passphrases for '$LIPC_DEV' differ; reboot to try again"
+            return 1
+        fi
+        lipc_ap_again=
+    fi
+    [ -n "$LIPC_PASS" ] || { lipc_fail "empty passphrase for '$LIPC_DEV'"; return 1; }
+}
+
+# lipc_get_key: LIPC_KEYFILE (rd.luksipc.key=PATH[:DEVICE]) or LIPC_PASS.
+lipc_get_key() {
+    lipc_gk=$(lipc_arg rd.luksipc.key) || { lipc_ask_passphrase; return; }
+    lipc_gk_path=${lipc_gk%%:*}
+    lipc_gk_spec=
+    case $lipc_gk in *:*) lipc_gk_spec=${lipc_gk#*:} ;; esac
+    if [ -n "$lipc_gk_spec" ]; then
+        lipc_gk_dev=$(lipc_wait "key device" "$lipc_gk_spec") || {
+            lipc_fail "key device '$lipc_gk_spec' did not appear within ${LIPC_TIMEOUT} s; check rd.luksipc.key="
+            return 1
+        }
+        LIPC_KEYMNT=$LIPC_RUN/keydev
+        mkdir -p "$LIPC_KEYMNT"
+        mount -o ro "$lipc_gk_dev" "$LIPC_KEYMNT" 2>/dev/null || {
+            LIPC_KEYMNT=
+            lipc_fail "cannot mount key device '$lipc_gk_dev' read-only; check rd.luksipc.key="
+            return 1
+        }
+        LIPC_KEYFILE=$LIPC_KEYMNT/${lipc_gk_path#/}
+    else
+        LIPC_KEYFILE=$lipc_gk_path
+    fi
+    if ! [ -f "$LIPC_KEYFILE" ] || ! [ -s "$LIPC_KEYFILE" ]; then
+        lipc_fail "key file '$lipc_gk_path' is missing or empty; check rd.luksipc.key=$lipc_gk"
+        return 1
+    fi
+}
+
+lipc_release_key() {
+    LIPC_PASS=
+    if [ -n "$LIPC_KEYMNT" ]; then
+        umount "$LIPC_KEYMNT" 2>/dev/null
+        LIPC_KEYMNT=
+    fi
+}
+
+# lipc_with_key CMD...: run CMD with the key on stdin (passphrase) or with
+# "--key-file FILE" appended.
+lipc_with_key() {
+    if [ -n "$LIPC_KEYFILE" ]; then
+        "$@" --key-file "$LIPC_KEYFILE" </dev/null
+    else
+        printf '%s' "$LIPC_PASS" | "$@" --key-file -
+    fi
+}
+
+# lipc_header_bytes: the header size the conversion will use.
+lipc_header_bytes() {
+    if lipc_hb=$(lipc_arg rd.luksipc.header-size); then
+        lipc_size_bytes "$lipc_hb"
+    elif [ "$(lipc_arg rd.luksipc.type)" = luks1 ]; then
+        echo 2097152
+    else
+        echo 16777216
+    fi
+}
+
+lipc_dumpe2fs_get() {
+    printf '%s\n' "$lipc_rz_sb" | while IFS= read -r lipc_dg_line; do
+        case $lipc_dg_line in
+        "$1:"*)
+            lipc_dg_v=${lipc_dg_line#*:}
+            # shellcheck disable=SC2086 # split off the first word
+            set -- $lipc_dg_v
+            echo "$1"
+            break
+            ;;
+        esac
+    done
+}
+
+# lipc_resize: shrink an ext2/3/4 filesystem so that it ends at or before
+# device size - header size. Only before a conversion has started.
+lipc_resize() {
+    lipc_rz_type=$(blkid -p -s TYPE -o value "$LIPC_DEV" 2>/dev/null)
+    case $lipc_rz_type in
+    ext2 | ext3 | ext4) ;;
+    *)
+        lipc_log "rd.luksipc.resize=1: '$LIPC_DEV' holds '${lipc_rz_type:-no filesystem}', not ext2/3/4; not resizing"
+        return 0
+        ;;
+    esac
+    lipc_rz_h=$(lipc_header_bytes) || { lipc_fail "bad rd.luksipc.header-size="; return 1; }
+    lipc_rz_n=$(lipc_dev_bytes "$LIPC_DEV") || { lipc_fail "cannot read the size of '$LIPC_DEV'"; return 1; }
+    lipc_rz_sb=$(dumpe2fs -h "$LIPC_DEV" 2>/dev/null) || { lipc_fail "cannot read the ext superblock of '$LIPC_DEV'"; return 1; }
+    lipc_rz_bs=$(lipc_dumpe2fs_get "Block size")
+    lipc_rz_bc=$(lipc_dumpe2fs_get "Block count")
+    if ! lipc_is_uint "$lipc_rz_bs" || ! lipc_is_uint "$lipc_rz_bc"; then
+        lipc_fail "cannot read the ext superblock of '$LIPC_DEV'"
+        return 1
+    fi
+    [ "$lipc_rz_n" -gt "$lipc_rz_h" ] || { lipc_fail "device '$LIPC_DEV' is smaller than the header"; return 1; }
+    lipc_rz_max=$(((lipc_rz_n - lipc_rz_h) / lipc_rz_bs))
+    if [ "$lipc_rz_bc" -le "$lipc_rz_max" ]; then
+        lipc_log "filesystem on '$LIPC_DEV' already leaves room for the header; not resizing"
+        return 0
+    fi
+    lipc_log "shrinking the filesystem on '$LIPC_DEV' from $lipc_rz_bc to $lipc_rz_max blocks of $lipc_rz_bs bytes"
+    e2fsck -f -y "$LIPC_DEV" >&2
+    [ $? -lt 4 ] || { lipc_fail "e2fsck found errors it could not fix on '$LIPC_DEV'; run e2fsck by hand"; return 1; }
+    resize2fs "$LIPC_DEV" "$lipc_rz_max" >&2 ||
+        { lipc_fail "resize2fs failed on '$LIPC_DEV'; run e2fsck and resize2fs by hand"; return 1; }
+}
+
+# lipc_progress: turn --progress-json lines into console and plymouth
+# lines; anything else (warnings, errors) is passed through.
+lipc_json() {
+    lipc_j=${1#*\""$2"\":}
+    lipc_j=${lipc_j%%[,\}]*}
+    lipc_j=${lipc_j#\"}
+    echo "${lipc_j%\"}"
+}
+
+lipc_progress() {
+    lipc_p_last=
+    while IFS= read -r lipc_p_line; do
+        case $lipc_p_line in
+        '{'*'"percent"'*)
+            lipc_p_pct=$(lipc_json "$lipc_p_line" percent)
+            lipc_p_done=$(lipc_json "$lipc_p_line" 'done')
+            lipc_p_tot=$(lipc_json "$lipc_p_line" total)
+            lipc_p_eta=$(lipc_json "$lipc_p_line" eta_s)
+            lipc_p_eta=${lipc_p_eta%%.*}
+            lipc_is_uint "$lipc_p_eta" || lipc_p_eta=0
+            lipc_is_uint "$lipc_p_done" || lipc_p_done=0
+            lipc_is_uint "$lipc_p_tot" || lipc_p_tot=0
+            lipc_p_msg=$(printf 'converting %s: %s%% (%s / %s MiB, ETA %d:%02d)' \
+                "$LIPC_DEV" "$lipc_p_pct" $((lipc_p_done / 1048576)) \
+                $((lipc_p_tot / 1048576)) $((lipc_p_eta / 60)) $((lipc_p_eta % 60)))
+            [ "$lipc_p_msg" = "$lipc_p_last" ] || lipc_log "$lipc_p_msg"
+            lipc_p_last=$lipc_p_msg
+            ;;
+        *) printf '%s\n' "$lipc_p_line" >&2 ;;
+        esac
+    done
+}
+
+# lipc_convert_args: the pass-through rd.luksipc.* options.
+lipc_convert_args() {
+    for lipc_ca in type sector-size pbkdf pbkdf-force-iterations header-size step-size; do
+        lipc_ca_v=$(lipc_arg "rd.luksipc.$lipc_ca") || continue
+        printf '%s\n' "--$lipc_ca" "$lipc_ca_v"
+    done
+}
+
+lipc_convert() {
+    lipc_c_args=$(lipc_convert_args)
+    lipc_c_rc=$LIPC_RUN/convert.rc
+    echo 1 >"$lipc_c_rc"
+    if [ "$LIPC_PHASE" = none ]; then
+        lipc_log "converting '$LIPC_DEV' to LUKS in place, state on '$LIPC_STATE'; do not power off (a cut resumes at the next boot)"
+    else
+        lipc_log "resuming the conversion of '$LIPC_DEV' to LUKS ($(lipc_status_get 'done') of $(lipc_status_get data-size) bytes done), state on '$LIPC_STATE'"
+    fi
+    # shellcheck disable=SC2086 # one option or value per line, no blanks
+    {
+        (IFS='
+'
+            set -f
+            lipc_with_key "$LIPC_BIN" convert -d "$LIPC_DEV" --state "$LIPC_STATE" \
+                --batch --progress-json $lipc_c_args 2>&1)
+        echo $? >"$lipc_c_rc"
+    } | lipc_progress
+    read -r lipc_c_code <"$lipc_c_rc"
+    case $lipc_c_code in
+    0) return 0 ;;
+    2) lipc_fail "bad rd.luksipc.* option for '$LIPC_DEV'; fix the kernel command line" ;;
+    3) lipc_fail "conversion of '$LIPC_DEV' refused, nothing written; see the message above" ;;
+    4) lipc_fail "key rejected for '$LIPC_DEV', nothing written; check rd.luksipc.key= or the passphrase" ;;
+    5) lipc_fail "I/O error converting '$LIPC_DEV'; the state is consistent: fix the cause and reboot to resume" ;;
+    6) lipc_fail "conversion of '$LIPC_DEV' interrupted; reboot to resume" ;;
+    *) lipc_fail "luksipc failed with exit code $lipc_c_code on '$LIPC_DEV'; reboot to resume" ;;
+    esac
+}
+
+lipc_notes() {
+    lipc_log "'$LIPC_DEV' is now LUKS; what to do next (also in $LIPC_RUN/notes):"
+    "$LIPC_BIN" status --state "$LIPC_STATE" --notes >"$LIPC_RUN/notes" 2>/dev/null
+    while IFS= read -r lipc_n_line; do
+        echo "luksipc:   $lipc_n_line" >&2
+    done <"$LIPC_RUN/notes"
+}
+
+# lipc_open: open the LUKS device so that root=UUID=<filesystem> resolves.
+lipc_open() {
+    if lipc_o_name=$(lipc_holder "$LIPC_DEV"); then
+        lipc_log "'$LIPC_DEV' is already open as '$lipc_o_name'"
+        return 0
+    fi
+    lipc_o_uuid=$(lipc_status_get luks-uuid)
+    [ -n "$lipc_o_uuid" ] || lipc_o_uuid=$(cryptsetup luksUUID "$LIPC_DEV" 2>/dev/null)
+    lipc_o_name=$(lipc_arg rd.luksipc.name) || lipc_o_name=luks-$lipc_o_uuid
+    lipc_log "opening '$LIPC_DEV' as '$lipc_o_name'"
+    if ! lipc_with_key cryptsetup open "$LIPC_DEV" "$lipc_o_name" >&2; then
+        lipc_fail "cannot open '$LIPC_DEV' as '$lipc_o_name': wrong key or damaged header; check rd.luksipc.key= or the passphrase"
+        return 1
+    fi
+    lipc_settle 10
+}
+
+# lipc_refresh DEV: the header replaced the filesystem signature; make udev
+# drop the stale by-uuid link before the mapping brings it back.
+lipc_refresh() {
+    command -v udevadm >/dev/null 2>&1 || return 0
+    udevadm trigger --action=change "$1" >/dev/null 2>&1 || :
+    lipc_settle 10
+}
+
+lipc_setup() {
+    LIPC_DEVSPEC=$(lipc_arg rd.luksipc) || return 1
+    [ "$LIPC_DEVSPEC" != 0 ] || return 1
+    [ -n "$LIPC_DEVSPEC" ] || return 1
+    return 0
+}
+
+lipc_main() {
+    [ "$LIPC_DEVSPEC" != root ] || LIPC_DEVSPEC=$(lipc_root_spec) ||
+        { lipc_fail "rd.luksipc=root but no root= on the kernel command line"; return 1; }
+    LIPC_STATESPEC=$(lipc_arg rd.luksipc.state) || LIPC_STATESPEC=
+    if [ -z "$LIPC_STATESPEC" ]; then
+        lipc_fail "rd.luksipc.state= is missing; name the raw side partition that holds the state"
+        return 1
+    fi
+    LIPC_TIMEOUT=$(lipc_arg rd.luksipc.timeout) || LIPC_TIMEOUT=30
+    lipc_is_uint "$LIPC_TIMEOUT" || { lipc_fail "bad rd.luksipc.timeout='$LIPC_TIMEOUT'"; return 1; }
+    command -v "$LIPC_BIN" >/dev/null 2>&1 || { lipc_fail "'$LIPC_BIN' is not in the initramfs; rebuild it with the luksipc module"; return 1; }
+    mkdir -p "$LIPC_RUN" && chmod 700 "$LIPC_RUN"
+
+    LIPC_STATE=$(lipc_wait "state device" "$LIPC_STATESPEC") ||
+        { lipc_fail "state device '$LIPC_STATESPEC' did not appear within ${LIPC_TIMEOUT} s; check rd.luksipc.state="; return 1; }
+    lipc_load_status
+    lipc_find_device || return 1
+
+    if [ "$LIPC_PHASE" = 'done' ]; then
+        lipc_log "'$LIPC_DEV' is already converted; remove rd.luksipc from the kernel command line (see: luksipc status --state $LIPC_STATE --notes)"
+        if lipc_o_name=$(lipc_holder "$LIPC_DEV"); then
+            lipc_log "'$LIPC_DEV' is already open as '$lipc_o_name'"
+            return 0
+        fi
+        lipc_get_key || return 1
+        lipc_open
+        return
+    fi
+    if [ "$LIPC_PHASE" = none ] && [ "$(lipc_arg rd.luksipc.resize)" = 1 ]; then
+        lipc_resize || return 1
+    fi
+    lipc_get_key || return 1
+    lipc_convert || return 1
+    lipc_load_status
+    lipc_notes
+    lipc_refresh "$LIPC_DEV"
+    lipc_open
+}
+
+# lipc_run: entry point for the adapters; see the contract at the top.
+lipc_run() {
+    lipc_setup || return 0
+    lipc_main
+    lipc_run_rc=$?
+    lipc_release_key
+    [ "$lipc_run_rc" = 0 ] && lipc_log "done; continuing the boot"
+    return "$lipc_run_rc"
+}

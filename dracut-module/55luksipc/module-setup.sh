@@ -1,0 +1,68 @@
+#!/bin/bash
+# shellcheck disable=SC2154 # dracut sets moddir, initdir, systemdsystemunitdir, ...
+# dracut module: convert a block device to LUKS in place at boot, driven by
+# rd.luksipc= (see luksipc.cmdline(7)). Out-of-tree, so numbered 55.
+
+# luksipc_binary: the converter to install; the static build is preferred.
+# LUKSIPC_BIN in the environment overrides the search (staging, tests).
+luksipc_binary() {
+    local b
+    for b in "${LUKSIPC_BIN-}" \
+        "$dracutsysrootdir"/usr/lib/luksipc/luksipc.static \
+        "$dracutsysrootdir"/usr/local/sbin/luksipc \
+        "$dracutsysrootdir"/usr/sbin/luksipc \
+        "$dracutsysrootdir"/sbin/luksipc; do
+        [[ -n $b && -x $b ]] && {
+            printf '%s\n' "$b"
+            return 0
+        }
+    done
+    return 1
+}
+
+# called by dracut
+check() {
+    require_binaries cryptsetup blkid || return 1
+    luksipc_binary > /dev/null || return 1
+    # only when asked for: --add luksipc or add_dracutmodules+=" luksipc "
+    return 255
+}
+
+# called by dracut
+depends() {
+    echo crypt dm rootfs-block
+    return 0
+}
+
+# called by dracut
+installkernel() {
+    # The host root is usually not encrypted yet, so crypt's host-only
+    # guess would leave out the cipher modules: name them.
+    hostonly='' instmods dm_crypt xts ecb cbc aesni_intel aes_generic \
+        crypto_simd cryptd sha256_generic sha512_generic ext4
+    return 0
+}
+
+# called by dracut
+install() {
+    local bin
+    bin=$(luksipc_binary) || return 1
+    inst_binary "$bin" /usr/sbin/luksipc
+    inst_multiple cryptsetup blkid e2fsck resize2fs dumpe2fs mount umount \
+        readlink sleep cat mkdir chmod
+    inst_multiple -o stty plymouth udevadm
+    inst_simple "$moddir/luksipc-lib.sh" /usr/lib/luksipc/luksipc-lib.sh
+    inst_script "$moddir/luksipc-boot.sh" /usr/sbin/luksipc-boot
+
+    if dracut_module_included systemd; then
+        inst_multiple -o systemd-ask-password
+        inst_simple "$moddir/luksipc.service" \
+            "$systemdsystemunitdir/luksipc.service"
+        inst_simple "$moddir/luksipc-fsck.conf" \
+            "$systemdsystemunitdir/systemd-fsck@.service.d/luksipc.conf"
+        $SYSTEMCTL -q --root "$initdir" add-wants initrd.target luksipc.service
+    else
+        inst_hook cmdline 90 "$moddir/parse-luksipc.sh"
+        dracut_need_initqueue
+    fi
+}

@@ -1,0 +1,44 @@
+# mk/install.mk: install the boot integration (included by the top Makefile).
+#
+#   make install-boot [DESTDIR=...] [PREFIX=...]
+#
+# dracut module      -> $(DESTDIR)/usr/lib/dracut/modules.d/55luksipc/
+# initramfs-tools    -> $(DESTDIR)/usr/share/initramfs-tools/{hooks,scripts/local-top}/luksipc
+# shared sh library  -> $(DESTDIR)/usr/lib/luksipc/luksipc-lib.sh
+# man page           -> $(DESTDIR)$(PREFIX)/share/man/man7/luksipc.cmdline.7
+#
+# The framework paths are fixed (dracut and initramfs-tools only look
+# there), PREFIX moves only the man page. Both frameworks put the converter
+# into the initramfs from /usr/lib/luksipc/luksipc.static when present,
+# else from luksipc in /usr/local/sbin, /usr/sbin or /sbin.
+
+PREFIX ?= /usr/local
+INSTALL ?= install
+BOOT_DRACUTDIR := /usr/lib/dracut/modules.d/55luksipc
+BOOT_ITDIR := /usr/share/initramfs-tools
+BOOT_LIBDIR := /usr/lib/luksipc
+BOOT_MAN7DIR := $(PREFIX)/share/man/man7
+BOOT_SRC := dracut-module/55luksipc
+
+.PHONY: install-boot uninstall-boot
+
+install-boot:
+	$(INSTALL) -d $(DESTDIR)$(BOOT_DRACUTDIR) $(DESTDIR)$(BOOT_LIBDIR) \
+		$(DESTDIR)$(BOOT_ITDIR)/hooks $(DESTDIR)$(BOOT_ITDIR)/scripts/local-top \
+		$(DESTDIR)$(BOOT_MAN7DIR)
+	$(INSTALL) -m 755 $(BOOT_SRC)/module-setup.sh $(BOOT_SRC)/luksipc-boot.sh \
+		$(BOOT_SRC)/parse-luksipc.sh $(DESTDIR)$(BOOT_DRACUTDIR)/
+	$(INSTALL) -m 644 $(BOOT_SRC)/luksipc-lib.sh $(BOOT_SRC)/luksipc.service \
+		$(BOOT_SRC)/luksipc-fsck.conf $(DESTDIR)$(BOOT_DRACUTDIR)/
+	$(INSTALL) -m 644 $(BOOT_SRC)/luksipc-lib.sh $(DESTDIR)$(BOOT_LIBDIR)/
+	$(INSTALL) -m 755 initramfs-tools/hooks/luksipc $(DESTDIR)$(BOOT_ITDIR)/hooks/luksipc
+	$(INSTALL) -m 755 initramfs-tools/scripts/local-top/luksipc \
+		$(DESTDIR)$(BOOT_ITDIR)/scripts/local-top/luksipc
+	$(INSTALL) -m 644 docs/luksipc.cmdline.7 $(DESTDIR)$(BOOT_MAN7DIR)/
+
+uninstall-boot:
+	rm -rf $(DESTDIR)$(BOOT_DRACUTDIR)
+	rm -f $(DESTDIR)$(BOOT_LIBDIR)/luksipc-lib.sh \
+		$(DESTDIR)$(BOOT_ITDIR)/hooks/luksipc \
+		$(DESTDIR)$(BOOT_ITDIR)/scripts/local-top/luksipc \
+		$(DESTDIR)$(BOOT_MAN7DIR)/luksipc.cmdline.7

@@ -1,0 +1,143 @@
+#!/bin/bash
+# mkdisk.sh: build a test disk image without loop devices or mounts.
+#
+#   mkdisk.sh OUT [--root-mib N (64)] [--state-mib N (24)]
+#                 [--header-mib N (16)] [--fill] [--whole]
+#                 [--payload-kib N (3072)]
+#
+# Default: OUT is a GPT disk (sgdisk on the image file):
+#   partition 1 "luksipc-state", --state-mib, raw and zeroed
+#   partition 2 "root", --root-mib, holding an ext4 labelled "root" with a
+#               fixed UUID, sized (root-mib - header-mib) so a LUKS header
+#               of header-mib fits, or the whole partition with --fill
+# --whole: OUT is just the root partition's content (an ext4 in a file of
+#   root-mib), for converting a whole device or image file.
+#
+# The ext4 (4 KiB blocks, so it mounts on 4096-byte dm-crypt sectors) is
+# built with mke2fs -d from a tree holding a busybox userland, /etc/os-release,
+# /sbin/init (lib/root-init.sh, which prints the LUKSIPC-VERDICT line),
+# /lib/qemu-test.sh, /payload/* (random data, about --payload-kib in total)
+# and /manifest.sha256 over the payload.
+#
+# Prints on stdout, as shell-sourceable lines:
+#   ROOT_UUID=  ROOT_PARTUUID=  STATE_PARTUUID=  DISK_GUID=
+#   ROOT_FS_BYTES=   size of the ext4 (the plaintext P to compare)
+#   ROOT_FS_SHA256=  sha256 of those bytes
+#   ROOT_OFFSET=  STATE_OFFSET=  byte offsets of the partitions (0 with --whole)
+#   ROOT_BYTES=  STATE_BYTES=    partition sizes
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+
+ROOT_UUID=5e1f0c1e-2b4d-4c3a-9a7e-10c5a1ce0001
+ROOT_PARTUUID=5e1f0c1e-2b4d-4c3a-9a7e-10c5a1ce0002
+STATE_PARTUUID=5e1f0c1e-2b4d-4c3a-9a7e-10c5a1ce0003
+DISK_GUID=5e1f0c1e-2b4d-4c3a-9a7e-10c5a1ce0004
+
+die() {
+	echo "mkdisk.sh: $*" >&2
+	exit 1
+}
+
+num() {
+	case "$1" in '' | *[!0-9]*) die "bad number '$1'" ;; esac
+	echo "$1"
+}
+
+[ $# -ge 1 ] || die "usage: mkdisk.sh OUT [--root-mib N] [--state-mib N] [--header-mib N] [--fill] [--whole]"
+out=$1
+shift
+root_mib=64 state_mib=24 header_mib=16 fill=0 whole=0 payload_kib=3072
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--fill) fill=1; shift; continue ;;
+	--whole) whole=1; shift; continue ;;
+	esac
+	[ $# -ge 2 ] || die "option '$1' needs a value"
+	case "$1" in
+	--root-mib) root_mib=$(num "$2") ;;
+	--state-mib) state_mib=$(num "$2") ;;
+	--header-mib) header_mib=$(num "$2") ;;
+	--payload-kib) payload_kib=$(num "$2") ;;
+	*) die "unknown option '$1'" ;;
+	esac
+	shift 2
+done
+fs_mib=$root_mib
+[ "$fill" = 1 ] || fs_mib=$((root_mib - header_mib))
+[ "$fs_mib" -ge 8 ] || die "filesystem of ${fs_mib} MiB is too small; raise --root-mib"
+for tool in mke2fs sgdisk busybox; do
+	command -v "$tool" >/dev/null || die "'$tool' not found; see tools/deps/qemu.list"
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/mkdisk.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+tree=$work/root
+
+# The root tree.
+mkdir -p "$tree"/{bin,sbin,etc,dev,proc,sys,run,tmp,mnt,root,lib,payload}
+cp "$(command -v busybox)" "$tree/bin/busybox"
+for applet in $(busybox --list); do
+	[ "$applet" = busybox ] || ln -sf busybox "$tree/bin/$applet"
+done
+install -m 755 "$here/root-init.sh" "$tree/sbin/init"
+install -m 644 "$here/guest-lib.sh" "$tree/lib/qemu-test.sh"
+cat >"$tree/etc/os-release" <<'EOF'
+NAME="luksipc test root"
+ID=luksipc-test
+PRETTY_NAME="luksipc test root"
+VERSION_ID=1
+EOF
+echo "root:x:0:0:root:/root:/bin/sh" >"$tree/etc/passwd"
+echo "root:x:0:" >"$tree/etc/group"
+# Payload: one odd-sized file, the rest in 512 KiB files.
+left=$((payload_kib * 1024))
+i=0
+head -c 70001 /dev/urandom >"$tree/payload/odd.bin"
+while [ "$left" -gt 0 ]; do
+	n=$((left < 524288 ? left : 524288))
+	head -c "$n" /dev/urandom >"$tree/payload/data$i.bin"
+	left=$((left - n))
+	i=$((i + 1))
+done
+(cd "$tree" && find payload etc/os-release sbin/init -type f | sort | xargs sha256sum) |
+	sed 's|  |  /|' >"$tree/manifest.sha256"
+
+fs=$work/root.ext4
+truncate -s "${fs_mib}M" "$fs"
+mke2fs -q -F -t ext4 -b 4096 -L root -U "$ROOT_UUID" -d "$tree" \
+	-E lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0 \
+	"$fs"
+fs_bytes=$(stat -c %s "$fs")
+fs_sha=$(sha256sum "$fs" | cut -d' ' -f1)
+
+rm -f "$out"
+if [ "$whole" = 1 ]; then
+	mv "$fs" "$out"
+	truncate -s "${root_mib}M" "$out"
+	state_off=0 root_off=0 state_mib=0
+else
+	# 1 MiB in front for the GPT, 1 MiB behind for its backup.
+	mib=1048576
+	state_off=$mib
+	root_off=$(((1 + state_mib) * mib))
+	truncate -s $(((2 + state_mib + root_mib) * mib)) "$out"
+	sgdisk -o -U "$DISK_GUID" \
+		-n "1:$((state_off / 512)):+${state_mib}M" -c 1:luksipc-state -t 1:8300 -u "1:$STATE_PARTUUID" \
+		-n "2:$((root_off / 512)):+${root_mib}M" -c 2:root -t 2:8300 -u "2:$ROOT_PARTUUID" \
+		"$out" >/dev/null
+	dd if="$fs" of="$out" bs=1M seek=$((root_off / mib)) conv=notrunc,sparse status=none
+fi
+
+cat <<EOF
+ROOT_UUID=$ROOT_UUID
+ROOT_PARTUUID=$ROOT_PARTUUID
+STATE_PARTUUID=$STATE_PARTUUID
+DISK_GUID=$DISK_GUID
+ROOT_FS_BYTES=$fs_bytes
+ROOT_FS_SHA256=$fs_sha
+ROOT_OFFSET=$root_off
+ROOT_BYTES=$((root_mib * 1048576))
+STATE_OFFSET=$state_off
+STATE_BYTES=$((state_mib * 1048576))
+EOF

@@ -1,0 +1,48 @@
+#!/bin/sh
+# /sbin/init of the test root that mkdisk.sh builds (busybox sh, PID 1).
+#
+# Proves the boot reached this root, with its files intact, through
+# device-mapper: checks /manifest.sha256, finds the device / is mounted
+# from and requires it to be a dm device (a dm-crypt one when the dm uuid
+# says so), prints exactly one "LUKSIPC-VERDICT:" line and powers off.
+# shellcheck disable=SC1091 # installed from lib/guest-lib.sh
+. /lib/qemu-test.sh
+qt_mounts 2>/dev/null
+
+reason=''
+if sha256sum -c /manifest.sha256 >/tmp/manifest.out 2>&1; then
+	qt_say "manifest: ok ($(wc -l </manifest.sha256) files)"
+else
+	qt_say "manifest: $(grep -v ': OK$' /tmp/manifest.out | head -n 3 | tr '\n' ' ')"
+	reason="manifest mismatch"
+fi
+
+rootdev=$(awk '$2 == "/" { d = $1 } END { print d }' /proc/mounts)
+qt_say "root-device: $rootdev"
+for n in /sys/block/dm-*/dm/name; do
+	[ -r "$n" ] || continue
+	b=${n%/dm/name}
+	qt_say "dm: ${b##*/} name=$(cat "$n") uuid=$(cat "$b/dm/uuid" 2>/dev/null)"
+done
+
+# The device number of / is authoritative; /proc/mounts may say /dev/root.
+d=$(stat -c %d /)
+majmin=$((((d >> 8) & 0xfff) | ((d >> 32) & ~0xfff))):$(((d & 0xff) | ((d >> 12) & ~0xff)))
+sysdev=/sys/dev/block/$majmin
+if [ -r "$sysdev/dm/name" ]; then
+	dmname=$(cat "$sysdev/dm/name")
+	dmuuid=$(cat "$sysdev/dm/uuid" 2>/dev/null)
+	case "$dmuuid" in
+	CRYPT-*) ;;
+	*) reason="${reason:+$reason, }root dm device '$dmname' is not dm-crypt (uuid '$dmuuid')" ;;
+	esac
+	root="/dev/mapper/$dmname"
+else
+	reason="${reason:+$reason, }root $majmin ($rootdev) is not a device-mapper device"
+fi
+
+if [ -z "$reason" ]; then
+	qt_verdict PASS "root=$root"
+else
+	qt_verdict FAIL "$reason"
+fi

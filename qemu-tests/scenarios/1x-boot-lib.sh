@@ -1,0 +1,152 @@
+# shellcheck shell=bash source-path=SCRIPTDIR
+# Shared by the boot scenarios 10-19: stage the boot integration the way
+# `make install-boot` installs it, build dracut and initramfs-tools images
+# that use it, make key disks, boot, and judge. Sourced by */run (bash).
+#
+#   boot_init NAME        common.sh + kernel.sh + work dir $T + staging;
+#                         skips (77) when a prerequisite is missing
+#   build_dracut OUT [--no-systemd]   dracut initrd (--no-hostonly) with
+#                         luksipc; systemd unless --no-systemd
+#   build_itools OUT      initramfs-tools initrd with the luksipc hook
+#   mk_keydisk IMG LABEL [KEYTEXT]   small ext2 holding /luksipc.key
+#   base_cmdline          the flags every scenario uses (needs mkdisk vars)
+#   boot LOG INITRD CMDLINE [run-qemu args...]   run-qemu, sets BOOT_RC and
+#                         BOOT_SECS
+#   expect_pass LOG / expect_failed LOG REGEX   judge one boot
+#
+# The converter comes from $LUKSIPC_BIN, else build/luksipc.static, else
+# build/luksipc. The scenarios use pbkdf2 with 1000 iterations.
+
+SCEN_DIR=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../lib/common.sh
+. "$SCEN_DIR/../../lib/common.sh"
+
+boot_init() {
+	# shellcheck source=../lib/kernel.sh
+	. "$QTEST_DIR/lib/kernel.sh" || skip "no usable kernel (see above)"
+	[ "$(id -u)" = 0 ] || skip "needs root (dracut and mkinitramfs read the host's modules)"
+	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
+	if [ -z "${LUKSIPC_BIN:-}" ]; then
+		for b in "$TOP/build/luksipc.static" "$TOP/build/luksipc"; do
+			[ -x "$b" ] && { LUKSIPC_BIN=$b; break; }
+		done
+	fi
+	if [ -z "${LUKSIPC_BIN:-}" ] || [ ! -x "$LUKSIPC_BIN" ]; then
+		skip "converter not built (run make; or set LUKSIPC_BIN)"
+	fi
+	export LUKSIPC_BIN
+	qemu_tmp_init "$1" || fail "cannot make a work dir"
+	STAGE=$T/stage
+	make -s -C "$TOP" -f mk/install.mk install-boot DESTDIR="$STAGE" PREFIX=/usr \
+		>"$T/install.log" 2>&1 || fail "make install-boot failed: $(tail -n 3 "$T/install.log")"
+	# shellcheck disable=SC2034 # used by the scenarios
+	BOOT_T0=$SECONDS
+}
+
+# dracut only reads modules from $dracutbasedir/modules.d: give it a copy of
+# the host's dracut base whose modules.d also holds the staged 55luksipc,
+# instead of writing into /usr/lib/dracut.
+build_dracut() {
+	local base=$T/dracut-base m omit=plymouth
+	[ "${2:-}" != --no-systemd ] ||
+		omit="plymouth systemd systemd-initrd dracut-systemd systemd-udevd systemd-journald systemd-sysusers"
+	mkdir -p "$base/modules.d"
+	for m in /usr/lib/dracut/*; do
+		[ "${m##*/}" = modules.d ] || ln -sfn "$m" "$base/${m##*/}"
+	done
+	for m in /usr/lib/dracut/modules.d/*; do
+		ln -sfn "$m" "$base/modules.d/${m##*/}"
+	done
+	ln -sfn "$STAGE/usr/lib/dracut/modules.d/55luksipc" "$base/modules.d/55luksipc"
+	mkdir -p "$T/dracut-conf.d"
+	dracutbasedir=$base dracut --force --no-hostonly --no-hostonly-cmdline \
+		--conf /dev/null --confdir "$T/dracut-conf.d" --tmpdir "$T" \
+		--kver "$KVER" --add luksipc --omit "$omit" \
+		--add-drivers "virtio_blk virtio_pci ext4" --no-early-microcode \
+		--compress "zstd -1" "$1" >"$T/dracut.log" 2>&1 ||
+		fail "dracut failed: $(tail -n 5 "$T/dracut.log")"
+	lsinitrd "$1" 2>/dev/null | grep -q 'usr/sbin/luksipc$' ||
+		fail "dracut image lacks usr/sbin/luksipc"
+	if [ "${2:-}" = --no-systemd ] && lsinitrd "$1" 2>/dev/null | grep -q 'luksipc.service$'; then
+		fail "dracut image without systemd still has luksipc.service"
+	fi
+}
+
+# mkinitramfs -d CONFDIR includes CONFDIR/hooks and CONFDIR/scripts beside
+# /usr/share/initramfs-tools; LUKSIPC_LIBDIR points the hook at the staged
+# library.
+build_itools() {
+	local conf=$T/itools-conf
+	mkdir -p "$conf/hooks" "$conf/scripts/local-top" "$conf/conf.d"
+	cp "$STAGE/usr/share/initramfs-tools/hooks/luksipc" "$conf/hooks/"
+	cp "$STAGE/usr/share/initramfs-tools/scripts/local-top/luksipc" "$conf/scripts/local-top/"
+	cat >"$conf/initramfs.conf" <<-'EOF'
+		MODULES=list
+		BUSYBOX=y
+		KEYMAP=n
+		COMPRESS=zstd
+		COMPRESSLEVEL=1
+		RUNSIZE=10%
+		FSTYPE=ext4
+	EOF
+	printf '%s\n' virtio_pci virtio_blk ext4 >"$conf/modules"
+	LUKSIPC_LIBDIR=$STAGE/usr/lib/luksipc mkinitramfs -d "$conf" -o "$1" "$KVER" \
+		>"$T/mkinitramfs.log" 2>&1 ||
+		fail "mkinitramfs failed: $(tail -n 5 "$T/mkinitramfs.log")"
+	lsinitramfs "$1" 2>/dev/null | grep -q 'scripts/local-top/luksipc$' ||
+		fail "initramfs-tools image lacks scripts/local-top/luksipc"
+}
+
+mk_keydisk() {
+	local tree=$T/keytree.$2
+	mkdir -p "$tree"
+	printf '%s' "${3:-luksipc test key $(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}" >"$tree/luksipc.key"
+	truncate -s 4M "$1"
+	mke2fs -q -F -t ext2 -L "$2" -d "$tree" "$1" || fail "mke2fs for the key disk failed"
+}
+
+# needs ROOT_UUID, ROOT_PARTUUID, STATE_PARTUUID from mkdisk.sh
+base_cmdline() {
+	echo "root=UUID=$ROOT_UUID ro rd.luksipc=PARTUUID=$ROOT_PARTUUID" \
+		"rd.luksipc.state=PARTUUID=$STATE_PARTUUID" \
+		"rd.luksipc.key=/luksipc.key:LABEL=lipckey" \
+		"rd.luksipc.pbkdf=pbkdf2 rd.luksipc.pbkdf-force-iterations=1000" \
+		"rd.luksipc.timeout=20 rd.shell=0 rd.emergency=poweroff" \
+		"systemd.show_status=1"
+}
+
+boot() {
+	local log=$1 initrd=$2 cmdline=$3 t0=$SECONDS
+	shift 3
+	"$RUN_QEMU" --kernel "$KERNEL" --initrd "$initrd" --append "$cmdline" \
+		--log "$log" --timeout "${BOOT_TIMEOUT:-240}" --mem 1024 "$@"
+	BOOT_RC=$?
+	BOOT_SECS=$((SECONDS - t0))
+	echo "  boot ${log##*/}: exit $BOOT_RC after ${BOOT_SECS}s, verdict $(verdict "$log")"
+}
+
+expect_pass() {
+	[ "$(verdict "$1")" = PASS ] || {
+		qemu_log_tail "$1" 60
+		fail "${1##*/}: no PASS verdict (run-qemu exit $BOOT_RC)"
+	}
+}
+
+# expect_failed LOG REGEX: the boot stopped with our one-line error
+# matching REGEX and never reached the root.
+expect_failed() {
+	[ "$(verdict "$1")" = NONE ] || {
+		qemu_log_tail "$1" 60
+		fail "${1##*/}: reached the root (verdict $(verdict "$1")) but should have stopped"
+	}
+	grep -a -q -E "luksipc: error: .*$2" "$1" || {
+		qemu_log_tail "$1" 60
+		fail "${1##*/}: no 'luksipc: error:' line matching '$2'"
+	}
+}
+
+# hash of bytes [OFF, OFF+LEN) of IMG
+range_hash() {
+	dd if="$1" bs=1M iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none |
+		sha256sum | cut -d' ' -f1
+}
