@@ -199,23 +199,29 @@ static int plan_geometry(struct job *j)
 
 void job_write_notes(struct job *j)
 {
-	const char *kf = j->o->generate_key_file ? j->o->generate_key_file : j->o->key_file;
-	char text[4096];
+	const struct convert_opts *o = j->o;
+	const char *kf = o->note_key ? o->note_key : o->generate_key_file ? o->generate_key_file : o->key_file;
 	const char *u = j->st.sb.luks_uuid;
+	char name[128], text[4096];
+	int have_kf = kf && strcmp(kf, "-") != 0;
 
+	if (o->note_name)
+		snprintf(name, sizeof(name), "%s", o->note_name);
+	else
+		snprintf(name, sizeof(name), "luks-%s", u);
 	snprintf(text, sizeof(text),
 		 "luksipc converted %s to LUKS%u (UUID %s).\n"
 		 "Next steps:\n"
-		 "- /etc/crypttab: luks-%s UUID=%s %s luks\n"
+		 "- /etc/crypttab: %s UUID=%s %s luks\n"
 		 "- kernel command line: remove rd.luksipc=...; add rd.luks.uuid=%s (dracut), or rely on crypttab (initramfs-tools); then rebuild the initramfs\n"
 		 "- add a passphrase: cryptsetup luksAddKey%s%s %s\n"
 		 "- retire a generated key file once a passphrase works: cryptsetup luksRemoveKey %s %s, then shred -u it\n"
 		 "- wipe the state store when you no longer need it: luksipc finalize --state %s\n",
-		 j->o->device, j->st.sb.luks_version, u, u, u, kf && strcmp(kf, "-") ? kf : "none", u,
-		 kf && strcmp(kf, "-") ? " --key-file " : "", kf && strcmp(kf, "-") ? kf : "", j->o->device,
-		 j->o->device, kf && strcmp(kf, "-") ? kf : "<key file>", j->o->state);
+		 o->device, j->st.sb.luks_version, u, name, u, have_kf ? kf : "none", u,
+		 have_kf ? " --key-file " : "", have_kf ? kf : "", o->device,
+		 o->device, have_kf ? kf : "<key file>", o->state);
 	if (state_write_notes(&j->st, text) < 0)
-		log_warn("cannot record the admin notes in '%s'", j->o->state);
+		log_warn("cannot record the admin notes in '%s'", o->state);
 }
 
 int job_run_engine(struct job *j)

@@ -26,6 +26,8 @@ struct convert_opts {
 	int no_seatbelt;
 	int force_state;
 	int progress_json;
+	const char *note_name;  /* mapper name for the admin notes; default luks-<UUID> */
+	const char *note_key;   /* key file path for the admin notes; default the key file */
 };
 
 int convert_run(const struct convert_opts *o);

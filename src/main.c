@@ -37,6 +37,8 @@ static const char usage_text[] =
 	"      --no-seatbelt         convert even if no filesystem is recognised\n"
 	"      --force-state         use a state store that carries a signature\n"
 	"      --progress-json       progress as JSON lines on stderr\n"
+	"      --note-name NAME, --note-key-file PATH  mapper name and key file\n"
+	"                            to name in the admin notes (status --notes)\n"
 	"  -l, --loglevel 0..4       0 errors ... 4 debug (default 2)\n"
 	"\n"
 	"exit codes: 0 ok or already converted, 1 internal error, 2 usage error,\n"
@@ -46,7 +48,7 @@ static const char usage_text[] =
 enum {
 	OPT_STATE = 256, OPT_TYPE, OPT_KEY_SIZE, OPT_SECTOR_SIZE, OPT_HEADER_SIZE, OPT_STEP_SIZE,
 	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
-	OPT_REENCRYPT, OPT_OLD_KEY,
+	OPT_REENCRYPT, OPT_OLD_KEY, OPT_NOTE_NAME, OPT_NOTE_KEY,
 	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION,
 };
 
@@ -69,6 +71,8 @@ static const struct option long_options[] = {
 	{ "keyfile", required_argument, NULL, 'k' },
 	{ "generate-key-file", required_argument, NULL, OPT_GEN_KEY },
 	{ "reencrypt", no_argument, NULL, OPT_REENCRYPT },
+	{ "note-name", required_argument, NULL, OPT_NOTE_NAME },
+	{ "note-key-file", required_argument, NULL, OPT_NOTE_KEY },
 	{ "old-key-file", required_argument, NULL, OPT_OLD_KEY },
 	{ "batch", no_argument, NULL, OPT_BATCH },
 	{ "i-know-what-im-doing", no_argument, NULL, OPT_BATCH },
@@ -148,6 +152,8 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 	case 'k': o->key_file = arg; return 0;
 	case OPT_GEN_KEY: o->generate_key_file = arg; return 0;
 	case OPT_REENCRYPT: o->reencrypt = 1; return 0;
+	case OPT_NOTE_NAME: o->note_name = arg; return 0;
+	case OPT_NOTE_KEY: o->note_key = arg; return 0;
 	case OPT_OLD_KEY: o->old_key_file = arg; return 0;
 	case OPT_BATCH: o->batch = 1; return 0;
 	case OPT_NO_SEATBELT: o->no_seatbelt = 1; return 0;
