@@ -18,10 +18,13 @@ byte-identical to the reference final image. A crash state whose device is
 still the original (nothing written to it yet) may instead get a fresh
 header: then the result must decrypt, with the key file, to the original
 plaintext (checked with luksdecrypt.py) and cryptsetup must accept the key.
+The expected plaintext is --plain FILE when given (re-encryption: --orig is
+the LUKS source, --plain its decrypted payload), else --orig.
 
 Usage:
   enumerate.py --orig IMG --trace TRACE --ref FINAL --key K --data-length P
-               --workdir DIR [--ref-state STATE] [--jobs 2] [--min-states 2000]
+               --workdir DIR [--ref-state STATE] [--plain FILE] [--jobs 2]
+               [--min-states 2000]
                [--seed N] -- CMD... ({dev} and {state} are replaced)
 Prints progress and one summary line; exit 0 when every state passed and at
 least --min-states distinct states were run.
@@ -308,7 +311,7 @@ class Runner:
 
     def verify_fresh(self, devp):
         p = subprocess.run([sys.executable, LUKSDECRYPT, devp, "--key-file", self.a.key,
-                            "--expect", self.a.orig, "--length", str(self.a.data_length)],
+                            "--expect", self.a.plain or self.a.orig, "--length", str(self.a.data_length)],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if p.returncode != 0:
             return "fresh header, plaintext wrong: " + p.stdout.decode(errors="replace").strip()
@@ -333,6 +336,8 @@ def main():
     ap.add_argument("--trace", required=True)
     ap.add_argument("--ref", required=True)
     ap.add_argument("--ref-state")
+    ap.add_argument("--plain", help="expected plaintext for a fresh-header result"
+                    " (default: --orig)")
     ap.add_argument("--key", required=True)
     ap.add_argument("--data-length", type=int, required=True)
     ap.add_argument("--workdir", required=True)
