@@ -21,7 +21,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all deps check unit-check host-check qemu-check demo install clean
+.PHONY: all deps check unit-check host-check qemu-check qemu-check-ci demo install clean
 all: $(BUILD)/luksipc
 
 deps:
@@ -52,8 +52,16 @@ host-check: $(BUILD)/luksipc
 check: $(BUILD)/luksipc $(UNIT_BINS)
 	@./tests/run-all.sh
 
-qemu-check: $(BUILD)/luksipc
+# Every QEMU scenario (qemu-tests/scenarios/NN-*); about 20 minutes.
+qemu-check: $(BUILD)/luksipc static
 	@./qemu-tests/run-all
+
+# The subset CI runs: dm-crypt equivalence, a flagged boot with dracut and
+# with initramfs-tools, 3 power cuts, a no-op reboot, LUKS to LUKS at boot,
+# and the busybox-only initramfs with the static binary.
+QEMU_CI_SCENARIOS ?= 01 10 11 12 13 17 20
+qemu-check-ci: $(BUILD)/luksipc static
+	@LUKSIPC_QEMU_CUTS=3 ./qemu-tests/run-all $(QEMU_CI_SCENARIOS)
 
 demo: $(BUILD)/luksipc
 	@./tools/demo.sh
