@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,14 +93,22 @@ static int hook_fault(const struct dev *d, int op)
 	return 0;
 }
 
+/*
+ * Writes are traced when they complete and flushes when they are issued, so
+ * the trace never claims a flush made durable a write that was still in
+ * flight in another thread (the committer flushes while the main thread
+ * writes the next step).
+ */
 static void hook_trace(const struct dev *d, char op, const void *buf, size_t len, uint64_t off)
 {
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	uint8_t rec[16];
 
 	if (!hooks.initialised)
 		hooks_init();
 	if (hooks.trace_fd < 0)
 		return;
+	pthread_mutex_lock(&lock);
 	memset(rec, 0, sizeof(rec));
 	rec[0] = (uint8_t)op;
 	rec[1] = (uint8_t)d->target;
@@ -109,6 +118,7 @@ static void hook_trace(const struct dev *d, char op, const void *buf, size_t len
 	if (write(hooks.trace_fd, rec, sizeof(rec)) != (ssize_t)sizeof(rec) ||
 	    (len && write(hooks.trace_fd, buf, len) != (ssize_t)len))
 		log_warn("cannot write the test trace: %s", strerror(errno));
+	pthread_mutex_unlock(&lock);
 }
 
 void dev_test_delay(void)
@@ -223,9 +233,8 @@ int dev_pwrite_full(struct dev *d, const void *buf, size_t len, uint64_t off)
 
 	if (r < 0)
 		return r;
-	hook_trace(d, 'W', buf, len, off);
-	while (len > 0) {
-		ssize_t n = pwrite(pick_fd(d, p, len, off), p, len, (off_t)off);
+	for (size_t left = len; left > 0;) {
+		ssize_t n = pwrite(pick_fd(d, p, left, off), p, left, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -234,8 +243,9 @@ int dev_pwrite_full(struct dev *d, const void *buf, size_t len, uint64_t off)
 			return -ENOSPC;
 		p += n;
 		off += (uint64_t)n;
-		len -= (size_t)n;
+		left -= (size_t)n;
 	}
+	hook_trace(d, 'W', buf, len, off - len);
 	return 0;
 }
 

@@ -20,6 +20,7 @@
  */
 #define EVIDENCE_MAX (1024 * 1024)
 #define RING 3 /* step buffers: one being written, up to two read ahead */
+#define QUEUE 8 /* written steps waiting for their flush and record */
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
@@ -104,6 +105,12 @@ struct slot {
 	int err;
 };
 
+/* A written step whose output still has to be flushed and recorded. */
+struct commit {
+	uint64_t a;
+	struct evidence ahead, behind;
+};
+
 struct pipeline {
 	struct engine *e;
 	struct slot slot[RING];
@@ -111,6 +118,12 @@ struct pipeline {
 	pthread_cond_t cond;
 	int stop;
 	uint64_t start; /* frontier where the reader begins */
+	/* the committer thread's queue, in step order */
+	struct commit queue[QUEUE];
+	unsigned q_head, q_tail;
+	int q_closed;
+	uint64_t durable; /* frontier of the newest durable record */
+	int commit_err;
 };
 
 static void slot_set(struct pipeline *p, struct slot *s, int state, int err)
@@ -179,38 +192,69 @@ static void *reader_main(void *arg)
 }
 
 /*
- * One step: the output of payload [a, f), ready in s, goes to [H + a, H + f).
- *
- * WRITE ORDER, the crash-safety argument (docs/format.md, "Recovery"):
- *   1. write this step's output to [H + a, H + f);
- *   2. flush the device, so the output is durable;
- *   3. commit the record "frontier = a" to the state store, and flush it.
- * Only after 3 may the next step write: its output overlaps this step's
- * source, which the durable record now says is no longer needed. A crash
- * anywhere before 3 completes leaves the previous record in force and this
- * step's source untouched, so resuming simply redoes the step. This
- * function is the only place that writes payload; it runs in one thread.
+ * WRITE ORDER, the crash-safety argument (docs/format.md, "The order of
+ * writes"). For every step [a, f):
+ *   1. write its output to [H + a, H + f)            (write_step)
+ *   2. flush the device, so the output is durable    (commit_step)
+ *   3. commit the record "frontier = a" and flush it (commit_step)
+ * and a step's output is written only once the durable frontier is at or
+ * below geometry_write_limit(a): every source that output overlaps is then
+ * converted and recorded. With S = H that is the previous step's record, so
+ * the steps run strictly one after the other. With S = H/m (the default is
+ * S = H/2) up to m steps can be in flight: the main thread writes step k
+ * while the committer thread flushes and records step k - 1. A crash leaves
+ * the newest durable record in force; every write after it went to a region
+ * that record no longer needs (output of converted sources), and the
+ * sources of the steps after it are untouched, so resuming redoes them.
+ * Only the main thread writes payload; only the committer (or, serially,
+ * the main thread) writes records.
  */
-static int write_output(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, const struct evidence *ahead)
+/*
+ * Makes a written step durable and records it: flush the device, then
+ * commit "frontier = a" to the state store and flush it. Nothing else
+ * records progress.
+ */
+static int commit_step(struct engine *e, const struct commit *c)
 {
-	const struct geometry *g = e->geo;
 	struct state_rec rec;
-	int r = dev_pwrite_full(e->dev, buf, f - a, g->header_size + a);
+	int r = dev_flush(e->dev);
 
-	if (r == 0)
-		r = dev_flush(e->dev);
 	if (r < 0)
 		return r;
 	memset(&rec, 0, sizeof(rec));
 	rec.phase = PHASE_CONVERTING;
-	rec.frontier = a;
-	if (ahead)
-		rec.ahead = *ahead;
-	rec.behind.off = g->header_size + a;
-	rec.behind.len = min_u64(f - a, EVIDENCE_MAX);
-	SHA256(buf, rec.behind.len, rec.behind.sha256);
+	rec.frontier = c->a;
+	rec.ahead = c->ahead;
+	rec.behind = c->behind;
 	rec.time = (uint64_t)time(NULL);
 	return state_commit(e->state, &rec);
+}
+
+/* Writes the output of [a, f) and fills in the commit that will record it. */
+static int write_step(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, const struct evidence *ahead,
+		      struct commit *ret)
+{
+	int r = dev_pwrite_full(e->dev, buf, f - a, e->geo->header_size + a);
+
+	if (r < 0)
+		return r;
+	memset(ret, 0, sizeof(*ret));
+	ret->a = a;
+	if (ahead)
+		ret->ahead = *ahead;
+	ret->behind.off = e->geo->header_size + a;
+	ret->behind.len = min_u64(f - a, EVIDENCE_MAX);
+	SHA256(buf, ret->behind.len, ret->behind.sha256);
+	return 0;
+}
+
+/* The serial form: write, flush, record. */
+static int write_output(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, const struct evidence *ahead)
+{
+	struct commit c;
+	int r = write_step(e, buf, a, f, ahead, &c);
+
+	return r < 0 ? r : commit_step(e, &c);
 }
 
 /*
@@ -286,7 +330,91 @@ static int engine_finish(struct engine *e)
 	return state_commit(e->state, &rec);
 }
 
-/* The main thread's side of the pipeline: write, flush, commit, in order. */
+static void *committer_main(void *arg)
+{
+	struct pipeline *p = arg;
+
+	for (;;) {
+		struct commit c;
+		int r;
+
+		pthread_mutex_lock(&p->lock);
+		while (p->q_head == p->q_tail && !p->q_closed)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->q_head == p->q_tail) {
+			pthread_mutex_unlock(&p->lock);
+			break;
+		}
+		c = p->queue[p->q_head % QUEUE];
+		pthread_mutex_unlock(&p->lock);
+		r = commit_step(p->e, &c);
+		pthread_mutex_lock(&p->lock);
+		if (r < 0)
+			p->commit_err = r;
+		else {
+			p->durable = c.a;
+			p->q_head++;
+		}
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		if (r < 0)
+			break;
+	}
+	return NULL;
+}
+
+/* Pipelined step: write once allowed, hand the flush and record to the committer. */
+static int pipelined_step(struct pipeline *p, const struct slot *s, const struct evidence *ahead)
+{
+	struct engine *e = p->e;
+	uint64_t limit = geometry_write_limit(e->geo, s->a);
+	struct commit c;
+	int r;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->commit_err && p->durable > limit)
+		pthread_cond_wait(&p->cond, &p->lock);
+	r = p->commit_err;
+	pthread_mutex_unlock(&p->lock);
+	if (r == 0)
+		r = write_step(e, s->buf, s->a, s->f, ahead, &c);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&p->lock);
+	while (!p->commit_err && p->q_tail - p->q_head >= QUEUE)
+		pthread_cond_wait(&p->cond, &p->lock);
+	p->queue[p->q_tail++ % QUEUE] = c;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+/* Waits until every queued step is recorded (or the committer failed). */
+static int drain_commits(struct pipeline *p)
+{
+	int r;
+
+	pthread_mutex_lock(&p->lock);
+	p->q_closed = 1;
+	pthread_cond_broadcast(&p->cond);
+	while (!p->commit_err && p->q_head != p->q_tail)
+		pthread_cond_wait(&p->cond, &p->lock);
+	r = p->commit_err;
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+static uint64_t durable_frontier(struct pipeline *p)
+{
+	uint64_t f;
+
+	pthread_mutex_lock(&p->lock);
+	f = p->durable;
+	pthread_mutex_unlock(&p->lock);
+	return f;
+}
+
+/* The main thread's side of the pipeline: the writes, in order. */
 static int write_steps(struct pipeline *p)
 {
 	struct engine *e = p->e;
@@ -294,17 +422,18 @@ static int write_steps(struct pipeline *p)
 
 	for (unsigned j = 0; f > 0; j++) {
 		struct slot *s = &p->slot[j % RING], *next = &p->slot[(j + 1) % RING];
+		const struct evidence *ahead = NULL;
 		int r = slot_wait(p, s, SLOT_READY);
 
-		if (r == 0 && s->a > 0)
-			r = slot_wait(p, next, SLOT_READ);
+		if (r == 0 && s->a > 0 && (r = slot_wait(p, next, SLOT_READ)) == 0)
+			ahead = &next->src;
 		if (r == 0)
-			r = engine_step(e, s, s->a > 0 ? &next->src : NULL);
+			r = e->geo->journal ? engine_step(e, s, ahead) : pipelined_step(p, s, ahead);
 		if (r < 0)
 			return r;
 		f = s->a;
 		slot_set(p, s, SLOT_FREE, 0);
-		progress_update(e->progress, total - f, 0);
+		progress_update(e->progress, total - (e->geo->journal ? f : durable_frontier(p)), 0);
 		dev_test_delay();
 		if (interrupted && f > 0)
 			return -EINTR;
@@ -312,15 +441,25 @@ static int write_steps(struct pipeline *p)
 	return 0;
 }
 
+static void stop_reader(struct pipeline *p, pthread_t reader)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(reader, NULL);
+}
+
 static int run_pipeline(struct engine *e, uint64_t f)
 {
 	struct pipeline p;
-	pthread_t reader;
-	int r = 0;
+	pthread_t reader, committer;
+	int r = 0, rc;
 
 	memset(&p, 0, sizeof(p));
 	p.e = e;
 	p.start = f;
+	p.durable = f;
 	pthread_mutex_init(&p.lock, NULL);
 	pthread_cond_init(&p.cond, NULL);
 	for (int i = 0; i < RING && r == 0; i++) {
@@ -331,13 +470,18 @@ static int run_pipeline(struct engine *e, uint64_t f)
 	}
 	if (r == 0 && pthread_create(&reader, NULL, reader_main, &p) != 0)
 		r = -EAGAIN;
+	if (r == 0 && pthread_create(&committer, NULL, committer_main, &p) != 0) {
+		stop_reader(&p, reader);
+		r = -EAGAIN;
+	}
 	if (r == 0) {
 		r = write_steps(&p);
-		pthread_mutex_lock(&p.lock);
-		p.stop = 1;
-		pthread_cond_broadcast(&p.cond);
-		pthread_mutex_unlock(&p.lock);
-		pthread_join(reader, NULL);
+		/* Also after an error or an interrupt: record what was written. */
+		rc = drain_commits(&p);
+		if (rc < 0 && (r == 0 || r == -EINTR))
+			r = rc;
+		pthread_join(committer, NULL);
+		stop_reader(&p, reader);
 	}
 	for (int i = 0; i < RING; i++) {
 		free(p.slot[i].buf);

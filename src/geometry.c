@@ -40,3 +40,11 @@ uint64_t geometry_steps_left(const struct geometry *g, uint64_t f)
 {
 	return f == 0 ? 0 : (f - 1) / g->step_size + 1;
 }
+
+uint64_t geometry_write_limit(const struct geometry *g, uint64_t a)
+{
+	/* payload offset whose source lies at the start of this output */
+	uint64_t x = g->header_size - g->src_offset + a;
+
+	return x >= g->data_size ? g->data_size : geometry_step_start(g, x + 1);
+}

@@ -44,6 +44,17 @@ int geometry_init(struct geometry *ret, uint64_t n, uint64_t h, uint64_t src_off
 /* Start of the step ending at frontier f, 0 < f <= P. */
 uint64_t geometry_step_start(const struct geometry *g, uint64_t f);
 
+/*
+ * The output of the step starting at a, [H + a, H + f), may be written only
+ * once the durable frontier is at or below the value returned: then every
+ * source it overlaps is converted and recorded. With S = H that is the
+ * previous step's record; with S = H/m, the record m steps back, so up to m
+ * steps can be in flight between a write and its durable record. In
+ * journal mode it returns a itself: the step overlaps its own source and
+ * cannot be written ahead of its own record (the journal's).
+ */
+uint64_t geometry_write_limit(const struct geometry *g, uint64_t a);
+
 /* Number of steps still to do when the frontier is at f. */
 uint64_t geometry_steps_left(const struct geometry *g, uint64_t f);
 

@@ -25,6 +25,17 @@ static void walk(const struct geometry *g)
 		/* and stays on the device */
 		CHECK(g->header_size + f <= g->device_size);
 		CHECK(geometry_steps_left(g, f) == geometry_steps_left(g, a) + 1);
+		/* once the durable frontier is <= the limit, no source the output
+		 * overlaps is still needed: every step [x, y) with a source overlapping
+		 * [H+a, H+f) lies at or above the limit */
+		uint64_t limit = geometry_write_limit(g, a);
+		CHECK(g->journal ? limit == a : limit >= f);
+		for (uint64_t y = g->data_size; y > 0; y = geometry_step_start(g, y)) {
+			uint64_t x = geometry_step_start(g, y);
+			int overlaps = g->src_offset + x < g->header_size + f && g->src_offset + y > g->header_size + a;
+			if (overlaps && !g->journal)
+				CHECK(x >= limit);
+		}
 		covered += len;
 		steps++;
 		f = a;
