@@ -504,6 +504,7 @@ int convert_run(const struct convert_opts *o)
 	secmem_free(j.old_vk);
 	free(j.image);
 	free(j.old_image);
+	explicit_bzero(j.st.hmac_key, sizeof(j.st.hmac_key));
 	dev_close(&j.st.dev);
 	dev_close(&j.dev);
 	return r;

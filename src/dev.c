@@ -121,9 +121,9 @@ static void hook_trace(const struct dev *d, char op, const void *buf, size_t len
 	pthread_mutex_unlock(&lock);
 }
 
-void dev_test_delay(void)
+void dev_test_delay(const char *var)
 {
-	const char *s = getenv("LUKSIPC_TEST_DELAY_MS");
+	const char *s = getenv(var);
 	uint64_t ms;
 
 	if (s && parse_u64(s, &ms) == 0 && ms > 0) {

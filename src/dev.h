@@ -44,7 +44,7 @@ int dev_flush(struct dev *d);
 /* Regular files only: set the file size (zero-filled growth). 0 or -errno. */
 int dev_set_size(struct dev *d, uint64_t size);
 
-/* Test hook: sleep LUKSIPC_TEST_DELAY_MS after a step commit, if set. */
-void dev_test_delay(void);
+/* Test hook: sleep for the milliseconds in environment variable var, if set. */
+void dev_test_delay(const char *var);
 
 #endif

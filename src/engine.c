@@ -319,12 +319,16 @@ static int replay_journal(struct engine *e)
 static int engine_finish(struct engine *e)
 {
 	struct state_rec rec = e->state->rec;
-	int r = dev_pwrite_full(e->dev, e->header_image, e->geo->header_size, 0);
+	int r;
 
+	progress_header(e->progress);
+	r = dev_pwrite_full(e->dev, e->header_image, e->geo->header_size, 0);
 	if (r == 0)
 		r = dev_flush(e->dev);
 	if (r < 0)
 		return r;
+	/* lets the QEMU tests cut the power between the header and "done" */
+	dev_test_delay("LUKSIPC_TEST_HEADER_DELAY_MS");
 	rec.phase = PHASE_DONE;
 	rec.time = (uint64_t)time(NULL);
 	return state_commit(e->state, &rec);
@@ -434,7 +438,7 @@ static int write_steps(struct pipeline *p)
 		f = s->a;
 		slot_set(p, s, SLOT_FREE, 0);
 		progress_update(e->progress, total - (e->geo->journal ? f : durable_frontier(p)), 0);
-		dev_test_delay();
+		dev_test_delay("LUKSIPC_TEST_DELAY_MS");
 		if (interrupted && f > 0)
 			return -EINTR;
 	}

@@ -55,6 +55,17 @@ void progress_update(struct progress *p, uint64_t done, int force)
 	print_line(p, "convert", done, t);
 }
 
+void progress_header(struct progress *p)
+{
+	if (p->quiet)
+		return;
+	if (p->json)
+		print_line(p, "header", p->total, now());
+	else
+		fprintf(stderr, "luksipc: all data converted; writing the new LUKS header\n");
+	fflush(stderr);
+}
+
 void progress_done(struct progress *p)
 {
 	if (!p->quiet)

@@ -18,6 +18,8 @@ struct progress {
 void progress_init(struct progress *p, uint64_t total, uint64_t done, int json, int quiet);
 /* Reports done bytes; prints if due (or always when force is set). */
 void progress_update(struct progress *p, uint64_t done, int force);
+/* Reports that every step is done and the new header is being written. */
+void progress_header(struct progress *p);
 /* Reports completion. */
 void progress_done(struct progress *p);
 

@@ -17,8 +17,12 @@ LIPC_BIN=${LIPC_BIN:-luksipc}
 LIPC_RUN=${LIPC_RUN:-/run/luksipc}
 LIPC_ERROR=
 LIPC_KEYFILE=
+LIPC_OLDKEYFILE=
+LIPC_CONVKEY=
+LIPC_NOTEKEY=
 LIPC_PASS=
 LIPC_KEYMNT=
+LIPC_MODE=encrypt
 
 lipc_log() {
     echo "luksipc: $*" >&2
@@ -258,6 +262,10 @@ lipc_ask_passphrase() {
     if [ "$LIPC_PHASE" != none ]; then
         LIPC_PASS=$(lipc_ask "Passphrase to resume converting $LIPC_DEV:") ||
             { lipc_fail "no passphrase entered for '$LIPC_DEV'"; return 1; }
+    elif [ "$LIPC_MODE" = reencrypt ] && [ -z "$LIPC_OLDKEYFILE" ]; then
+        # the current passphrase stays; only the volume key is replaced
+        LIPC_PASS=$(lipc_ask "Passphrase of $LIPC_DEV (kept, the volume key is replaced):") ||
+            { lipc_fail "no passphrase entered for '$LIPC_DEV'"; return 1; }
     else
         LIPC_PASS=$(lipc_ask "New passphrase for $LIPC_DEV:") ||
             { lipc_fail "no passphrase entered for '$LIPC_DEV'"; return 1; }
@@ -273,40 +281,94 @@ lipc_ask_passphrase() {
     [ -n "$LIPC_PASS" ] || { lipc_fail "empty passphrase for '$LIPC_DEV'"; return 1; }
 }
 
-# lipc_get_key: LIPC_KEYFILE (rd.luksipc.key=PATH[:DEVICE]) or LIPC_PASS.
-lipc_get_key() {
-    lipc_gk=$(lipc_arg rd.luksipc.key) || { lipc_ask_passphrase; return; }
-    lipc_gk_path=${lipc_gk%%:*}
-    lipc_gk_spec=
-    case $lipc_gk in *:*) lipc_gk_spec=${lipc_gk#*:} ;; esac
-    if [ -n "$lipc_gk_spec" ]; then
-        lipc_gk_dev=$(lipc_wait "key device" "$lipc_gk_spec") || {
-            lipc_fail "key device '$lipc_gk_spec' did not appear within ${LIPC_TIMEOUT} s; check rd.luksipc.key="
-            return 1
+# lipc_key_file FLAG MNT: print the file that FLAG=PATH[:KEYDEV] names,
+# mounting KEYDEV read-only on $LIPC_RUN/MNT (or reusing the mount of an
+# earlier flag with the same KEYDEV). Mounts are recorded in LIPC_KEYMNT.
+lipc_key_file() {
+    lipc_kf=$(lipc_arg "$1") || return 1
+    lipc_kf_path=${lipc_kf%%:*}
+    lipc_kf_spec=
+    case $lipc_kf in *:*) lipc_kf_spec=${lipc_kf#*:} ;; esac
+    if [ -z "$lipc_kf_path" ]; then
+        lipc_fail "$1= names no key file; use $1=PATH[:DEVICE]"
+        return 2
+    fi
+    if [ -n "$lipc_kf_spec" ]; then
+        lipc_kf_dev=$(lipc_wait "key device" "$lipc_kf_spec") || {
+            lipc_fail "key device '$lipc_kf_spec' did not appear within ${LIPC_TIMEOUT} s; check $1="
+            return 2
         }
-        LIPC_KEYMNT=$LIPC_RUN/keydev
-        mkdir -p "$LIPC_KEYMNT"
-        mount -o ro "$lipc_gk_dev" "$LIPC_KEYMNT" 2>/dev/null || {
-            LIPC_KEYMNT=
-            lipc_fail "cannot mount key device '$lipc_gk_dev' read-only; check rd.luksipc.key="
-            return 1
-        }
-        LIPC_KEYFILE=$LIPC_KEYMNT/${lipc_gk_path#/}
+        lipc_kf_mnt=
+        for lipc_kf_m in $LIPC_KEYMNT; do
+            [ "$(cat "$lipc_kf_m.dev" 2>/dev/null)" = "$lipc_kf_dev" ] && lipc_kf_mnt=$lipc_kf_m
+        done
+        if [ -z "$lipc_kf_mnt" ]; then
+            lipc_kf_mnt=$LIPC_RUN/$2
+            mkdir -p "$lipc_kf_mnt"
+            mount -o ro "$lipc_kf_dev" "$lipc_kf_mnt" 2>/dev/null || {
+                lipc_fail "cannot mount key device '$lipc_kf_dev' read-only; check $1="
+                return 2
+            }
+            echo "$lipc_kf_dev" >"$lipc_kf_mnt.dev"
+            LIPC_KEYMNT="$LIPC_KEYMNT $lipc_kf_mnt"
+        fi
+        lipc_kf_file=$lipc_kf_mnt/${lipc_kf_path#/}
     else
-        LIPC_KEYFILE=$lipc_gk_path
+        lipc_kf_file=$lipc_kf_path
     fi
-    if ! [ -f "$LIPC_KEYFILE" ] || ! [ -s "$LIPC_KEYFILE" ]; then
-        lipc_fail "key file '$lipc_gk_path' is missing or empty; check rd.luksipc.key=$lipc_gk"
-        return 1
+    if ! [ -f "$lipc_kf_file" ] || ! [ -s "$lipc_kf_file" ]; then
+        lipc_fail "key file '$lipc_kf_path' is missing or empty; check $1=$lipc_kf"
+        return 2
     fi
+    echo "$lipc_kf_file"
+}
+
+# lipc_get_key: LIPC_KEYFILE (rd.luksipc.key=PATH[:DEVICE]) or LIPC_PASS;
+# in reencrypt mode also LIPC_OLDKEYFILE (rd.luksipc.old-key=, else the
+# same key). LIPC_NOTEKEY is the key file as the admin knows it: the flag's
+# value, or "-" (none) for a passphrase. The key files are read in the
+# caller's shell, so LIPC_KEYMNT survives for lipc_release_key.
+lipc_get_key() {
+    if [ "$LIPC_MODE" = reencrypt ] && [ "$LIPC_PHASE" != 'done' ]; then
+        lipc_key_file rd.luksipc.old-key oldkeydev >"$LIPC_RUN/kf"
+        case $? in
+        0) read -r LIPC_OLDKEYFILE <"$LIPC_RUN/kf" ;;
+        2) return 1 ;;
+        esac
+    fi
+    lipc_key_file rd.luksipc.key keydev >"$LIPC_RUN/kf"
+    case $? in
+    0)
+        read -r LIPC_KEYFILE <"$LIPC_RUN/kf"
+        LIPC_NOTEKEY=$(lipc_arg rd.luksipc.key)
+        ;;
+    2) return 1 ;;
+    *)
+        LIPC_NOTEKEY=-
+        lipc_ask_passphrase || return 1
+        if [ "$LIPC_MODE" = reencrypt ] && [ -z "$LIPC_OLDKEYFILE" ]; then
+            # The passphrase is the old and the new key; luksipc reads a
+            # key from stdin once, so hand it over in a private file.
+            LIPC_CONVKEY=$LIPC_RUN/passphrase
+            (umask 077 && printf '%s' "$LIPC_PASS" >"$LIPC_CONVKEY") ||
+                { lipc_fail "cannot write '$LIPC_CONVKEY'"; return 1; }
+        fi
+        ;;
+    esac
 }
 
 lipc_release_key() {
     LIPC_PASS=
-    if [ -n "$LIPC_KEYMNT" ]; then
-        umount "$LIPC_KEYMNT" 2>/dev/null
-        LIPC_KEYMNT=
+    if [ -n "$LIPC_CONVKEY" ]; then
+        rm -f "$LIPC_CONVKEY"
+        LIPC_CONVKEY=
     fi
+    rm -f "$LIPC_RUN/kf"
+    for lipc_rk in $LIPC_KEYMNT; do
+        umount "$lipc_rk" 2>/dev/null
+        rm -f "$lipc_rk.dev"
+    done
+    LIPC_KEYMNT=
 }
 
 # lipc_with_key CMD...: run CMD with the key on stdin (passphrase) or with
@@ -390,6 +452,9 @@ lipc_progress() {
     lipc_p_last=
     while IFS= read -r lipc_p_line; do
         case $lipc_p_line in
+        '{"phase":"header"'*)
+            lipc_log "all data of $LIPC_DEV converted; writing the new LUKS header"
+            ;;
         '{'*'"percent"'*)
             lipc_p_pct=$(lipc_json "$lipc_p_line" percent)
             lipc_p_done=$(lipc_json "$lipc_p_line" 'done')
@@ -410,29 +475,57 @@ lipc_progress() {
     done
 }
 
-# lipc_convert_args: the pass-through rd.luksipc.* options.
+# lipc_convert_args: the pass-through rd.luksipc.* options, the mode, the
+# old key and what the admin notes should name; one word a line.
 lipc_convert_args() {
     for lipc_ca in type sector-size pbkdf pbkdf-force-iterations header-size step-size; do
         lipc_ca_v=$(lipc_arg "rd.luksipc.$lipc_ca") || continue
         printf '%s\n' "--$lipc_ca" "$lipc_ca_v"
     done
+    if [ "$LIPC_MODE" = reencrypt ]; then
+        echo --reencrypt
+        [ -z "$LIPC_OLDKEYFILE" ] || printf '%s\n' --old-key-file "$LIPC_OLDKEYFILE"
+    fi
+    if lipc_ca_v=$(lipc_arg rd.luksipc.name); then
+        printf '%s\n' --note-name "$lipc_ca_v"
+    fi
+    [ -z "$LIPC_NOTEKEY" ] || printf '%s\n' --note-key-file "$LIPC_NOTEKEY"
+}
+
+# lipc_convert_key CMD...: lipc_with_key, except that a passphrase that is
+# both the old and the new key is passed as a file.
+lipc_convert_key() {
+    if [ -n "$LIPC_CONVKEY" ]; then
+        "$@" --key-file "$LIPC_CONVKEY" </dev/null
+    else
+        lipc_with_key "$@"
+    fi
 }
 
 lipc_convert() {
     lipc_c_args=$(lipc_convert_args)
+    # test hook for the QEMU scenarios: hold between the header write and
+    # the record "done", so that a power cut can land there
+    lipc_c_hold=$(lipc_arg rd.luksipc.test-header-delay) && lipc_is_uint "$lipc_c_hold" || lipc_c_hold=
     lipc_c_rc=$LIPC_RUN/convert.rc
     echo 1 >"$lipc_c_rc"
+    lipc_c_what="to LUKS"
+    [ "$LIPC_MODE" = encrypt ] || lipc_c_what="from LUKS to LUKS with a new volume key"
     if [ "$LIPC_PHASE" = none ]; then
-        lipc_log "converting '$LIPC_DEV' to LUKS in place, state on '$LIPC_STATE'; do not power off (a cut resumes at the next boot)"
+        lipc_log "converting '$LIPC_DEV' $lipc_c_what in place, state on '$LIPC_STATE'; do not power off (a cut resumes at the next boot)"
     else
-        lipc_log "resuming the conversion of '$LIPC_DEV' to LUKS ($(lipc_status_get 'done') of $(lipc_status_get data-size) bytes done), state on '$LIPC_STATE'"
+        lipc_log "resuming the conversion of '$LIPC_DEV' $lipc_c_what ($(lipc_status_get 'done') of $(lipc_status_get data-size) bytes done, phase $LIPC_PHASE), state on '$LIPC_STATE'"
     fi
     # shellcheck disable=SC2086 # one option or value per line, no blanks
     {
         (IFS='
 '
             set -f
-            lipc_with_key "$LIPC_BIN" convert -d "$LIPC_DEV" --state "$LIPC_STATE" \
+            if [ -n "$lipc_c_hold" ]; then
+                LUKSIPC_TEST_HEADER_DELAY_MS=$lipc_c_hold
+                export LUKSIPC_TEST_HEADER_DELAY_MS
+            fi
+            lipc_convert_key "$LIPC_BIN" convert -d "$LIPC_DEV" --state "$LIPC_STATE" \
                 --batch --progress-json $lipc_c_args 2>&1)
         echo $? >"$lipc_c_rc"
     } | lipc_progress
@@ -449,7 +542,11 @@ lipc_convert() {
 }
 
 lipc_notes() {
-    lipc_log "'$LIPC_DEV' is now LUKS; what to do next (also in $LIPC_RUN/notes):"
+    if [ "$LIPC_MODE" = encrypt ]; then
+        lipc_log "'$LIPC_DEV' is now LUKS; what to do next (also in $LIPC_RUN/notes):"
+    else
+        lipc_log "'$LIPC_DEV' is re-encrypted with a new volume key; what to do next (also in $LIPC_RUN/notes):"
+    fi
     "$LIPC_BIN" status --state "$LIPC_STATE" --notes >"$LIPC_RUN/notes" 2>/dev/null
     while IFS= read -r lipc_n_line; do
         echo "luksipc:   $lipc_n_line" >&2
@@ -488,7 +585,40 @@ lipc_setup() {
     return 0
 }
 
+# lipc_check_mode: a started or finished state must be of the mode asked for.
+lipc_check_mode() {
+    [ "$LIPC_PHASE" != none ] || return 0
+    lipc_cm=$(lipc_status_get mode)
+    [ -n "$lipc_cm" ] || lipc_cm=encrypt
+    [ "$lipc_cm" != "$LIPC_MODE" ] || return 0
+    if [ "$LIPC_PHASE" != 'done' ]; then
+        lipc_fail "the state on '$LIPC_STATE' is an unfinished $lipc_cm conversion; set rd.luksipc.mode=$lipc_cm to resume it"
+        return 1
+    fi
+    if [ "$LIPC_MODE" = reencrypt ]; then
+        lipc_fail "the state on '$LIPC_STATE' holds a finished $lipc_cm conversion; to re-encrypt, wipe it first (luksipc finalize --state $LIPC_STATE) or name another state partition"
+        return 1
+    fi
+    # rd.luksipc.mode=encrypt (or none) after a finished re-encryption:
+    # the device is LUKS, only open it
+    LIPC_MODE=$lipc_cm
+}
+
 lipc_main() {
+    LIPC_MODE=$(lipc_arg rd.luksipc.mode) || LIPC_MODE=encrypt
+    case $LIPC_MODE in
+    encrypt) ;;
+    reencrypt)
+        if [ "$LIPC_DEVSPEC" = root ]; then
+            lipc_fail "rd.luksipc=root cannot name a LUKS device before it is opened (root= names the filesystem inside); use rd.luksipc=UUID=<LUKS UUID> (cryptsetup luksUUID) or PARTUUID="
+            return 1
+        fi
+        ;;
+    *)
+        lipc_fail "bad rd.luksipc.mode='$LIPC_MODE'; use encrypt or reencrypt"
+        return 1
+        ;;
+    esac
     [ "$LIPC_DEVSPEC" != root ] || LIPC_DEVSPEC=$(lipc_root_spec) ||
         { lipc_fail "rd.luksipc=root but no root= on the kernel command line"; return 1; }
     LIPC_STATESPEC=$(lipc_arg rd.luksipc.state) || LIPC_STATESPEC=
@@ -504,6 +634,7 @@ lipc_main() {
     LIPC_STATE=$(lipc_wait "state device" "$LIPC_STATESPEC") ||
         { lipc_fail "state device '$LIPC_STATESPEC' did not appear within ${LIPC_TIMEOUT} s; check rd.luksipc.state="; return 1; }
     lipc_load_status
+    lipc_check_mode || return 1
     lipc_find_device || return 1
 
     if [ "$LIPC_PHASE" = 'done' ]; then
@@ -516,7 +647,12 @@ lipc_main() {
         lipc_open
         return
     fi
-    if [ "$LIPC_PHASE" = none ] && [ "$(lipc_arg rd.luksipc.resize)" = 1 ]; then
+    if [ "$LIPC_MODE" = reencrypt ] && lipc_o_name=$(lipc_holder "$LIPC_DEV"); then
+        lipc_fail "'$LIPC_DEV' is already open as '$lipc_o_name' (by cryptroot, systemd-cryptsetup or rd.luks.*); luksipc will not re-encrypt it underneath: let luksipc open it instead (drop it from the initramfs crypttab and rd.luks.uuid=, or add rd.luks=0), then reboot"
+        return 1
+    fi
+    if [ "$LIPC_MODE" = encrypt ] && [ "$LIPC_PHASE" = none ] &&
+        [ "$(lipc_arg rd.luksipc.resize)" = 1 ]; then
         lipc_resize || return 1
     fi
     lipc_get_key || return 1
