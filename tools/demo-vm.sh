@@ -20,6 +20,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 QTEST_DIR=$top/qemu-tests
 # shellcheck source=../qemu-tests/lib/common.sh disable=SC1091
 . "$QTEST_DIR/lib/common.sh"
+# shellcheck source=../qemu-tests/lib/initrd-builders.sh disable=SC1091
+. "$QTEST_DIR/lib/initrd-builders.sh"
 luksipc=$top/build/luksipc
 step=${1:-1}
 log=''
@@ -111,35 +113,11 @@ stage=$W/stage
 make -s -C "$top" -f mk/install.mk install-boot DESTDIR="$stage" PREFIX=/usr \
 	>"$W/install.log" 2>&1 || die "make install-boot failed: $(tail -n 3 "$W/install.log")"
 if [ "$builder" = initramfs-tools ]; then
-	conf=$W/itools-conf
-	mkdir -p "$conf/hooks" "$conf/scripts/local-top" "$conf/conf.d"
-	cp "$stage/usr/share/initramfs-tools/hooks/luksipc" "$conf/hooks/"
-	cp "$stage/usr/share/initramfs-tools/scripts/local-top/luksipc" "$conf/scripts/local-top/"
-	printf '%s\n' MODULES=list BUSYBOX=y KEYMAP=n COMPRESS=zstd COMPRESSLEVEL=1 \
-		RUNSIZE=10% FSTYPE=ext4 >"$conf/initramfs.conf"
-	printf '%s\n' virtio_pci virtio_blk ext4 >"$conf/modules"
-	LUKSIPC_LIBDIR=$stage/usr/lib/luksipc mkinitramfs -d "$conf" -o "$W/initrd.img" "$KVER" \
-		>"$W/initrd.log" 2>&1 || die "mkinitramfs failed: $(tail -n 5 "$W/initrd.log")"
-	lsinitramfs "$W/initrd.img" 2>/dev/null | grep -E 'luksipc' | sed 's/^/   initrd: /' ||
-		die "the initramfs lacks the luksipc hook"
+	initrd_itools "$W/initrd.img" "$stage" "$W" || die "$INITRD_ERR"
+	lsinitramfs "$W/initrd.img" 2>/dev/null | grep -E 'luksipc' | sed 's/^/   initrd: /'
 else
-	base=$W/dracut-base
-	mkdir -p "$base/modules.d" "$W/dracut-conf.d"
-	for m in /usr/lib/dracut/*; do
-		[ "${m##*/}" = modules.d ] || ln -sfn "$m" "$base/${m##*/}"
-	done
-	for m in /usr/lib/dracut/modules.d/*; do
-		ln -sfn "$m" "$base/modules.d/${m##*/}"
-	done
-	ln -sfn "$stage/usr/lib/dracut/modules.d/55luksipc" "$base/modules.d/55luksipc"
-	dracutbasedir=$base dracut --force --no-hostonly --no-hostonly-cmdline \
-		--conf /dev/null --confdir "$W/dracut-conf.d" --tmpdir "$W" \
-		--kver "$KVER" --add luksipc --omit plymouth \
-		--add-drivers "virtio_blk virtio_pci ext4" --no-early-microcode \
-		--compress "zstd -1" "$W/initrd.img" >"$W/initrd.log" 2>&1 ||
-		die "dracut failed: $(tail -n 5 "$W/initrd.log")"
-	lsinitrd "$W/initrd.img" 2>/dev/null | grep -o -E '[^ ]*luksipc[^ ]*$' | sed 's/^/   initrd: /' ||
-		die "the initramfs lacks the luksipc module"
+	initrd_dracut "$W/initrd.img" "$stage" "$W" || die "$INITRD_ERR"
+	lsinitrd "$W/initrd.img" 2>/dev/null | grep -o -E '[^ ]*luksipc[^ ]*$' | sed 's/^/   initrd: /'
 fi
 echo "   built in $((SECONDS - t0))s, $(($(stat -c %s "$W/initrd.img") / 1024)) KiB"
 

@@ -20,6 +20,8 @@
 SCEN_DIR=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../lib/common.sh
 . "$SCEN_DIR/../../lib/common.sh"
+# shellcheck source=../lib/initrd-builders.sh
+. "$SCEN_DIR/../../lib/initrd-builders.sh"
 
 boot_init() {
 	# shellcheck source=../lib/kernel.sh
@@ -43,58 +45,17 @@ boot_init() {
 	BOOT_T0=$SECONDS
 }
 
-# dracut only reads modules from $dracutbasedir/modules.d: give it a copy of
-# the host's dracut base whose modules.d also holds the staged 55luksipc,
-# instead of writing into /usr/lib/dracut.
+# build_dracut OUT [--no-systemd], build_itools OUT: images with the staged
+# boot integration (qemu-tests/lib/initrd-builders.sh).
 build_dracut() {
-	local base=$T/dracut-base m omit=plymouth
-	[ "${2:-}" != --no-systemd ] ||
-		omit="plymouth systemd systemd-initrd dracut-systemd systemd-udevd systemd-journald systemd-sysusers"
-	mkdir -p "$base/modules.d"
-	for m in /usr/lib/dracut/*; do
-		[ "${m##*/}" = modules.d ] || ln -sfn "$m" "$base/${m##*/}"
-	done
-	for m in /usr/lib/dracut/modules.d/*; do
-		ln -sfn "$m" "$base/modules.d/${m##*/}"
-	done
-	ln -sfn "$STAGE/usr/lib/dracut/modules.d/55luksipc" "$base/modules.d/55luksipc"
-	mkdir -p "$T/dracut-conf.d"
-	dracutbasedir=$base dracut --force --no-hostonly --no-hostonly-cmdline \
-		--conf /dev/null --confdir "$T/dracut-conf.d" --tmpdir "$T" \
-		--kver "$KVER" --add luksipc --omit "$omit" \
-		--add-drivers "virtio_blk virtio_pci ext4" --no-early-microcode \
-		--compress "zstd -1" "$1" >"$T/dracut.log" 2>&1 ||
-		fail "dracut failed: $(tail -n 5 "$T/dracut.log")"
-	lsinitrd "$1" 2>/dev/null | grep -q 'usr/sbin/luksipc$' ||
-		fail "dracut image lacks usr/sbin/luksipc"
+	initrd_dracut "$1" "$STAGE" "$T" "${2:-}" || fail "$INITRD_ERR"
 	if [ "${2:-}" = --no-systemd ] && lsinitrd "$1" 2>/dev/null | grep -q 'luksipc.service$'; then
 		fail "dracut image without systemd still has luksipc.service"
 	fi
 }
 
-# mkinitramfs -d CONFDIR includes CONFDIR/hooks and CONFDIR/scripts beside
-# /usr/share/initramfs-tools; LUKSIPC_LIBDIR points the hook at the staged
-# library.
 build_itools() {
-	local conf=$T/itools-conf
-	mkdir -p "$conf/hooks" "$conf/scripts/local-top" "$conf/conf.d"
-	cp "$STAGE/usr/share/initramfs-tools/hooks/luksipc" "$conf/hooks/"
-	cp "$STAGE/usr/share/initramfs-tools/scripts/local-top/luksipc" "$conf/scripts/local-top/"
-	cat >"$conf/initramfs.conf" <<-'EOF'
-		MODULES=list
-		BUSYBOX=y
-		KEYMAP=n
-		COMPRESS=zstd
-		COMPRESSLEVEL=1
-		RUNSIZE=10%
-		FSTYPE=ext4
-	EOF
-	printf '%s\n' virtio_pci virtio_blk ext4 >"$conf/modules"
-	LUKSIPC_LIBDIR=$STAGE/usr/lib/luksipc mkinitramfs -d "$conf" -o "$1" "$KVER" \
-		>"$T/mkinitramfs.log" 2>&1 ||
-		fail "mkinitramfs failed: $(tail -n 5 "$T/mkinitramfs.log")"
-	lsinitramfs "$1" 2>/dev/null | grep -q 'scripts/local-top/luksipc$' ||
-		fail "initramfs-tools image lacks scripts/local-top/luksipc"
+	initrd_itools "$1" "$STAGE" "$T" || fail "$INITRD_ERR"
 }
 
 mk_keydisk() {

@@ -1,0 +1,61 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # INITRD_ERR is for the callers
+# Sourceable: build dracut and initramfs-tools images that carry the luksipc
+# boot integration staged in STAGE (`make -f mk/install.mk install-boot
+# DESTDIR=STAGE`), for kernel $KVER, without touching the host's
+# /usr/lib/dracut or /etc/initramfs-tools. Used by the boot scenarios and
+# by tools/demo-vm.sh. Each function returns non-zero with the reason in
+# INITRD_ERR; logs go to WORK/*.log.
+# (No grep -q after a pipe: callers may run with pipefail, and an early
+# exit of grep would fail the listing with SIGPIPE.)
+
+# initrd_dracut OUT STAGE WORK [--no-systemd]: dracut only reads modules
+# from $dracutbasedir/modules.d, so it gets a copy of the host's dracut base
+# whose modules.d also holds the staged 55luksipc.
+initrd_dracut() {
+	local out=$1 stage=$2 work=$3 base=$3/dracut-base m omit=plymouth
+	[ "${4:-}" != --no-systemd ] ||
+		omit="plymouth systemd systemd-initrd dracut-systemd systemd-udevd systemd-journald systemd-sysusers"
+	mkdir -p "$base/modules.d" "$work/dracut-conf.d"
+	for m in /usr/lib/dracut/*; do
+		[ "${m##*/}" = modules.d ] || ln -sfn "$m" "$base/${m##*/}"
+	done
+	for m in /usr/lib/dracut/modules.d/*; do
+		ln -sfn "$m" "$base/modules.d/${m##*/}"
+	done
+	ln -sfn "$stage/usr/lib/dracut/modules.d/55luksipc" "$base/modules.d/55luksipc"
+	dracutbasedir=$base dracut --force --no-hostonly --no-hostonly-cmdline \
+		--conf /dev/null --confdir "$work/dracut-conf.d" --tmpdir "$work" \
+		--kver "$KVER" --add luksipc --omit "$omit" \
+		--add-drivers "virtio_blk virtio_pci ext4" --no-early-microcode \
+		--compress "zstd -1" "$out" >"$work/dracut.log" 2>&1 || {
+		INITRD_ERR="dracut failed: $(tail -n 5 "$work/dracut.log")"
+		return 1
+	}
+	lsinitrd "$out" 2>/dev/null | grep 'usr/sbin/luksipc$' >/dev/null || {
+		INITRD_ERR="the dracut image lacks usr/sbin/luksipc"
+		return 1
+	}
+}
+
+# initrd_itools OUT STAGE WORK: mkinitramfs -d CONFDIR includes
+# CONFDIR/hooks and CONFDIR/scripts beside /usr/share/initramfs-tools;
+# LUKSIPC_LIBDIR points the hook at the staged library.
+initrd_itools() {
+	local out=$1 stage=$2 conf=$3/itools-conf
+	mkdir -p "$conf/hooks" "$conf/scripts/local-top" "$conf/conf.d"
+	cp "$stage/usr/share/initramfs-tools/hooks/luksipc" "$conf/hooks/"
+	cp "$stage/usr/share/initramfs-tools/scripts/local-top/luksipc" "$conf/scripts/local-top/"
+	printf '%s\n' MODULES=list BUSYBOX=y KEYMAP=n COMPRESS=zstd COMPRESSLEVEL=1 \
+		RUNSIZE=10% FSTYPE=ext4 >"$conf/initramfs.conf"
+	printf '%s\n' virtio_pci virtio_blk ext4 >"$conf/modules"
+	LUKSIPC_LIBDIR=$stage/usr/lib/luksipc mkinitramfs -d "$conf" -o "$out" "$KVER" \
+		>"$3/mkinitramfs.log" 2>&1 || {
+		INITRD_ERR="mkinitramfs failed: $(tail -n 5 "$3/mkinitramfs.log")"
+		return 1
+	}
+	lsinitramfs "$out" 2>/dev/null | grep 'scripts/local-top/luksipc$' >/dev/null || {
+		INITRD_ERR="the initramfs-tools image lacks scripts/local-top/luksipc"
+		return 1
+	}
+}
