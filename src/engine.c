@@ -165,13 +165,14 @@ static void *reader_main(void *arg)
 	for (unsigned j = 0; f > 0; j++) {
 		struct slot *s = &p->slot[j % RING];
 		uint64_t a = geometry_step_start(e->geo, f);
-		int r;
+		int r, stop;
 
 		pthread_mutex_lock(&p->lock);
 		while (s->state != SLOT_FREE && !p->stop)
 			pthread_cond_wait(&p->cond, &p->lock);
+		stop = p->stop;
 		pthread_mutex_unlock(&p->lock);
-		if (p->stop)
+		if (stop)
 			break;
 		s->a = a;
 		s->f = f;
