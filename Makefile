@@ -57,9 +57,10 @@ qemu-check: $(BUILD)/luksipc static
 	@./qemu-tests/run-all
 
 # The subset CI runs: dm-crypt equivalence, a flagged boot with dracut and
-# with initramfs-tools, 3 power cuts, a no-op reboot, LUKS to LUKS at boot,
-# and the busybox-only initramfs with the static binary.
-QEMU_CI_SCENARIOS ?= 01 10 11 12 13 17 20
+# with initramfs-tools, 3 power cuts, a no-op reboot, LUKS to LUKS at boot
+# and through --readdev, and the busybox-only initramfs with the static
+# binary.
+QEMU_CI_SCENARIOS ?= 01 10 11 12 13 17 18 20
 qemu-check-ci: $(BUILD)/luksipc static
 	@LUKSIPC_QEMU_CUTS=3 ./qemu-tests/run-all $(QEMU_CI_SCENARIOS)
 

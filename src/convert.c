@@ -38,10 +38,14 @@ static int refuse_open(const char *what, const char *path, int err)
 static int open_device(struct job *j)
 {
 	char why[512];
-	int r = dev_open(&j->dev, j->o->device, TARGET_DEVICE, DEV_RDWR | DEV_EXCL | DEV_DIRECT);
+	/* With --readdev the mapping holds the device: that one holder is checked instead. */
+	unsigned excl = j->o->readdev ? 0 : DEV_EXCL;
+	int r = dev_open(&j->dev, j->o->device, TARGET_DEVICE, DEV_RDWR | excl | DEV_DIRECT);
 
 	if (r < 0)
 		return refuse_open("device", j->o->device, r);
+	if (j->o->readdev)
+		return reencrypt_open_readdev(j);
 	r = probe_in_use(&j->dev, why, sizeof(why));
 	if (r > 0) {
 		log_error("device '%s' is in use: %s; unmount or detach it first", j->o->device, why);
@@ -240,6 +244,7 @@ int job_run_engine(struct job *j)
 	}
 	e.enc = enc;
 	e.dec = dec;
+	e.readdev = j->have_readdev ? &j->readdev : NULL;
 	r = engine_run(&e);
 	xts_free(enc);
 	xts_free(dec);
@@ -490,6 +495,8 @@ int convert_run(const struct convert_opts *o)
 	j.o = o;
 	j.dev.fd = -1;
 	j.st.dev.fd = -1;
+	j.readdev.fd = -1;
+	j.readdev.dfd = -1;
 	r = open_device(&j);
 	if (r == 0)
 		r = open_state(&j);
@@ -506,6 +513,7 @@ int convert_run(const struct convert_opts *o)
 	free(j.old_image);
 	explicit_bzero(j.st.hmac_key, sizeof(j.st.hmac_key));
 	dev_close(&j.st.dev);
+	dev_close(&j.readdev);
 	dev_close(&j.dev);
 	return r;
 }

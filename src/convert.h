@@ -22,6 +22,7 @@ struct convert_opts {
 	const char *generate_key_file;
 	int reencrypt;               /* LUKS to LUKS */
 	const char *old_key_file;    /* key of the current header; default: key_file */
+	const char *readdev;         /* LUKS to LUKS: read the plaintext from this open mapping */
 	int batch;
 	int no_seatbelt;
 	int force_state;

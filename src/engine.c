@@ -148,12 +148,42 @@ static int slot_wait(struct pipeline *p, struct slot *s, int state)
 	return err;
 }
 
-/* Old ciphertext or plaintext of payload [a, f) in buf becomes new ciphertext. */
-static int transform(struct engine *e, uint8_t *buf, uint64_t a, uint64_t f)
+/*
+ * Payload [a, f) in buf becomes new ciphertext; raw says buf holds the
+ * bytes of the device (old ciphertext, to decrypt first when there is an old
+ * key), not plaintext read through --readdev.
+ */
+static int transform(struct engine *e, uint8_t *buf, uint64_t a, uint64_t f, int raw)
 {
-	int r = e->dec ? xts_crypt(e->dec, buf, f - a, a) : 0;
+	int r = raw && e->dec ? xts_crypt(e->dec, buf, f - a, a) : 0;
 
 	return r < 0 ? r : xts_crypt(e->enc, buf, f - a, a);
+}
+
+/*
+ * --readdev: the plaintext of [a, f) comes from the mapping; the evidence
+ * (and, journaled, the copy for the journal) still from the raw device.
+ */
+static int read_through(struct engine *e, struct slot *s, uint64_t a, uint64_t f)
+{
+	uint64_t len = min_u64(f - a, EVIDENCE_MAX);
+	uint8_t *tmp = s->raw ? s->raw : malloc(len);
+	int r = tmp ? 0 : -ENOMEM;
+
+	if (r == 0)
+		r = dev_pread_full(e->readdev, s->buf, f - a, a);
+	if (r == 0 && s->raw)
+		r = dev_pread_full(e->dev, s->raw, f - a, e->geo->src_offset + a);
+	else if (r == 0)
+		r = dev_pread_full(e->dev, tmp, len, e->geo->src_offset + f - len);
+	if (r == 0) {
+		s->src.off = e->geo->src_offset + f - len;
+		s->src.len = len;
+		SHA256(s->raw ? s->raw + (f - a - len) : tmp, len, s->src.sha256);
+	}
+	if (tmp != s->raw)
+		free(tmp);
+	return r;
 }
 
 static void *reader_main(void *arg)
@@ -176,14 +206,14 @@ static void *reader_main(void *arg)
 			break;
 		s->a = a;
 		s->f = f;
-		r = dev_pread_full(e->dev, s->buf, f - a, e->geo->src_offset + a);
-		if (r == 0)
+		r = e->readdev ? read_through(e, s, a, f) : dev_pread_full(e->dev, s->buf, f - a, e->geo->src_offset + a);
+		if (r == 0 && !e->readdev)
 			source_evidence(e, s->buf, a, f, &s->src);
-		if (r == 0 && s->raw)
+		if (r == 0 && s->raw && !e->readdev)
 			memcpy(s->raw, s->buf, f - a);
 		slot_set(p, s, SLOT_READ, r);
 		if (r == 0)
-			r = transform(e, s->buf, a, f);
+			r = transform(e, s->buf, a, f, !e->readdev);
 		slot_set(p, s, SLOT_READY, r);
 		if (r < 0)
 			break;
@@ -305,7 +335,7 @@ static int replay_journal(struct engine *e)
 	if (r == 0)
 		r = state_read_journal(e->state, buf);
 	if (r == 0)
-		r = transform(e, buf, a, f);
+		r = transform(e, buf, a, f, 1);
 	if (r == 0)
 		r = write_output(e, buf, a, f, rec.ahead.len ? &rec.ahead : NULL);
 	free(buf);

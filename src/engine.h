@@ -20,6 +20,7 @@ struct engine {
 	const struct geometry *geo;
 	struct xts *enc;              /* new volume key */
 	struct xts *dec;              /* old volume key (LUKS to LUKS), or NULL */
+	struct dev *readdev;          /* --readdev: plaintext source, or NULL */
 	const uint8_t *header_image;  /* geo->header_size bytes, written last */
 	struct progress *progress;
 };

@@ -28,6 +28,8 @@ struct job {
 	size_t old_vk_len;
 	uint8_t *old_image;
 	const char *keep_uuid; /* LUKS to LUKS: the old UUID, unless --uuid */
+	struct dev readdev;    /* --readdev: the open mapping of the old header */
+	int have_readdev;
 };
 
 int job_confirm(const char *device);
@@ -51,7 +53,12 @@ int job_run_engine(struct job *j);
 
 /* reencrypt.c */
 int reencrypt_start(struct job *j);
-/* Opens the old header backup in the state store with the old key. */
+/*
+ * Resume: opens the old header backup in the state store with the old key,
+ * or, with --readdev and no journal, only the mapping.
+ */
 int reencrypt_unlock_old(struct job *j);
+/* --readdev: opens the mapping and checks it sits on the device. */
+int reencrypt_open_readdev(struct job *j);
 
 #endif

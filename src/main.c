@@ -33,6 +33,8 @@ static const char usage_text[] =
 	"      --generate-key-file PATH  4096 random bytes, mode 0600\n"
 	"      --reencrypt           LUKS to LUKS: new volume key and parameters\n"
 	"      --old-key-file FILE   key of the current header (default: --key-file)\n"
+	"      --readdev MAPPING     with --reencrypt: read the plaintext from this\n"
+	"                            open dm-crypt mapping of DEVICE (luksipc's mode)\n"
 	"      --batch               do not ask for confirmation\n"
 	"      --no-seatbelt         convert even if no filesystem is recognised\n"
 	"      --force-state         use a state store that carries a signature\n"
@@ -48,7 +50,7 @@ static const char usage_text[] =
 enum {
 	OPT_STATE = 256, OPT_TYPE, OPT_KEY_SIZE, OPT_SECTOR_SIZE, OPT_HEADER_SIZE, OPT_STEP_SIZE,
 	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
-	OPT_REENCRYPT, OPT_OLD_KEY, OPT_NOTE_NAME, OPT_NOTE_KEY,
+	OPT_REENCRYPT, OPT_OLD_KEY, OPT_READDEV, OPT_NOTE_NAME, OPT_NOTE_KEY,
 	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION,
 };
 
@@ -71,6 +73,7 @@ static const struct option long_options[] = {
 	{ "keyfile", required_argument, NULL, 'k' },
 	{ "generate-key-file", required_argument, NULL, OPT_GEN_KEY },
 	{ "reencrypt", no_argument, NULL, OPT_REENCRYPT },
+	{ "readdev", required_argument, NULL, OPT_READDEV },
 	{ "note-name", required_argument, NULL, OPT_NOTE_NAME },
 	{ "note-key-file", required_argument, NULL, OPT_NOTE_KEY },
 	{ "old-key-file", required_argument, NULL, OPT_OLD_KEY },
@@ -152,6 +155,7 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 	case 'k': o->key_file = arg; return 0;
 	case OPT_GEN_KEY: o->generate_key_file = arg; return 0;
 	case OPT_REENCRYPT: o->reencrypt = 1; return 0;
+	case OPT_READDEV: o->readdev = arg; return 0;
 	case OPT_NOTE_NAME: o->note_name = arg; return 0;
 	case OPT_NOTE_KEY: o->note_key = arg; return 0;
 	case OPT_OLD_KEY: o->old_key_file = arg; return 0;
@@ -186,6 +190,10 @@ static int check_convert_opts(const struct convert_opts *o)
 	}
 	if (o->luks_version == 1 && o->label) {
 		log_error("LUKS1 has no label; use --type luks2 for --label");
+		return E_USAGE;
+	}
+	if (o->readdev && !o->reencrypt) {
+		log_error("--readdev goes with --reencrypt; for plaintext devices drop it");
 		return E_USAGE;
 	}
 	if (o->key_file && o->generate_key_file) {

@@ -261,6 +261,40 @@ int probe_overlap(const struct dev *a, const struct dev *b)
 	return sa < sb + lb && sb < sa + la;
 }
 
+/* Is the slave named name (in /sys/block) lower itself, or its loop device? */
+static int slave_is(const char *name, const struct dev *lower)
+{
+	char path[300], buf[PATH_MAX], real[PATH_MAX];
+	unsigned maj, min;
+
+	if (lower->is_block) {
+		snprintf(path, sizeof(path), "/sys/class/block/%s/dev", name);
+		return read_sysfs_line(path, buf, sizeof(buf)) == 0 && sscanf(buf, "%u:%u", &maj, &min) == 2 &&
+		       makedev(maj, min) == lower->rdev;
+	}
+	snprintf(path, sizeof(path), "/sys/class/block/%s/loop/backing_file", name);
+	return read_sysfs_line(path, buf, sizeof(buf)) == 0 && realpath(lower->path, real) && strcmp(buf, real) == 0;
+}
+
+int probe_holds(const struct dev *upper, const struct dev *lower)
+{
+	char path[128];
+	struct dirent *e;
+	DIR *dir;
+	int found = 0;
+
+	if (!upper->is_block)
+		return 0;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/slaves", major(upper->rdev), minor(upper->rdev));
+	dir = opendir(path);
+	if (!dir)
+		return 0;
+	while (!found && (e = readdir(dir)))
+		found = e->d_name[0] != '.' && slave_is(e->d_name, lower);
+	closedir(dir);
+	return found;
+}
+
 int probe_luks_uuid(struct dev *d, char uuid[41])
 {
 	static const uint8_t magic[6] = { 'L', 'U', 'K', 'S', 0xba, 0xbe };

@@ -44,6 +44,13 @@ int probe_in_use(const struct dev *d, char *why, size_t len);
 /* 1 if a and b are the same storage or overlap (partition of a disk), else 0. */
 int probe_overlap(const struct dev *a, const struct dev *b);
 
+/*
+ * 1 if the block device upper (a device-mapper mapping) sits directly on
+ * lower: lower is one of its slaves, or, for an image file, the loop device
+ * attached to it is. Else 0.
+ */
+int probe_holds(const struct dev *upper, const struct dev *lower);
+
 /* 0 and the UUID if d starts with a LUKS header, -ENOENT if not, -errno. */
 int probe_luks_uuid(struct dev *d, char uuid[41]);
 

@@ -17,6 +17,7 @@
 #include "job.h"
 #include "luks.h"
 #include "luksipc.h"
+#include "probe.h"
 #include "secmem.h"
 #include "xts.h"
 
@@ -58,6 +59,40 @@ static int unlock_old_image(struct job *j, uint32_t key_bytes, const char *where
 	return 0;
 }
 
+int reencrypt_open_readdev(struct job *j)
+{
+	const char *map = j->o->readdev;
+	char why[512];
+	int r = dev_open(&j->readdev, map, 3, DEV_DIRECT);
+
+	if (r < 0) {
+		log_error("cannot open the --readdev mapping '%s': %s", map, strerror(-r));
+		return E_REFUSED;
+	}
+	j->have_readdev = 1;
+	if (!probe_holds(&j->readdev, &j->dev)) {
+		log_error("'%s' is not a device-mapper mapping of '%s'; open the device with cryptsetup open and give that mapping, or drop --readdev",
+			  map, j->o->device);
+		return E_REFUSED;
+	}
+	if (probe_in_use(&j->readdev, why, sizeof(why)) > 0) {
+		log_error("mapping '%s' is in use: %s; unmount it first", map, why);
+		return E_REFUSED;
+	}
+	return 0;
+}
+
+/* The mapping must cover the payload that is converted. */
+static int check_readdev_size(struct job *j)
+{
+	if (j->have_readdev && j->readdev.size < j->geo.data_size) {
+		log_error("mapping '%s' has %llu bytes, less than the %llu to convert; is it a mapping of '%s'?", j->o->readdev,
+			  (unsigned long long)j->readdev.size, (unsigned long long)j->geo.data_size, j->o->device);
+		return E_REFUSED;
+	}
+	return 0;
+}
+
 int reencrypt_unlock_old(struct job *j)
 {
 	int r = state_read_old_header(&j->st, &j->old_image);
@@ -66,6 +101,11 @@ int reencrypt_unlock_old(struct job *j)
 		log_error("state store '%s' is damaged: its backup of the old LUKS header fails its checksum", j->o->state);
 		return E_REFUSED;
 	}
+	if (r == 0)
+		r = check_readdev_size(j);
+	/* Through a mapping, only a journal replay needs the old key. */
+	if (r == 0 && j->have_readdev && !j->geo.journal)
+		return 0;
 	if (r == 0)
 		r = get_old_key(j);
 	return r < 0 ? r : unlock_old_image(j, j->st.sb.old_key_bytes, "backed up in the state store");
@@ -185,9 +225,15 @@ int reencrypt_start(struct job *j)
 		return r;
 	if (!o->batch && (r = job_confirm(o->device)) < 0)
 		return r;
-	if ((r = get_old_key(j)) < 0 || (r = unlock_old_image(j, old.key_bytes, "on the device")) < 0)
+	if ((r = check_readdev_size(j)) < 0)
 		return r;
-	if ((r = check_plaintext(j, &old, &sb)) < 0)
+	/* Through a mapping, only a journal replay needs the old key. */
+	if (!j->have_readdev || j->geo.journal) {
+		if ((r = get_old_key(j)) < 0 || (r = unlock_old_image(j, old.key_bytes, "on the device")) < 0)
+			return r;
+	}
+	r = j->have_readdev ? job_check_filesystem(j, &j->readdev, j->geo.data_size, &sb) : check_plaintext(j, &old, &sb);
+	if (r < 0)
 		return r;
 	if ((r = job_get_key(j, 1)) < 0)
 		return r;
