@@ -58,9 +58,10 @@ qemu-check: $(BUILD)/luksipc static
 
 # The subset CI runs: dm-crypt equivalence, a flagged boot with dracut and
 # with initramfs-tools, 3 power cuts, a no-op reboot, LUKS to LUKS at boot
-# and through --readdev, and the busybox-only initramfs with the static
+# and through --readdev, a passphrase typed at the console, and the
+# busybox-only initramfs with the static
 # binary.
-QEMU_CI_SCENARIOS ?= 01 10 11 12 13 17 18 20
+QEMU_CI_SCENARIOS ?= 01 10 11 12 13 17 18 19 20
 qemu-check-ci: $(BUILD)/luksipc static
 	@LUKSIPC_QEMU_CUTS=3 ./qemu-tests/run-all $(QEMU_CI_SCENARIOS)
 
