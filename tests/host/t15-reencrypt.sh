@@ -207,7 +207,7 @@ t_sector_512_to_4096() {
 	check_result dev.img src.img old new 2 $((4 * MiB)) 4096 512
 }
 
-# 4096 -> 512-byte sectors and LUKS2 4M -> LUKS2 16M (shift path).
+# 4096 -> 512-byte sectors and LUKS2 8M -> LUKS2 16M (shift path).
 t_sector_4096_to_512_shift() {
 	need_luksipc
 	random_key old
