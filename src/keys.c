@@ -43,15 +43,24 @@ void key_free(struct key *k)
 	k->len = 0;
 }
 
+/*
+ * Reads the whole key from fd into locked memory. A regular file gets a
+ * buffer of its own size (plus one byte that proves the end), not the
+ * largest allowed key: locking and wiping 8 MiB costs more than a 4 KiB key.
+ */
 static int read_all(int fd, struct key *ret)
 {
-	char *buf = secmem_alloc(KEY_MAX + 1);
-	size_t len = 0;
+	struct stat st;
+	size_t cap = KEY_MAX + 1, len = 0;
+	char *buf;
 
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 && (uint64_t)st.st_size < KEY_MAX)
+		cap = (size_t)st.st_size + 1;
+	buf = secmem_alloc(cap);
 	if (!buf)
 		return -ENOMEM;
-	while (len <= KEY_MAX) {
-		ssize_t n = read(fd, buf + len, KEY_MAX + 1 - len);
+	while (len < cap) {
+		ssize_t n = read(fd, buf + len, cap - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -63,9 +72,9 @@ static int read_all(int fd, struct key *ret)
 			break;
 		len += (size_t)n;
 	}
-	if (len > KEY_MAX) {
+	if (len == cap) { /* larger than the limit, or grew while being read */
 		secmem_free(buf);
-		return -EFBIG;
+		return cap == KEY_MAX + 1 ? -EFBIG : -EAGAIN;
 	}
 	ret->data = buf;
 	ret->len = len;
@@ -87,6 +96,8 @@ int key_from_file(const char *path, struct key *ret)
 		close(fd);
 	if (r == -EFBIG)
 		log_error("key file '%s' is larger than %u bytes; use a smaller key file", path, KEY_MAX);
+	else if (r == -EAGAIN)
+		log_error("key file '%s' changed while it was read; run again once it no longer changes", path);
 	else if (r < 0)
 		log_error("cannot read key file '%s': %s", path, strerror(-r));
 	else if (ret->len == 0) {
