@@ -60,7 +60,7 @@ static int open_state(struct job *j)
 
 	if (access(j->o->state, F_OK) < 0 && errno == ENOENT)
 		return 0; /* created later, once every check has passed */
-	r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_EXCL);
+	r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_EXCL | DEV_DIRECT);
 	if (r < 0)
 		return refuse_open("state store", j->o->state, r);
 	j->state_exists = 1;
@@ -277,7 +277,7 @@ int job_create_store(struct job *j, const struct state_sb *sb)
 	int r;
 
 	if (!j->state_exists) {
-		r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_CREATE);
+		r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_CREATE | DEV_DIRECT);
 		if (r < 0) {
 			log_error("cannot create state file '%s': %s", j->o->state, strerror(-r));
 			return r;
@@ -287,6 +287,8 @@ int job_create_store(struct job *j, const struct state_sb *sb)
 	if (!j->st.dev.is_block && j->st.dev.size < need && (r = dev_set_size(&j->st.dev, need)) < 0)
 		return r;
 	r = state_create(&j->st, sb, j->image, j->old_image);
+	if (r == 0)
+		log_debug("state store written and read back");
 	if (r == -EBADMSG) {
 		log_error("state store '%s' does not read back what was written to it; use another partition or file", j->o->state);
 		return E_REFUSED;
@@ -315,6 +317,7 @@ int job_format_header(struct job *j, struct state_sb *sb)
 		log_error("cannot create the LUKS header: %s; check --type, --pbkdf, --uuid and the header size", luks_last_error()[0] ? luks_last_error() : strerror(-r));
 		return E_USAGE;
 	}
+	log_debug("LUKS header image made");
 	return 0;
 }
 
@@ -348,6 +351,7 @@ static int start(struct job *j)
 		return r;
 	if (!o->batch && (r = job_confirm(o->device)) < 0)
 		return r;
+	log_debug("device, filesystem and state store checked");
 	if ((r = job_get_key(j, 1)) < 0 || (r = job_format_header(j, &sb)) < 0)
 		return r;
 	sb.mode = MODE_ENCRYPT;

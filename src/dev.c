@@ -8,12 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dev.h"
 #include "luksipc.h"
+
+#define HUGE_ALIGN (2u * 1024 * 1024)
 
 enum { OP_READ, OP_WRITE, OP_FLUSH, OP_COUNT };
 
@@ -130,6 +133,18 @@ void dev_test_delay(const char *var)
 		struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
 		nanosleep(&ts, NULL);
 	}
+}
+
+void *dev_buf_alloc(size_t len)
+{
+	size_t align = len >= HUGE_ALIGN ? HUGE_ALIGN : DEV_ALIGN;
+	void *p;
+
+	if (posix_memalign(&p, align, len ? len : 1) != 0)
+		return NULL;
+	if (align == HUGE_ALIGN)
+		madvise(p, len / HUGE_ALIGN * HUGE_ALIGN, MADV_HUGEPAGE); /* a hint: failure is harmless */
+	return p;
 }
 
 int dev_open(struct dev *ret, const char *path, int target, unsigned flags)

@@ -44,6 +44,14 @@ int dev_flush(struct dev *d);
 /* Regular files only: set the file size (zero-filled growth). 0 or -errno. */
 int dev_set_size(struct dev *d, uint64_t size);
 
+/*
+ * A buffer for large transfers, freed with free(): aligned for O_DIRECT, and
+ * from 2 MiB on aligned to 2 MiB with transparent huge pages asked for, so
+ * that touching it and pinning it for each direct transfer costs a page
+ * table entry per 2 MiB instead of per 4 KiB. NULL when out of memory.
+ */
+void *dev_buf_alloc(size_t len);
+
 /* Test hook: sleep for the milliseconds in environment variable var, if set. */
 void dev_test_delay(const char *var);
 

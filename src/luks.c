@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "dev.h"
 #include "luks.h"
 #include "luksipc.h"
 
@@ -153,7 +154,7 @@ int luks_format_image(const struct luks_params *p, const uint8_t *vk, size_t vk_
 	snprintf(ret_uuid, LUKS_UUID_LEN + 1, "%s", crypt_get_uuid(cd));
 	crypt_free(cd);
 	cd = NULL;
-	image = malloc(p->header_size);
+	image = dev_buf_alloc(p->header_size);
 	if (!image) {
 		r = -ENOMEM;
 		goto out;

@@ -122,7 +122,7 @@ static int read_old_header(struct job *j, struct luks_info *info)
 		log_error("cannot read the LUKS header of '%s'%s; check it with cryptsetup luksDump", dev, r < 0 ? "" : ": implausible data offset");
 		return E_REFUSED;
 	}
-	j->old_image = malloc(h_old);
+	j->old_image = dev_buf_alloc(h_old);
 	if (!j->old_image)
 		return -ENOMEM;
 	r = dev_pread_full(&j->dev, j->old_image, h_old, 0);
