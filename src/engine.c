@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "luksipc.h"
@@ -21,6 +22,7 @@
 #define EVIDENCE_MAX (1024 * 1024)
 #define RING 3 /* step buffers: one being written, up to two read ahead */
 #define QUEUE 8 /* written steps waiting for their flush and record */
+#define MAX_CRYPT 4 /* crypt threads */
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
@@ -35,6 +37,14 @@ static void source_evidence(const struct engine *e, const uint8_t *buf, uint64_t
 	ev->off = e->geo->src_offset + f - len;
 	ev->len = len;
 	SHA256(buf + (f - a - len), len, ev->sha256);
+}
+
+/* Evidence for the output of [a, f) in buf: its first bytes, at H + a. */
+static void output_evidence(const struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, struct evidence *ev)
+{
+	ev->off = e->geo->header_size + a;
+	ev->len = min_u64(f - a, EVIDENCE_MAX);
+	SHA256(buf, ev->len, ev->sha256);
 }
 
 int engine_first_record(struct engine *e, struct state_rec *ret)
@@ -88,8 +98,10 @@ int engine_verify(struct engine *e)
 
 /*
  * The pipeline. A reader thread reads each step's source into a ring
- * buffer, takes its evidence and encrypts it; the main thread writes. Reads
- * may run ahead of writes because a step's output lies above its own source
+ * buffer and takes its evidence; crypt threads (one per CPU, at most
+ * MAX_CRYPT) encrypt it, each its own part of the step; the main thread
+ * writes, and a committer thread flushes and records. Reads may run ahead of
+ * writes because a step's output lies above its own source
  * and above every lower source (geometry.h), and the reader has finished
  * reading step j before the main thread can write step j + 1, the first step
  * whose output may cover step j's source.
@@ -101,6 +113,9 @@ struct slot {
 	uint8_t *raw; /* journal mode: the source as read, for the journal */
 	uint64_t a, f;
 	struct evidence src; /* evidence of the source, taken before encryption */
+	struct evidence out; /* evidence of the output, taken after it */
+	unsigned seq; /* the step's number in this run: which step the slot holds */
+	unsigned parts; /* crypt threads done with their part of it */
 	int state;
 	int err;
 };
@@ -111,8 +126,36 @@ struct commit {
 	struct evidence ahead, behind;
 };
 
+/* Seconds each stage spent working or waiting, for the debug log. */
+struct stage_times {
+	double read, crypt, write, write_wait, commit;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct pipeline;
+
+/* A crypt thread: its own contexts (OpenSSL's are not shared between threads). */
+struct crypt_worker {
+	struct pipeline *p;
+	unsigned index;
+	struct xts *enc, *dec;
+	double busy;
+	pthread_t thread;
+	int started;
+};
+
 struct pipeline {
 	struct engine *e;
+	struct stage_times t; /* each field written by one thread only */
+	struct crypt_worker crypt[MAX_CRYPT];
+	unsigned ncrypt;
 	struct slot slot[RING];
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -153,11 +196,11 @@ static int slot_wait(struct pipeline *p, struct slot *s, int state)
  * bytes of the device (old ciphertext, to decrypt first when there is an old
  * key), not plaintext read through --readdev.
  */
-static int transform(struct engine *e, uint8_t *buf, uint64_t a, uint64_t f, int raw)
+static int transform(struct xts *enc, struct xts *dec, uint8_t *buf, uint64_t a, uint64_t f, int raw)
 {
-	int r = raw && e->dec ? xts_crypt(e->dec, buf, f - a, a) : 0;
+	int r = raw && dec ? xts_crypt(dec, buf, f - a, a) : 0;
 
-	return r < 0 ? r : xts_crypt(e->enc, buf, f - a, a);
+	return r < 0 ? r : xts_crypt(enc, buf, f - a, a);
 }
 
 /*
@@ -195,29 +238,86 @@ static void *reader_main(void *arg)
 	for (unsigned j = 0; f > 0; j++) {
 		struct slot *s = &p->slot[j % RING];
 		uint64_t a = geometry_step_start(e->geo, f);
+		double t0;
 		int r, stop;
 
 		pthread_mutex_lock(&p->lock);
 		while (s->state != SLOT_FREE && !p->stop)
 			pthread_cond_wait(&p->cond, &p->lock);
 		stop = p->stop;
+		s->seq = j;
+		s->parts = 0;
 		pthread_mutex_unlock(&p->lock);
 		if (stop)
 			break;
 		s->a = a;
 		s->f = f;
+		t0 = now_s();
 		r = e->readdev ? read_through(e, s, a, f) : dev_pread_full(e->dev, s->buf, f - a, e->geo->src_offset + a);
 		if (r == 0 && !e->readdev)
 			source_evidence(e, s->buf, a, f, &s->src);
 		if (r == 0 && s->raw && !e->readdev)
 			memcpy(s->raw, s->buf, f - a);
+		p->t.read += now_s() - t0;
 		slot_set(p, s, SLOT_READ, r);
-		if (r == 0)
-			r = transform(e, s->buf, a, f, !e->readdev);
-		slot_set(p, s, SLOT_READY, r);
 		if (r < 0)
 			break;
 		f = a;
+	}
+	return NULL;
+}
+
+/*
+ * The crypt threads encrypt each step once the reader has read it, in step
+ * order, so that the reader goes straight on to the next read: reading,
+ * encrypting and writing three different steps at once. Of n threads,
+ * thread i takes the i-th of n parts of the step (cut on 4 KiB, so on
+ * sector boundaries); the last one to finish takes the output's evidence and
+ * hands the step to the writer.
+ */
+static void *crypt_main(void *arg)
+{
+	struct crypt_worker *w = arg;
+	struct pipeline *p = w->p;
+	struct engine *e = p->e;
+
+	for (unsigned j = 0;; j++) {
+		struct slot *s = &p->slot[j % RING];
+		uint64_t a, f, part, lo, hi;
+		unsigned done;
+		double t0;
+		int r, stop, last;
+
+		pthread_mutex_lock(&p->lock);
+		while ((s->state != SLOT_READ || s->seq != j) && !s->err && !p->stop)
+			pthread_cond_wait(&p->cond, &p->lock);
+		stop = p->stop || s->err;
+		/* copies: once the step is handed on, the slot is refilled */
+		a = s->a;
+		f = s->f;
+		pthread_mutex_unlock(&p->lock);
+		if (stop)
+			break;
+		t0 = now_s();
+		part = (f - a) / p->ncrypt / DEV_ALIGN * DEV_ALIGN;
+		lo = a + w->index * part;
+		hi = w->index + 1 == p->ncrypt ? f : lo + part;
+		r = lo < hi ? transform(w->enc, w->dec, s->buf + (lo - a), lo, hi, !e->readdev) : 0;
+		/* An error is recorded before the count, so the last one sees it. */
+		pthread_mutex_lock(&p->lock);
+		if (r < 0 && !s->err)
+			s->err = r;
+		done = ++s->parts;
+		last = done == p->ncrypt && !s->err;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		if (last) {
+			output_evidence(e, s->buf, a, f, &s->out);
+			slot_set(p, s, SLOT_READY, 0);
+		}
+		w->busy += now_s() - t0;
+		if (r < 0 || a == 0)
+			break;
 	}
 	return NULL;
 }
@@ -261,9 +361,13 @@ static int commit_step(struct engine *e, const struct commit *c)
 	return state_commit(e->state, &rec);
 }
 
-/* Writes the output of [a, f) and fills in the commit that will record it. */
+/*
+ * Writes the output of [a, f) and fills in the commit that will record it.
+ * behind is the output's evidence if already taken (the crypt thread takes
+ * it, off the writer's path), else NULL.
+ */
 static int write_step(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, const struct evidence *ahead,
-		      struct commit *ret)
+		      const struct evidence *behind, struct commit *ret)
 {
 	int r = dev_pwrite_full(e->dev, buf, f - a, e->geo->header_size + a);
 
@@ -273,9 +377,10 @@ static int write_step(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t
 	ret->a = a;
 	if (ahead)
 		ret->ahead = *ahead;
-	ret->behind.off = e->geo->header_size + a;
-	ret->behind.len = min_u64(f - a, EVIDENCE_MAX);
-	SHA256(buf, ret->behind.len, ret->behind.sha256);
+	if (behind)
+		ret->behind = *behind;
+	else
+		output_evidence(e, buf, a, f, &ret->behind);
 	return 0;
 }
 
@@ -283,7 +388,7 @@ static int write_step(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t
 static int write_output(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, const struct evidence *ahead)
 {
 	struct commit c;
-	int r = write_step(e, buf, a, f, ahead, &c);
+	int r = write_step(e, buf, a, f, ahead, NULL, &c);
 
 	return r < 0 ? r : commit_step(e, &c);
 }
@@ -327,7 +432,7 @@ static int replay_journal(struct engine *e)
 {
 	struct state_rec rec = e->state->rec;
 	uint64_t a = rec.journal_a, f = rec.journal_f;
-	uint8_t *buf = malloc(e->geo->step_size);
+	uint8_t *buf = dev_buf_alloc(e->geo->step_size);
 	int r = buf ? 0 : -ENOMEM;
 
 	if (r == 0 && f - a > e->geo->step_size)
@@ -335,7 +440,7 @@ static int replay_journal(struct engine *e)
 	if (r == 0)
 		r = state_read_journal(e->state, buf);
 	if (r == 0)
-		r = transform(e, buf, a, f, 1);
+		r = transform(e->enc, e->dec, buf, a, f, 1);
 	if (r == 0)
 		r = write_output(e, buf, a, f, rec.ahead.len ? &rec.ahead : NULL);
 	free(buf);
@@ -358,6 +463,7 @@ static int engine_finish(struct engine *e)
 		r = dev_flush(e->dev);
 	if (r < 0)
 		return r;
+	log_debug("LUKS header written");
 	/* lets the QEMU tests cut the power between the header and "done" */
 	dev_test_delay("LUKSIPC_TEST_HEADER_DELAY_MS");
 	rec.phase = PHASE_DONE;
@@ -371,6 +477,7 @@ static void *committer_main(void *arg)
 
 	for (;;) {
 		struct commit c;
+		double t0;
 		int r;
 
 		pthread_mutex_lock(&p->lock);
@@ -382,7 +489,9 @@ static void *committer_main(void *arg)
 		}
 		c = p->queue[p->q_head % QUEUE];
 		pthread_mutex_unlock(&p->lock);
+		t0 = now_s();
 		r = commit_step(p->e, &c);
+		p->t.commit += now_s() - t0;
 		pthread_mutex_lock(&p->lock);
 		if (r < 0)
 			p->commit_err = r;
@@ -411,8 +520,11 @@ static int pipelined_step(struct pipeline *p, const struct slot *s, const struct
 		pthread_cond_wait(&p->cond, &p->lock);
 	r = p->commit_err;
 	pthread_mutex_unlock(&p->lock);
-	if (r == 0)
-		r = write_step(e, s->buf, s->a, s->f, ahead, &c);
+	if (r == 0) {
+		double t0 = now_s();
+		r = write_step(e, s->buf, s->a, s->f, ahead, &s->out, &c);
+		p->t.write += now_s() - t0;
+	}
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&p->lock);
@@ -458,10 +570,12 @@ static int write_steps(struct pipeline *p)
 	for (unsigned j = 0; f > 0; j++) {
 		struct slot *s = &p->slot[j % RING], *next = &p->slot[(j + 1) % RING];
 		const struct evidence *ahead = NULL;
+		double t0 = now_s();
 		int r = slot_wait(p, s, SLOT_READY);
 
 		if (r == 0 && s->a > 0 && (r = slot_wait(p, next, SLOT_READ)) == 0)
 			ahead = &next->src;
+		p->t.write_wait += now_s() - t0;
 		if (r == 0)
 			r = e->geo->journal ? engine_step(e, s, ahead) : pipelined_step(p, s, ahead);
 		if (r < 0)
@@ -476,13 +590,60 @@ static int write_steps(struct pipeline *p)
 	return 0;
 }
 
-static void stop_reader(struct pipeline *p, pthread_t reader)
+/* Stops and joins the reader and the crypt threads that were started. */
+static void stop_reader(struct pipeline *p, pthread_t reader, int have_reader)
 {
 	pthread_mutex_lock(&p->lock);
 	p->stop = 1;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
-	pthread_join(reader, NULL);
+	if (have_reader)
+		pthread_join(reader, NULL);
+	for (unsigned i = 0; i < p->ncrypt; i++) {
+		if (p->crypt[i].started)
+			pthread_join(p->crypt[i].thread, NULL);
+		p->crypt[i].started = 0;
+		p->t.crypt += p->crypt[i].busy;
+		p->crypt[i].busy = 0;
+	}
+}
+
+/* One crypt thread per CPU, at most MAX_CRYPT; contexts duplicated from e's. */
+static int start_crypt(struct pipeline *p)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	struct engine *e = p->e;
+	int r = 0;
+	const char *env = getenv("LUKSIPC_CRYPT_THREADS"); /* for benchmarks: docs/performance.md */
+
+	if (env && atol(env) > 0)
+		cpus = atol(env);
+	p->ncrypt = cpus < 1 ? 1 : cpus > MAX_CRYPT ? MAX_CRYPT : (unsigned)cpus;
+	for (unsigned i = 0; i < p->ncrypt && r == 0; i++) {
+		struct crypt_worker *w = &p->crypt[i];
+
+		w->p = p;
+		w->index = i;
+		w->enc = i ? NULL : e->enc;
+		w->dec = i ? NULL : e->dec;
+		if (i > 0 && (r = xts_dup(&w->enc, e->enc)) == 0 && e->dec)
+			r = xts_dup(&w->dec, e->dec);
+	}
+	for (unsigned i = 0; i < p->ncrypt && r == 0; i++) {
+		if (pthread_create(&p->crypt[i].thread, NULL, crypt_main, &p->crypt[i]) != 0)
+			r = -EAGAIN;
+		else
+			p->crypt[i].started = 1;
+	}
+	return r;
+}
+
+static void free_crypt(struct pipeline *p)
+{
+	for (unsigned i = 1; i < p->ncrypt; i++) {
+		xts_free(p->crypt[i].enc);
+		xts_free(p->crypt[i].dec);
+	}
 }
 
 static int run_pipeline(struct engine *e, uint64_t f)
@@ -498,26 +659,34 @@ static int run_pipeline(struct engine *e, uint64_t f)
 	pthread_mutex_init(&p.lock, NULL);
 	pthread_cond_init(&p.cond, NULL);
 	for (int i = 0; i < RING && r == 0; i++) {
-		if (posix_memalign((void **)&p.slot[i].buf, DEV_ALIGN, e->geo->step_size))
+		if (!(p.slot[i].buf = dev_buf_alloc(e->geo->step_size)))
 			r = -ENOMEM;
-		else if (e->geo->journal && !(p.slot[i].raw = malloc(e->geo->step_size)))
+		else if (e->geo->journal && !(p.slot[i].raw = dev_buf_alloc(e->geo->step_size)))
 			r = -ENOMEM;
 	}
 	if (r == 0 && pthread_create(&reader, NULL, reader_main, &p) != 0)
 		r = -EAGAIN;
-	if (r == 0 && pthread_create(&committer, NULL, committer_main, &p) != 0) {
-		stop_reader(&p, reader);
+	else if (r == 0 && (r = start_crypt(&p)) < 0)
+		stop_reader(&p, reader, 1);
+	else if (r == 0 && pthread_create(&committer, NULL, committer_main, &p) != 0) {
+		stop_reader(&p, reader, 1);
 		r = -EAGAIN;
 	}
 	if (r == 0) {
+		double t0 = now_s();
+
 		r = write_steps(&p);
 		/* Also after an error or an interrupt: record what was written. */
 		rc = drain_commits(&p);
 		if (rc < 0 && (r == 0 || r == -EINTR))
 			r = rc;
 		pthread_join(committer, NULL);
-		stop_reader(&p, reader);
+		stop_reader(&p, reader, 1);
+		log_debug("pipeline: %.2f s; busy: read %.2f s, encrypt %.2f s (%u thread%s), write %.2f s, flush+record %.2f s; "
+			  "writer waited for data %.2f s", now_s() - t0, p.t.read, p.t.crypt, p.ncrypt, p.ncrypt == 1 ? "" : "s", p.t.write, p.t.commit,
+			  p.t.write_wait);
 	}
+	free_crypt(&p);
 	for (int i = 0; i < RING; i++) {
 		free(p.slot[i].buf);
 		free(p.slot[i].raw);
@@ -535,6 +704,7 @@ int engine_run(struct engine *e)
 
 	if (e->state->rec.phase == PHASE_DONE)
 		return 0;
+	log_debug("converting: %llu bytes left", (unsigned long long)f);
 	progress_init(e->progress, total, total - f, e->progress->json, e->progress->quiet);
 	r = e->state->rec.journal_f ? replay_journal(e) : 0;
 	f = e->state->rec.frontier;

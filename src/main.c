@@ -268,7 +268,10 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	signals_install();
+	log_debug("%s: started", verb); /* the origin of the debug timestamps */
 	/* No openssl.cnf: it could name modules to load, which a static binary cannot. */
 	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
-	return exit_code(dispatch(verb, &cli));
+	r = dispatch(verb, &cli);
+	log_debug("%s: finished", verb);
+	return exit_code(r);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "luksipc.h"
 
@@ -22,6 +23,15 @@ void log_msg(int level, const char *fmt, ...)
 	if (level > log_level)
 		return;
 	fprintf(stderr, "luksipc: %s", prefix[level]);
+	if (level == LOG_DEBUG) { /* seconds since the first message: where the time goes */
+		static struct timespec t0;
+		struct timespec t;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t0.tv_sec == 0 && t0.tv_nsec == 0)
+			t0 = t;
+		fprintf(stderr, "[%.3f] ", (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9);
+	}
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

@@ -34,6 +34,23 @@ int xts_new(struct xts **ret, const uint8_t *key, size_t key_len, uint32_t secto
 	return 0;
 }
 
+int xts_dup(struct xts **ret, const struct xts *x)
+{
+	struct xts *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	d->ctx = EVP_CIPHER_CTX_new();
+	d->sector_size = x->sector_size;
+	d->encrypt = x->encrypt;
+	if (!d->ctx || EVP_CIPHER_CTX_copy(d->ctx, x->ctx) != 1) {
+		xts_free(d);
+		return -EINVAL;
+	}
+	*ret = d;
+	return 0;
+}
+
 void xts_free(struct xts *x)
 {
 	if (!x)

@@ -15,6 +15,8 @@ struct xts;
 /* key_len is 32 or 64 bytes. The key is copied into OpenSSL's context. */
 int xts_new(struct xts **ret, const uint8_t *key, size_t key_len, uint32_t sector_size, int encrypt);
 void xts_free(struct xts *x);
+/* A second context with the same key, for another thread. 0 or -errno. */
+int xts_dup(struct xts **ret, const struct xts *x);
 
 /*
  * Transforms buf in place; buf holds len bytes (a multiple of sector_size)

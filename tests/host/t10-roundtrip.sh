@@ -31,6 +31,7 @@ roundtrip() {
 	# shellcheck disable=SC2086
 	run_rc 0 conv -d dev.img --state st --key-file key \
 		--type "$type" --sector-size "$ss" --key-size "$kb" $hopt $stepopt "$@"
+	cp "$T/err" conv.err
 	assert_eq "$(fsize dev.img)" "$n" "image size"
 	assert_eq "$(luks_info dev.img version)" "${type#luks}" "LUKS version"
 	assert_eq "$(luks_info dev.img offset)" "$h" "data offset"
@@ -51,6 +52,22 @@ t_ext4_luks2_4096_256_oddstep() { roundtrip ext4 $((30 * MiB + 11 * 4096)) $((4 
 t_ext4_luks1_256() { roundtrip ext4 $((20 * MiB + 3 * 4096 + 1536)) $((2 * MiB)) luks1 512 $((64 * 1024)) 256; }
 t_btrfs_luks2_4096() { roundtrip btrfs $((45 * MiB + 4096)) $((8 * MiB)) luks2 4096 $((3 * MiB)) 512; }
 t_xfs_luks1() { roundtrip xfs $((33 * MiB + 9 * 512)) $((2 * MiB)) luks1 512 $((1 * MiB)) 512; }
+
+# Each step is encrypted in parts by several crypt threads (one per CPU by
+# default): 3 and 4 threads on steps that do not split evenly, 1 thread,
+# and a step smaller than 4 KiB per thread (the last part takes it all).
+t_crypt_threads() {
+	for nt in 3 4 1; do
+		export LUKSIPC_CRYPT_THREADS=$nt
+		roundtrip ext4 $((25 * MiB + 5 * 4096 + 512)) $((2 * MiB)) luks2 512 $((1 * MiB + 3 * 4096 + 512)) 512 -l 4
+		assert_grep "encrypt .* [(]$nt threads?[)]" conv.err
+		rm -f dev.img orig.img st key
+	done
+	export LUKSIPC_CRYPT_THREADS=4
+	roundtrip ext4 $((20 * MiB + 1536)) $((2 * MiB)) luks2 512 $((12 * 1024 + 512)) 512 -l 4
+	assert_grep "encrypt .* [(]4 threads[)]" conv.err
+	unset LUKSIPC_CRYPT_THREADS
+}
 
 t_passphrase_stdin() {
 	need_luksipc
@@ -137,6 +154,7 @@ run_test "ext4, LUKS2, 4096 sectors, 256-bit key, 384K step" t_ext4_luks2_4096_2
 run_test "ext4, LUKS1, 256-bit key, 64K step" t_ext4_luks1_256
 run_test "btrfs, LUKS2, 4096 sectors, 8M header, 3M step" t_btrfs_luks2_4096
 run_test "xfs, LUKS1, 1M step" t_xfs_luks1
+run_test "1, 3 and 4 crypt threads, steps that do not split evenly" t_crypt_threads
 run_test "passphrase from stdin (--key-file -)" t_passphrase_stdin
 run_test "--generate-key-file: 4096 bytes, mode 0600, reused when present" t_generate_key_file
 run_test "LUKS2 --label and --uuid in luksDump, LUKS1 --uuid" t_label_uuid

@@ -187,7 +187,10 @@ t_luks2_same_header_journal() {
 	n=$((46 * MiB + 3 * 4096 + 512))
 	luks2_source dev.img $n $((16 * MiB)) old
 	cp dev.img src.img
-	reenc dev.img old new --step-size $((3 * MiB))
+	# 3 crypt threads: each decrypts and encrypts its part with its own contexts
+	LUKSIPC_CRYPT_THREADS=3 && export LUKSIPC_CRYPT_THREADS
+	reenc dev.img old new --step-size $((3 * MiB + 4096))
+	unset LUKSIPC_CRYPT_THREADS
 	steps=$(data_writes trace)
 	[ "$steps" -ge 10 ] || fail "only $steps data writes"
 	assert_eq "$(journal_writes trace)" "$steps" "journal writes (one per step)"
@@ -377,7 +380,7 @@ t_filesystem_too_large() {
 }
 
 run_test "LUKS1 2M -> LUKS2 16M (shift path), separate keys" t_luks1_to_luks2_shift
-run_test "LUKS2 16M -> LUKS2 16M (journal path), 3M steps" t_luks2_same_header_journal
+run_test "LUKS2 16M -> LUKS2 16M (journal path), 3M+4K steps, 3 crypt threads" t_luks2_same_header_journal
 run_test "LUKS2 512 -> 4096-byte sectors, 4M header (journal path)" t_sector_512_to_4096
 run_test "LUKS2 4096 -> 512-byte sectors, 8M -> 16M header (shift path)" t_sector_4096_to_512_shift
 run_test "aes-xts 256 -> 512-bit key, one key file for both" t_keybits_256_to_512
