@@ -228,26 +228,51 @@ void job_write_notes(struct job *j)
 		log_warn("cannot record the admin notes in '%s'", o->state);
 }
 
+/* The engine's contexts for the keys in j, unless already made. */
+static int job_engine_init(struct job *j, uint32_t sector_size, uint32_t old_sector_size)
+{
+	int r = 0;
+
+	if (!j->enc)
+		r = xts_new(&j->enc, j->vk, j->vk_len, sector_size, 1);
+	if (r == 0 && j->old_vk && !j->dec)
+		r = xts_new(&j->dec, j->old_vk, j->old_vk_len, old_sector_size, 0);
+	if (r < 0)
+		return r;
+	if (!j->eng.pipe) {
+		j->eng.dev = &j->dev;
+		j->eng.geo = &j->geo;
+		j->eng.enc = j->enc;
+		j->eng.dec = j->dec;
+		j->eng.readdev = j->have_readdev ? &j->readdev : NULL;
+	}
+	return 0;
+}
+
+void job_engine_free(struct job *j)
+{
+	engine_cancel(&j->eng);
+	xts_free(j->enc);
+	xts_free(j->dec);
+	j->enc = j->dec = NULL;
+}
+
 int job_run_engine(struct job *j)
 {
-	struct xts *enc = NULL, *dec = NULL;
-	struct progress prog = { .json = j->o->progress_json, .quiet = log_level < LOG_INFO };
-	struct engine e = { .dev = &j->dev, .state = &j->st, .geo = &j->geo, .header_image = j->image, .progress = &prog };
+	struct engine *e = &j->eng;
 	char a[32];
-	int r = xts_new(&enc, j->vk, j->vk_len, j->st.sb.sector_size, 1);
+	int r = job_engine_init(j, j->st.sb.sector_size, j->st.sb.old_sector_size);
 
-	if (r == 0 && j->old_vk)
-		r = xts_new(&dec, j->old_vk, j->old_vk_len, j->st.sb.old_sector_size, 0);
 	if (r < 0) {
-		xts_free(enc);
+		job_engine_free(j);
 		return r;
 	}
-	e.enc = enc;
-	e.dec = dec;
-	e.readdev = j->have_readdev ? &j->readdev : NULL;
-	r = engine_run(&e);
-	xts_free(enc);
-	xts_free(dec);
+	j->prog = (struct progress){ .json = j->o->progress_json, .quiet = log_level < LOG_INFO };
+	e->state = &j->st;
+	e->header_image = j->image;
+	e->progress = &j->prog;
+	r = engine_run(e);
+	job_engine_free(j);
 	if (r == 0)
 		log_info("converted '%s' to LUKS%u (UUID %s); the data area is %s smaller than before", j->o->device, j->st.sb.luks_version,
 			 j->st.sb.luks_uuid, fmt_size(j->dev.size - j->geo.src_offset - j->geo.data_size, a, sizeof(a)));
@@ -311,6 +336,14 @@ int job_format_header(struct job *j, struct state_sb *sb)
 	if (!j->vk)
 		return -ENOMEM;
 	r = random_bytes(j->vk, j->vk_len);
+	/*
+	 * Plaintext to LUKS: read and encrypt the first steps while the header
+	 * and the state store are made. Reads only; if it cannot start, the
+	 * engine starts reading later, as on a resume.
+	 */
+	if (r == 0 && !o->reencrypt && job_engine_init(j, j->geo.sector_size, 0) == 0 &&
+	    engine_prefetch(&j->eng, j->geo.data_size) < 0)
+		log_debug("cannot read ahead; the engine reads once the state store is made");
 	if (r == 0)
 		r = luks_format_image(&lp, j->vk, j->vk_len, j->key.data, j->key.len, &j->image, sb->luks_uuid);
 	if (r < 0) {
@@ -373,6 +406,7 @@ int job_begin(struct job *j, struct state_sb *sb)
 	SHA256(j->image, sb->header_len, sb->header_sha256);
 	if (sb->old_header_len)
 		SHA256(j->old_image, sb->old_header_len, sb->old_header_sha256);
+	log_debug("header image hashed");
 	snprintf(sb->device_path, sizeof(sb->device_path), "%s", o->device);
 	sb->created = (uint64_t)time(NULL);
 	if ((r = job_create_store(j, sb)) < 0)
@@ -381,6 +415,7 @@ int job_begin(struct job *j, struct state_sb *sb)
 	state_set_key(&j->st, j->vk, j->vk_len);
 	if ((r = job_first_record(j)) < 0)
 		return r;
+	log_debug("first record committed");
 	log_info("%s '%s' (%llu bytes of data) to LUKS%u; state in '%s'", sb->mode == MODE_REENCRYPT ? "re-encrypting" : "converting",
 		 o->device, (unsigned long long)j->geo.data_size, sb->luks_version, o->state);
 	return job_run_engine(j);
@@ -509,6 +544,7 @@ int convert_run(const struct convert_opts *o)
 	/* Helpers below do not log; make sure an unexpected failure says something. */
 	if (r < 0 && r > -4096 && r != -EINTR && log_errors == 0)
 		log_error("cannot convert '%s' with state '%s': %s; fix the cause and run the same command again", o->device, o->state, strerror(-r));
+	job_engine_free(&j); /* before the keys it uses are wiped */
 	key_free(&j.key);
 	key_free(&j.old_key);
 	secmem_free(j.vk);

@@ -161,6 +161,8 @@ struct pipeline {
 	pthread_cond_t cond;
 	int stop;
 	uint64_t start; /* frontier where the reader begins */
+	pthread_t reader;
+	int have_reader;
 	/* the committer thread's queue, in step order */
 	struct commit queue[QUEUE];
 	unsigned q_head, q_tail;
@@ -591,14 +593,15 @@ static int write_steps(struct pipeline *p)
 }
 
 /* Stops and joins the reader and the crypt threads that were started. */
-static void stop_reader(struct pipeline *p, pthread_t reader, int have_reader)
+static void stop_reader(struct pipeline *p)
 {
 	pthread_mutex_lock(&p->lock);
 	p->stop = 1;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
-	if (have_reader)
-		pthread_join(reader, NULL);
+	if (p->have_reader)
+		pthread_join(p->reader, NULL);
+	p->have_reader = 0;
 	for (unsigned i = 0; i < p->ncrypt; i++) {
 		if (p->crypt[i].started)
 			pthread_join(p->crypt[i].thread, NULL);
@@ -646,53 +649,95 @@ static void free_crypt(struct pipeline *p)
 	}
 }
 
+static void pipeline_free(struct pipeline *p)
+{
+	stop_reader(p);
+	free_crypt(p);
+	for (int i = 0; i < RING; i++) {
+		free(p->slot[i].buf);
+		free(p->slot[i].raw);
+	}
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+}
+
+/* Allocates the ring and starts the reader and crypt threads at frontier f. */
+static int pipeline_start(struct engine *e, uint64_t f, struct pipeline **ret)
+{
+	struct pipeline *p = calloc(1, sizeof(*p));
+	int r = 0;
+
+	if (!p)
+		return -ENOMEM;
+	p->e = e;
+	p->start = f;
+	p->durable = f;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	for (int i = 0; i < RING && r == 0; i++) {
+		if (!(p->slot[i].buf = dev_buf_alloc(e->geo->step_size)))
+			r = -ENOMEM;
+		else if (e->geo->journal && !(p->slot[i].raw = dev_buf_alloc(e->geo->step_size)))
+			r = -ENOMEM;
+	}
+	if (r == 0 && pthread_create(&p->reader, NULL, reader_main, p) != 0)
+		r = -EAGAIN;
+	else if (r == 0)
+		p->have_reader = 1;
+	if (r == 0)
+		r = start_crypt(p);
+	if (r < 0) {
+		pipeline_free(p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}
+
+int engine_prefetch(struct engine *e, uint64_t f)
+{
+	engine_cancel(e);
+	return f > 0 ? pipeline_start(e, f, &e->pipe) : 0;
+}
+
+void engine_cancel(struct engine *e)
+{
+	if (e->pipe)
+		pipeline_free(e->pipe);
+	e->pipe = NULL;
+}
+
 static int run_pipeline(struct engine *e, uint64_t f)
 {
-	struct pipeline p;
-	pthread_t reader, committer;
+	struct pipeline *p = e->pipe;
+	pthread_t committer;
+	double t0 = now_s();
 	int r = 0, rc;
 
-	memset(&p, 0, sizeof(p));
-	p.e = e;
-	p.start = f;
-	p.durable = f;
-	pthread_mutex_init(&p.lock, NULL);
-	pthread_cond_init(&p.cond, NULL);
-	for (int i = 0; i < RING && r == 0; i++) {
-		if (!(p.slot[i].buf = dev_buf_alloc(e->geo->step_size)))
-			r = -ENOMEM;
-		else if (e->geo->journal && !(p.slot[i].raw = dev_buf_alloc(e->geo->step_size)))
-			r = -ENOMEM;
+	if (p && p->start != f)
+		engine_cancel(e);
+	else if (p)
+		log_debug("the first steps were read ahead while the header and state store were made");
+	p = e->pipe;
+	e->pipe = NULL;
+	if (!p && (r = pipeline_start(e, f, &p)) < 0)
+		return r;
+	if (pthread_create(&committer, NULL, committer_main, p) != 0) {
+		pipeline_free(p);
+		return -EAGAIN;
 	}
-	if (r == 0 && pthread_create(&reader, NULL, reader_main, &p) != 0)
-		r = -EAGAIN;
-	else if (r == 0 && (r = start_crypt(&p)) < 0)
-		stop_reader(&p, reader, 1);
-	else if (r == 0 && pthread_create(&committer, NULL, committer_main, &p) != 0) {
-		stop_reader(&p, reader, 1);
-		r = -EAGAIN;
-	}
-	if (r == 0) {
-		double t0 = now_s();
-
-		r = write_steps(&p);
-		/* Also after an error or an interrupt: record what was written. */
-		rc = drain_commits(&p);
-		if (rc < 0 && (r == 0 || r == -EINTR))
-			r = rc;
-		pthread_join(committer, NULL);
-		stop_reader(&p, reader, 1);
-		log_debug("pipeline: %.2f s; busy: read %.2f s, encrypt %.2f s (%u thread%s), write %.2f s, flush+record %.2f s; "
-			  "writer waited for data %.2f s", now_s() - t0, p.t.read, p.t.crypt, p.ncrypt, p.ncrypt == 1 ? "" : "s", p.t.write, p.t.commit,
-			  p.t.write_wait);
-	}
-	free_crypt(&p);
-	for (int i = 0; i < RING; i++) {
-		free(p.slot[i].buf);
-		free(p.slot[i].raw);
-	}
-	pthread_mutex_destroy(&p.lock);
-	pthread_cond_destroy(&p.cond);
+	r = write_steps(p);
+	/* Also after an error or an interrupt: record what was written. */
+	rc = drain_commits(p);
+	if (rc < 0 && (r == 0 || r == -EINTR))
+		r = rc;
+	pthread_join(committer, NULL);
+	stop_reader(p);
+	log_debug("pipeline: %.2f s; busy: read %.2f s, encrypt %.2f s (%u thread%s), write %.2f s, flush+record %.2f s; "
+		  "writer waited for data %.2f s", now_s() - t0, p->t.read, p->t.crypt, p->ncrypt, p->ncrypt == 1 ? "" : "s",
+		  p->t.write, p->t.commit, p->t.write_wait);
+	pipeline_free(p);
 	return r;
 }
 
@@ -702,14 +747,19 @@ int engine_run(struct engine *e)
 	uint64_t f = e->state->rec.frontier;
 	int r;
 
-	if (e->state->rec.phase == PHASE_DONE)
+	if (e->state->rec.phase == PHASE_DONE) {
+		engine_cancel(e);
 		return 0;
+	}
 	log_debug("converting: %llu bytes left", (unsigned long long)f);
 	progress_init(e->progress, total, total - f, e->progress->json, e->progress->quiet);
+	if (e->state->rec.journal_f)
+		engine_cancel(e); /* the replay comes first; the reader starts after it */
 	r = e->state->rec.journal_f ? replay_journal(e) : 0;
 	f = e->state->rec.frontier;
 	if (r == 0 && f > 0)
 		r = run_pipeline(e, f);
+	engine_cancel(e); /* after a failed replay, or nothing left to read */
 	if (r == 0)
 		r = engine_finish(e);
 	if (r == 0)

@@ -14,6 +14,8 @@
 #include "state.h"
 #include "xts.h"
 
+struct pipeline;
+
 struct engine {
 	struct dev *dev;
 	struct state *state;
@@ -23,6 +25,7 @@ struct engine {
 	struct dev *readdev;          /* --readdev: plaintext source, or NULL */
 	const uint8_t *header_image;  /* geo->header_size bytes, written last */
 	struct progress *progress;
+	struct pipeline *pipe;        /* started by engine_prefetch, or NULL */
 };
 
 /* The record that starts a conversion: frontier P, evidence of the first source. */
@@ -34,6 +37,17 @@ int engine_first_record(struct engine *e, struct state_rec *ret);
  * 0, -ESTALE (mismatch: stale, replayed or foreign state), -errno.
  */
 int engine_verify(struct engine *e);
+
+/*
+ * Starts reading (and encrypting, with e->enc and e->dec) the steps below
+ * frontier f before the state store exists, so that the first steps are
+ * ready when engine_run starts writing. Only reads the device. Needs e->dev,
+ * e->geo, e->enc, e->dec and e->readdev, which must not change until
+ * engine_run or engine_cancel. 0 or -errno (then nothing was started).
+ */
+int engine_prefetch(struct engine *e, uint64_t f);
+/* Stops and frees what engine_prefetch started, if anything. */
+void engine_cancel(struct engine *e);
 
 /*
  * Converts from the current record to the end and commits PHASE_DONE.

@@ -8,6 +8,7 @@
 
 #include "convert.h"
 #include "dev.h"
+#include "engine.h"
 #include "geometry.h"
 #include "keys.h"
 #include "state.h"
@@ -30,6 +31,10 @@ struct job {
 	const char *keep_uuid; /* LUKS to LUKS: the old UUID, unless --uuid */
 	struct dev readdev;    /* --readdev: the open mapping of the old header */
 	int have_readdev;
+	/* the engine and its contexts, kept here so it can start reading early */
+	struct engine eng;
+	struct xts *enc, *dec;
+	struct progress prog;
 };
 
 int job_confirm(const char *device);
@@ -38,8 +43,14 @@ int job_get_key(struct job *j, int confirm);
 /* The filesystem on plain (plaintext view of the device) must end by p. */
 int job_check_filesystem(struct job *j, struct dev *plain, uint64_t p, struct state_sb *sb);
 int job_check_state_store(struct job *j, uint64_t need);
-/* A new random volume key and a header image for it in j->image. */
+/*
+ * A new random volume key and a header image for it in j->image. For
+ * plaintext to LUKS it also starts the engine reading (only reading) the
+ * first steps, so that they are ready once the state store is made.
+ */
 int job_format_header(struct job *j, struct state_sb *sb);
+/* Stops the engine's early reads and frees its contexts. */
+void job_engine_free(struct job *j);
 int job_create_store(struct job *j, const struct state_sb *sb);
 void job_write_notes(struct job *j);
 int job_first_record(struct job *j);

@@ -309,14 +309,23 @@ int state_read_journal(struct state *s, uint8_t *buf)
 	return read_verified(s, s->sb.journal_off, len, s->rec.journal_sha256, buf);
 }
 
-/* Reads len bytes at off: 0 if they are those of expect, -EBADMSG if not. */
+/*
+ * Reads len bytes at off: 0 if they are those of expect, -EBADMSG if not.
+ * In 1 MiB pieces, so that it costs no more memory than that.
+ */
 static int read_back(struct state *s, uint64_t off, uint64_t len, const uint8_t *expect)
 {
-	uint8_t *buf = dev_buf_alloc(len);
-	int r = buf ? dev_pread_full(&s->dev, buf, len, off) : -ENOMEM;
+	const size_t piece = 1024 * 1024;
+	uint8_t *buf = dev_buf_alloc(piece);
+	int r = buf ? 0 : -ENOMEM;
 
-	if (r == 0 && memcmp(buf, expect, len) != 0)
-		r = -EBADMSG;
+	for (uint64_t done = 0; r == 0 && done < len; done += piece) {
+		size_t n = len - done < piece ? (size_t)(len - done) : piece;
+
+		r = dev_pread_full(&s->dev, buf, n, off + done);
+		if (r == 0 && memcmp(buf, expect + done, n) != 0)
+			r = -EBADMSG;
+	}
 	free(buf);
 	return r;
 }
