@@ -1,4 +1,4 @@
-/* Rate and ETA over what this run has done, printed on stderr. */
+/* Rate and ETA of this run, printed on stderr. */
 #include <stdio.h>
 #include <time.h>
 
@@ -21,12 +21,50 @@ void progress_init(struct progress *p, uint64_t total, uint64_t done, int json, 
 	p->start_done = done;
 	p->t_start = now();
 	p->t_last = 0;
+	p->samples = 0;
+}
+
+/* Keeps (t, done) when at least 1/128 of the elapsed time passed since the last one. */
+void progress_sample(struct progress *p, uint64_t done, double t)
+{
+	double elapsed = t - p->t_start;
+
+	if (p->samples > 0 && t - p->sample_t[(p->samples - 1) % PROGRESS_SAMPLES] < elapsed / 128)
+		return;
+	p->sample_t[p->samples % PROGRESS_SAMPLES] = t;
+	p->sample_done[p->samples % PROGRESS_SAMPLES] = done;
+	p->samples++;
+}
+
+/*
+ * Bytes per second over the second half of the time so far: that leaves out
+ * the start (setup, a disk still busy with earlier writes) and follows a
+ * device whose speed changes (the inner tracks of a disk are slower), while
+ * on a steady device it equals the average. The spacing of the samples
+ * keeps one at or before the middle within the ring. The whole run's
+ * average until there is half a second to look at.
+ */
+double progress_rate(const struct progress *p, uint64_t done, double t)
+{
+	double elapsed = t - p->t_start, mid = p->t_start + elapsed / 2;
+	unsigned n = p->samples < PROGRESS_SAMPLES ? p->samples : PROGRESS_SAMPLES;
+
+	for (unsigned k = 1; k <= n; k++) {
+		unsigned i = (p->samples - k) % PROGRESS_SAMPLES;
+
+		if (p->sample_t[i] <= mid) {
+			if (t - p->sample_t[i] >= 0.5 && done >= p->sample_done[i])
+				return (double)(done - p->sample_done[i]) / (t - p->sample_t[i]);
+			break;
+		}
+	}
+	return elapsed > 0 ? (double)(done - p->start_done) / elapsed : 0;
 }
 
 static void print_line(const struct progress *p, const char *phase, uint64_t done, double t)
 {
 	double elapsed = t - p->t_start;
-	double rate = elapsed > 0 ? (double)(done - p->start_done) / elapsed : 0;
+	double rate = progress_rate(p, done, t);
 	double pct = p->total ? 100.0 * (double)done / (double)p->total : 100.0;
 	double eta = rate > 0 ? (double)(p->total - done) / rate : -1;
 	int e = (int)elapsed, l = eta < 0 ? 0 : (int)(eta + 0.5);
@@ -49,6 +87,7 @@ void progress_update(struct progress *p, uint64_t done, int force)
 {
 	double t = now();
 
+	progress_sample(p, done, t);
 	if (p->quiet || (!force && t - p->t_last < 2.0))
 		return;
 	p->t_last = t;

@@ -7,12 +7,18 @@
 
 #include <stdint.h>
 
+#define PROGRESS_SAMPLES 256
+
 struct progress {
 	int json;
 	int quiet;
 	uint64_t total;      /* bytes of the whole conversion */
 	uint64_t start_done; /* bytes already done when this run started */
 	double t_start, t_last;
+	/* (time, done) samples, spaced by at least 1/128 of the elapsed time */
+	double sample_t[PROGRESS_SAMPLES];
+	uint64_t sample_done[PROGRESS_SAMPLES];
+	unsigned samples; /* how many were taken; the newest is at (samples - 1) % PROGRESS_SAMPLES */
 };
 
 void progress_init(struct progress *p, uint64_t total, uint64_t done, int json, int quiet);
@@ -22,5 +28,10 @@ void progress_update(struct progress *p, uint64_t done, int force);
 void progress_header(struct progress *p);
 /* Reports completion. */
 void progress_done(struct progress *p);
+
+/* The estimator, for tests: record done bytes at time t (CLOCK_MONOTONIC s), */
+void progress_sample(struct progress *p, uint64_t done, double t);
+/* and the rate in bytes/s at t, over the second half of the time since init. */
+double progress_rate(const struct progress *p, uint64_t done, double t);
 
 #endif
