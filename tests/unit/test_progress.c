@@ -20,6 +20,15 @@ static double run(struct progress *p, double *t, uint64_t *done, double rate, do
 	return progress_rate(p, *done, *t);
 }
 
+/* A new run of total bytes with start_done already done; returns its start time. */
+static double fresh(struct progress *p, uint64_t *done, uint64_t total, uint64_t start_done)
+{
+	memset(p, 0, sizeof(*p));
+	*done = start_done;
+	progress_init(p, total, start_done, 1, 1);
+	return p->t_start;
+}
+
 static int near(double a, double b, double tol)
 {
 	return fabs(a - b) <= tol * b;
@@ -32,41 +41,27 @@ int main(void)
 	double t;
 
 	/* a steady device: the rate is its speed, early and late */
-	memset(&p, 0, sizeof(p));
-	progress_init(&p, 1ull << 40, 0, 1, 1);
-	t = p.t_start;
+	t = fresh(&p, &done, 1ull << 40, 0);
 	CHECK(near(run(&p, &t, &done, 1500 * MB, 2.0), 1500 * MB, 0.02));
 	CHECK(near(run(&p, &t, &done, 1500 * MB, 60.0), 1500 * MB, 0.02));
 
 	/* 0.3 s of setup before the first step: at 2 s the average since the
 	   start would be 15% low; the second half of the time is not */
-	memset(&p, 0, sizeof(p));
-	done = 0;
-	progress_init(&p, 1ull << 40, 0, 1, 1);
-	t = p.t_start + 0.3;
+	t = fresh(&p, &done, 1ull << 40, 0) + 0.3;
 	CHECK(near(run(&p, &t, &done, 1500 * MB, 1.7), 1500 * MB, 0.03));
 
 	/* the device slows to half (inner tracks): after as long again the
 	   estimate has moved most of the way, unlike a run average */
-	memset(&p, 0, sizeof(p));
-	done = 0;
-	progress_init(&p, 1ull << 40, 0, 1, 1);
-	t = p.t_start;
+	t = fresh(&p, &done, 1ull << 40, 0);
 	run(&p, &t, &done, 200 * MB, 100.0);
 	CHECK(near(run(&p, &t, &done, 100 * MB, 100.0), 100 * MB, 0.03));
 
 	/* a resumed run: bytes done before it do not count */
-	memset(&p, 0, sizeof(p));
-	done = 5ull << 30;
-	progress_init(&p, 1ull << 40, done, 1, 1);
-	t = p.t_start;
+	t = fresh(&p, &done, 1ull << 40, 5ull << 30);
 	CHECK(near(run(&p, &t, &done, 800 * MB, 3.0), 800 * MB, 0.03));
 
 	/* hours: the ring of samples still reaches back to the middle */
-	memset(&p, 0, sizeof(p));
-	done = 0;
-	progress_init(&p, 1ull << 50, 0, 1, 1);
-	t = p.t_start;
+	t = fresh(&p, &done, 1ull << 50, 0);
 	run(&p, &t, &done, 400 * MB, 3600.0);
 	CHECK(near(run(&p, &t, &done, 300 * MB, 3600.0), 300 * MB, 0.05));
 	UNIT_DONE("progress");
