@@ -23,6 +23,7 @@
 #define RING 3 /* step buffers: one being written, up to two read ahead */
 #define QUEUE 8 /* written steps waiting for their flush and record */
 #define MAX_CRYPT 4 /* crypt threads */
+#define PARTS 8     /* pieces a step is encrypted in, taken by whichever crypt thread is free */
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
@@ -99,7 +100,7 @@ int engine_verify(struct engine *e)
 /*
  * The pipeline. A reader thread reads each step's source into a ring
  * buffer and takes its evidence; crypt threads (one per CPU, at most
- * MAX_CRYPT) encrypt it, each its own part of the step; the main thread
+ * MAX_CRYPT) encrypt it, taking its PARTS pieces as they come free; the main thread
  * writes, and a committer thread flushes and records. Reads may run ahead of
  * writes because a step's output lies above its own source
  * and above every lower source (geometry.h), and the reader has finished
@@ -115,7 +116,8 @@ struct slot {
 	struct evidence src; /* evidence of the source, taken before encryption */
 	struct evidence out; /* evidence of the output, taken after it */
 	unsigned seq; /* the step's number in this run: which step the slot holds */
-	unsigned parts; /* crypt threads done with their part of it */
+	unsigned next_part; /* the next piece a crypt thread may take */
+	unsigned parts; /* pieces encrypted */
 	int state;
 	int err;
 };
@@ -156,6 +158,8 @@ struct pipeline {
 	struct stage_times t; /* each field written by one thread only */
 	struct crypt_worker crypt[MAX_CRYPT];
 	unsigned ncrypt;
+	unsigned active; /* crypt threads allowed to work: fewer while the header is made */
+	int last_taken;  /* the last piece of the last step is taken: no more work */
 	struct slot slot[RING];
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -248,6 +252,7 @@ static void *reader_main(void *arg)
 			pthread_cond_wait(&p->cond, &p->lock);
 		stop = p->stop;
 		s->seq = j;
+		s->next_part = 0;
 		s->parts = 0;
 		pthread_mutex_unlock(&p->lock);
 		if (stop)
@@ -270,47 +275,66 @@ static void *reader_main(void *arg)
 }
 
 /*
- * The crypt threads encrypt each step once the reader has read it, in step
- * order, so that the reader goes straight on to the next read: reading,
- * encrypting and writing three different steps at once. Of n threads,
- * thread i takes the i-th of n parts of the step (cut on 4 KiB, so on
- * sector boundaries); the last one to finish takes the output's evidence and
- * hands the step to the writer.
+ * The crypt threads encrypt each step once the reader has read it. A step
+ * is cut into PARTS pieces (on 4 KiB, so on sector boundaries); a free
+ * thread takes the next piece of the oldest step read, so threads share the
+ * work whatever their number and however the scheduler treats them, and
+ * the reader goes straight on to the next read. The thread that finishes a
+ * step's last piece takes the output's evidence and hands the step to the
+ * writer. Threads numbered p->active and up wait (see engine_prefetch).
  */
+
+/* The slot with the oldest step that has a piece left, or NULL. Under the lock. */
+static struct slot *next_work(struct pipeline *p)
+{
+	struct slot *best = NULL;
+
+	for (int i = 0; i < RING; i++) {
+		struct slot *s = &p->slot[i];
+
+		if (s->state == SLOT_READ && !s->err && s->next_part < PARTS && (!best || s->seq < best->seq))
+			best = s;
+	}
+	return best;
+}
+
 static void *crypt_main(void *arg)
 {
 	struct crypt_worker *w = arg;
 	struct pipeline *p = w->p;
 	struct engine *e = p->e;
 
-	for (unsigned j = 0;; j++) {
-		struct slot *s = &p->slot[j % RING];
+	for (;;) {
+		struct slot *s = NULL;
 		uint64_t a, f, part, lo, hi;
-		unsigned done;
+		unsigned k;
 		double t0;
-		int r, stop, last;
+		int r, last;
 
 		pthread_mutex_lock(&p->lock);
-		while ((s->state != SLOT_READ || s->seq != j) && !s->err && !p->stop)
+		while (!p->stop && !p->last_taken && (w->index >= p->active || !(s = next_work(p))))
 			pthread_cond_wait(&p->cond, &p->lock);
-		stop = p->stop || s->err;
+		if (p->stop || !s) {
+			pthread_mutex_unlock(&p->lock);
+			break;
+		}
 		/* copies: once the step is handed on, the slot is refilled */
 		a = s->a;
 		f = s->f;
+		k = s->next_part++;
+		if (a == 0 && k == PARTS - 1)
+			p->last_taken = 1;
 		pthread_mutex_unlock(&p->lock);
-		if (stop)
-			break;
 		t0 = now_s();
-		part = (f - a) / p->ncrypt / DEV_ALIGN * DEV_ALIGN;
-		lo = a + w->index * part;
-		hi = w->index + 1 == p->ncrypt ? f : lo + part;
+		part = (f - a) / PARTS / DEV_ALIGN * DEV_ALIGN;
+		lo = a + k * part;
+		hi = k == PARTS - 1 ? f : lo + part;
 		r = lo < hi ? transform(w->enc, w->dec, s->buf + (lo - a), lo, hi, !e->readdev) : 0;
 		/* An error is recorded before the count, so the last one sees it. */
 		pthread_mutex_lock(&p->lock);
 		if (r < 0 && !s->err)
 			s->err = r;
-		done = ++s->parts;
-		last = done == p->ncrypt && !s->err;
+		last = ++s->parts == PARTS && !s->err;
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 		if (last) {
@@ -318,8 +342,6 @@ static void *crypt_main(void *arg)
 			slot_set(p, s, SLOT_READY, 0);
 		}
 		w->busy += now_s() - t0;
-		if (r < 0 || a == 0)
-			break;
 	}
 	return NULL;
 }
@@ -622,6 +644,7 @@ static int start_crypt(struct pipeline *p)
 	if (env && atol(env) > 0)
 		cpus = atol(env);
 	p->ncrypt = cpus < 1 ? 1 : cpus > MAX_CRYPT ? MAX_CRYPT : (unsigned)cpus;
+	p->active = p->ncrypt;
 	for (unsigned i = 0; i < p->ncrypt && r == 0; i++) {
 		struct crypt_worker *w = &p->crypt[i];
 
@@ -695,10 +718,23 @@ static int pipeline_start(struct engine *e, uint64_t f, struct pipeline **ret)
 	return 0;
 }
 
+/*
+ * While the header is made (one busy thread of ours), one crypt thread
+ * fewer works, so that making the header, which everything waits for,
+ * keeps a CPU of its own. run_pipeline lets them all work.
+ */
 int engine_prefetch(struct engine *e, uint64_t f)
 {
+	int r;
+
 	engine_cancel(e);
-	return f > 0 ? pipeline_start(e, f, &e->pipe) : 0;
+	r = f > 0 ? pipeline_start(e, f, &e->pipe) : 0;
+	if (r == 0 && e->pipe) {
+		pthread_mutex_lock(&e->pipe->lock);
+		e->pipe->active = e->pipe->ncrypt > 1 ? e->pipe->ncrypt - 1 : 1;
+		pthread_mutex_unlock(&e->pipe->lock);
+	}
+	return r;
 }
 
 void engine_cancel(struct engine *e)
@@ -723,6 +759,10 @@ static int run_pipeline(struct engine *e, uint64_t f)
 	e->pipe = NULL;
 	if (!p && (r = pipeline_start(e, f, &p)) < 0)
 		return r;
+	pthread_mutex_lock(&p->lock);
+	p->active = p->ncrypt;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
 	if (pthread_create(&committer, NULL, committer_main, p) != 0) {
 		pipeline_free(p);
 		return -EAGAIN;

@@ -53,9 +53,9 @@ t_ext4_luks1_256() { roundtrip ext4 $((20 * MiB + 3 * 4096 + 1536)) $((2 * MiB))
 t_btrfs_luks2_4096() { roundtrip btrfs $((45 * MiB + 4096)) $((8 * MiB)) luks2 4096 $((3 * MiB)) 512; }
 t_xfs_luks1() { roundtrip xfs $((33 * MiB + 9 * 512)) $((2 * MiB)) luks1 512 $((1 * MiB)) 512; }
 
-# Each step is encrypted in parts by several crypt threads (one per CPU by
-# default): 3 and 4 threads on steps that do not split evenly, 1 thread,
-# and a step smaller than 4 KiB per thread (the last part takes it all).
+# Each step is encrypted in 8 pieces by whichever crypt thread is free (one
+# thread per CPU by default): 3, 4 and 1 threads on steps that do not split
+# evenly, and steps of less than 8 x 4 KiB (the last piece takes it all).
 t_crypt_threads() {
 	for nt in 3 4 1; do
 		export LUKSIPC_CRYPT_THREADS=$nt
