@@ -793,6 +793,7 @@ int engine_run(struct engine *e)
 	}
 	log_debug("converting: %llu bytes left", (unsigned long long)f);
 	progress_init(e->progress, total, total - f, e->progress->json, e->progress->quiet);
+	progress_set_tail(e->progress, e->geo->header_size);
 	if (e->state->rec.journal_f)
 		engine_cancel(e); /* the replay comes first; the reader starts after it */
 	r = e->state->rec.journal_f ? replay_journal(e) : 0;

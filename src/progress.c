@@ -1,5 +1,6 @@
 /* Rate and ETA of this run, printed on stderr. */
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "luksipc.h"
@@ -19,9 +20,15 @@ void progress_init(struct progress *p, uint64_t total, uint64_t done, int json, 
 	p->quiet = quiet;
 	p->total = total;
 	p->start_done = done;
+	p->tail = 0;
 	p->t_start = now();
 	p->t_last = 0;
 	p->samples = 0;
+}
+
+void progress_set_tail(struct progress *p, uint64_t tail)
+{
+	p->tail = tail;
 }
 
 /* Keeps (t, done) when at least 1/128 of the elapsed time passed since the last one. */
@@ -61,12 +68,26 @@ double progress_rate(const struct progress *p, uint64_t done, double t)
 	return elapsed > 0 ? (double)(done - p->start_done) / elapsed : 0;
 }
 
+/*
+ * What is left: the payload not yet converted, then the new header. The
+ * header is only written, but the pipeline's pace is its writes (reads
+ * overlap them), so its bytes count like a step's. Without them the ETA
+ * of a 128 MiB disk was 13% short at 10% (bench/qemu-eta).
+ */
+double progress_eta(const struct progress *p, uint64_t done, double t)
+{
+	double rate = progress_rate(p, done, t);
+	double left = (double)(p->total - done) + (double)p->tail;
+
+	return rate > 0 ? left / rate : -1;
+}
+
 static void print_line(const struct progress *p, const char *phase, uint64_t done, double t)
 {
 	double elapsed = t - p->t_start;
 	double rate = progress_rate(p, done, t);
 	double pct = p->total ? 100.0 * (double)done / (double)p->total : 100.0;
-	double eta = rate > 0 ? (double)(p->total - done) / rate : -1;
+	double eta = strcmp(phase, "done") == 0 ? 0 : progress_eta(p, done, t);
 	int e = (int)elapsed, l = eta < 0 ? 0 : (int)(eta + 0.5);
 
 	if (p->json) {

@@ -14,6 +14,7 @@ struct progress {
 	int quiet;
 	uint64_t total;      /* bytes of the whole conversion */
 	uint64_t start_done; /* bytes already done when this run started */
+	uint64_t tail;       /* bytes written after the last step (the new header), counted in the ETA */
 	double t_start, t_last;
 	/* (time, done) samples, spaced by at least 1/128 of the elapsed time */
 	double sample_t[PROGRESS_SAMPLES];
@@ -22,6 +23,8 @@ struct progress {
 };
 
 void progress_init(struct progress *p, uint64_t total, uint64_t done, int json, int quiet);
+/* The ETA then covers done..total and `tail` more bytes written like a step's output. */
+void progress_set_tail(struct progress *p, uint64_t tail);
 /* Reports done bytes; prints if due (or always when force is set). */
 void progress_update(struct progress *p, uint64_t done, int force);
 /* Reports that every step is done and the new header is being written. */
@@ -31,7 +34,9 @@ void progress_done(struct progress *p);
 
 /* The estimator, for tests: record done bytes at time t (CLOCK_MONOTONIC s), */
 void progress_sample(struct progress *p, uint64_t done, double t);
-/* and the rate in bytes/s at t, over the second half of the time since init. */
+/* and the rate in bytes/s at t, over the second half of the time since init, */
 double progress_rate(const struct progress *p, uint64_t done, double t);
+/* and the seconds left at t (the tail included), or -1 while there is no rate. */
+double progress_eta(const struct progress *p, uint64_t done, double t);
 
 #endif

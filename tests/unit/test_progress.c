@@ -40,6 +40,22 @@ int main(void)
 	uint64_t done = 0;
 	double t;
 
+	/* the ETA counts the new header (the tail) like a step's output: a
+	   128 MiB payload at 10 MB/s with a 16 MiB header, at 25% (without
+	   the tail it would be 14% short) */
+	t = fresh(&p, &done, 128ull << 20, 0);
+	progress_set_tail(&p, 16ull << 20);
+	run(&p, &t, &done, 10 * MB, 3.4);
+	CHECK(done == 32ull << 20);
+	CHECK(near(progress_eta(&p, done, t), (double)((96ull + 16) << 20) / (10 * MB), 0.02));
+	/* and only the tail is left once every step is done */
+	done = 128ull << 20;
+	CHECK(near(progress_eta(&p, done, t + 10.0), (16ull << 20) / progress_rate(&p, done, t + 10.0), 0.001));
+	CHECK(progress_eta(&p, done, t + 10.0) > 0);
+	/* no rate yet: no estimate */
+	t = fresh(&p, &done, 1ull << 30, 0);
+	CHECK(progress_eta(&p, done, t) < 0);
+
 	/* a steady device: the rate is its speed, early and late */
 	t = fresh(&p, &done, 1ull << 40, 0);
 	CHECK(near(run(&p, &t, &done, 1500 * MB, 2.0), 1500 * MB, 0.02));
