@@ -1,6 +1,5 @@
 /* Rate and ETA of this run, printed on stderr. */
 #include <stdio.h>
-#include <string.h>
 #include <time.h>
 
 #include "luksipc.h"
@@ -74,12 +73,16 @@ double progress_rate(const struct progress *p, uint64_t done, double t)
  * overlap them), so its bytes count like a step's. Without them the ETA
  * of a 128 MiB disk was 13% short at 10% (bench/qemu-eta).
  */
-double progress_eta(const struct progress *p, uint64_t done, double t)
+static double eta_at(const struct progress *p, uint64_t done, double rate)
 {
-	double rate = progress_rate(p, done, t);
 	double left = (double)(p->total - done) + (double)p->tail;
 
 	return rate > 0 ? left / rate : -1;
+}
+
+double progress_eta(const struct progress *p, uint64_t done, double t)
+{
+	return eta_at(p, done, progress_rate(p, done, t));
 }
 
 static void print_line(const struct progress *p, const char *phase, uint64_t done, double t)
@@ -87,7 +90,7 @@ static void print_line(const struct progress *p, const char *phase, uint64_t don
 	double elapsed = t - p->t_start;
 	double rate = progress_rate(p, done, t);
 	double pct = p->total ? 100.0 * (double)done / (double)p->total : 100.0;
-	double eta = strcmp(phase, "done") == 0 ? 0 : progress_eta(p, done, t);
+	double eta = eta_at(p, done, rate);
 	int e = (int)elapsed, l = eta < 0 ? 0 : (int)(eta + 0.5);
 
 	if (p->json) {
@@ -128,6 +131,7 @@ void progress_header(struct progress *p)
 
 void progress_done(struct progress *p)
 {
+	p->tail = 0; /* the header is written: nothing is left */
 	if (!p->quiet)
 		print_line(p, "done", p->total, now());
 }
