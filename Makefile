@@ -18,6 +18,12 @@ SRCS := $(wildcard src/*.c)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
+# The test build: the same sources with the LUKSIPC_TEST_* hooks compiled in
+# (src/testhooks.h), in separate objects. The host tests run it; only
+# build/luksipc (and build/luksipc.static) is installed.
+TEST_DEFS := -DLUKSIPC_TEST_HOOKS
+TEST_OBJS := $(SRCS:src/%.c=$(BUILD)/test-obj/%.o)
+TEST_BIN := $(BUILD)/test/luksipc
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 
@@ -38,6 +44,14 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/deps.stamp
 $(BUILD)/luksipc: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/test-obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/deps.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(TEST_DEFS) $(CFLAGS) -c -o $@ $<
+
+$(TEST_BIN): $(TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $^ $(LDFLAGS) $(LDLIBS)
@@ -45,15 +59,18 @@ $(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS)
 unit-check: $(UNIT_BINS)
 	@./tests/run-unit-tests.sh $(UNIT_BINS)
 
-host-check: $(BUILD)/luksipc
+# The host tests run the test build (LUKSIPC= overrides it); t95 also runs
+# the shipped build/luksipc to check it ignores every test hook.
+host-check: $(BUILD)/luksipc $(TEST_BIN)
 	@./tests/run-host-tests.sh
 
 # Every host test: unit tests, then the image-file tests.
-check: $(BUILD)/luksipc $(UNIT_BINS)
+check: $(BUILD)/luksipc $(TEST_BIN) $(UNIT_BINS)
 	@./tests/run-all.sh
 
-# Every QEMU scenario (qemu-tests/scenarios/NN-*); about 20 minutes.
-qemu-check: $(BUILD)/luksipc static
+# Every QEMU scenario (qemu-tests/scenarios/NN-*); about 20 minutes. The
+# scenarios that cut the power at a chosen point need the test builds.
+qemu-check: $(BUILD)/luksipc $(TEST_BIN) static static-test
 	@./qemu-tests/run-all
 
 # The subset CI runs: dm-crypt equivalence, a flagged boot with dracut and
@@ -62,10 +79,11 @@ qemu-check: $(BUILD)/luksipc static
 # busybox-only initramfs with the static
 # binary.
 QEMU_CI_SCENARIOS ?= 01 10 11 12 13 17 18 19 20
-qemu-check-ci: $(BUILD)/luksipc static
+qemu-check-ci: $(BUILD)/luksipc $(TEST_BIN) static static-test
 	@LUKSIPC_QEMU_CUTS=3 ./qemu-tests/run-all $(QEMU_CI_SCENARIOS)
 
-demo: $(BUILD)/luksipc
+# The demo slows its first run down with a test hook (build/test/luksipc).
+demo: $(BUILD)/luksipc $(TEST_BIN)
 	@./tools/demo.sh
 
 # The binary, the man pages, the dracut module and the initramfs-tools hook;
@@ -78,7 +96,7 @@ install: $(BUILD)/luksipc install-boot
 		install -D -m 0755 $(BUILD)/luksipc.static $(DESTDIR)/usr/lib/luksipc/luksipc.static; fi
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/unit $(BUILD)/luksipc
+	rm -rf $(BUILD)/obj $(BUILD)/unit $(BUILD)/luksipc $(BUILD)/test-obj $(BUILD)/test
 
 -include mk/static.mk
 -include mk/install.mk

@@ -2,6 +2,9 @@
 # defines SRCS, CC, CFLAGS, CPPFLAGS and BUILD.
 #
 #   make static        build/luksipc.static (checks `file` says statically linked)
+#   make static-test   build/luksipc.static.test: the same with the LUKSIPC_TEST_*
+#                      hooks (TEST_DEFS), for the QEMU scenarios that need
+#                      delays or faults in the guest; never installed
 #   make static-check  file + ldd on build/luksipc.static
 #   make static-smoke  build and run static/smoke.c, statically linked
 #   make static-deps   only the dependency cache (build/static-deps)
@@ -19,6 +22,8 @@ STATIC_STAMP  := $(STATIC_DEPS)/stamp
 STATIC_OBJDIR := $(BUILD)/static-obj
 STATIC_BIN    := $(BUILD)/luksipc.static
 STATIC_SMOKE  := $(BUILD)/static-smoke
+STATIC_TEST_OBJDIR := $(BUILD)/static-test-obj
+STATIC_TEST_BIN    := $(BUILD)/luksipc.static.test
 
 STATIC_PC_MODULES := libcryptsetup blkid libcrypto
 STATIC_PKG_CONFIG := PKG_CONFIG_PATH=$(STATIC_PREFIX)/lib/pkgconfig pkg-config --static
@@ -31,8 +36,9 @@ STATIC_LDLIBS  = -Wl,--start-group $(shell $(STATIC_PKG_CONFIG) --libs $(STATIC_
 STATIC_LDFLAGS := -static
 
 STATIC_OBJS := $(patsubst src/%.c,$(STATIC_OBJDIR)/%.o,$(SRCS))
+STATIC_TEST_OBJS := $(patsubst src/%.c,$(STATIC_TEST_OBJDIR)/%.o,$(SRCS))
 
-.PHONY: static static-check static-smoke static-deps static-clean
+.PHONY: static static-test static-check static-smoke static-deps static-clean
 
 static-deps: $(STATIC_STAMP)
 
@@ -44,10 +50,16 @@ $(STATIC_OBJDIR)/%.o: src/%.c | $(STATIC_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(STATIC_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
--include $(STATIC_OBJS:.o=.d)
+$(STATIC_TEST_OBJDIR)/%.o: src/%.c | $(STATIC_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(STATIC_CFLAGS) $(CPPFLAGS) $(TEST_DEFS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(STATIC_OBJS:.o=.d) $(STATIC_TEST_OBJS:.o=.d)
 
 $(STATIC_BIN): $(STATIC_OBJS) $(STATIC_STAMP)
-	$(CC) $(CFLAGS) $(STATIC_LDFLAGS) -o $@ $(STATIC_OBJS) $(STATIC_LDLIBS) 2>$@.link.log || \
+$(STATIC_TEST_BIN): $(STATIC_TEST_OBJS) $(STATIC_STAMP)
+$(STATIC_BIN) $(STATIC_TEST_BIN):
+	$(CC) $(CFLAGS) $(STATIC_LDFLAGS) -o $@ $(filter %.o,$^) $(STATIC_LDLIBS) 2>$@.link.log || \
 		{ cat $@.link.log >&2; exit 1; }
 	@# glibc warns that getpwnam, dlopen & co. need its shared libraries at
 	@# run time; only count them here (luksipc does not use NSS or dlopen).
@@ -61,6 +73,8 @@ $(STATIC_BIN): $(STATIC_OBJS) $(STATIC_STAMP)
 	@echo "static: $@ ($$(stat -c %s $@) bytes; stripped $$(stat -c %s $@.stripped) bytes in $@.stripped)"
 
 static: $(STATIC_BIN)
+
+static-test: $(STATIC_TEST_BIN)
 
 static-check: $(STATIC_BIN)
 	file $(STATIC_BIN)
@@ -81,4 +95,5 @@ static-smoke: $(STATIC_SMOKE)
 
 static-clean:
 	rm -rf $(STATIC_OBJDIR) $(STATIC_BIN) $(STATIC_BIN).stripped $(STATIC_BIN).link.log \
+		$(STATIC_TEST_OBJDIR) $(STATIC_TEST_BIN) $(STATIC_TEST_BIN).stripped $(STATIC_TEST_BIN).link.log \
 		$(STATIC_SMOKE) $(STATIC_SMOKE).link.log

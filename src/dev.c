@@ -1,4 +1,4 @@
-/* The I/O seam: full reads and writes, flushes, and the test hooks. */
+/* The I/O seam: full reads and writes and flushes; the test hooks sit here. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -15,125 +15,9 @@
 
 #include "dev.h"
 #include "luksipc.h"
+#include "testhooks.h"
 
 #define HUGE_ALIGN (2u * 1024 * 1024)
-
-enum { OP_READ, OP_WRITE, OP_FLUSH, OP_COUNT };
-
-struct fault {
-	int target, op, err;
-	unsigned long nth;
-};
-
-static struct {
-	int initialised;
-	int trace_fd;
-	struct fault faults[16];
-	int nfaults;
-	unsigned long count[3][OP_COUNT];
-} hooks = { .trace_fd = -1 };
-
-static int parse_fault(const char *spec, struct fault *f)
-{
-	static const char *const ops[] = { "read", "write", "flush" };
-	char op[32];
-	char err[16];
-	unsigned long n;
-
-	if (sscanf(spec, "%31[a-z-]:%lu:%15[A-Z]", op, &n, err) != 3 || n == 0)
-		return -EINVAL;
-	f->target = TARGET_DEVICE;
-	f->nth = n;
-	const char *o = op;
-	if (strncmp(o, "state-", 6) == 0) {
-		f->target = TARGET_STATE;
-		o += 6;
-	}
-	f->op = -1;
-	for (int i = 0; i < OP_COUNT; i++)
-		if (strcmp(o, ops[i]) == 0)
-			f->op = i;
-	f->err = strcmp(err, "EIO") == 0 ? EIO : strcmp(err, "ENOSPC") == 0 ? ENOSPC : 0;
-	return f->op < 0 || f->err == 0 ? -EINVAL : 0;
-}
-
-static void hooks_init(void)
-{
-	const char *trace = getenv("LUKSIPC_TEST_TRACE");
-	const char *faults = getenv("LUKSIPC_TEST_FAULT");
-
-	hooks.initialised = 1;
-	if (trace && *trace)
-		hooks.trace_fd = open(trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (!faults || !*faults)
-		return;
-	char *copy = strdup(faults);
-	char *save = NULL;
-	for (char *tok = strtok_r(copy, ",", &save); tok && hooks.nfaults < 16;
-	     tok = strtok_r(NULL, ",", &save)) {
-		if (parse_fault(tok, &hooks.faults[hooks.nfaults]) == 0)
-			hooks.nfaults++;
-		else
-			log_warn("ignoring malformed LUKSIPC_TEST_FAULT entry '%s'", tok);
-	}
-	free(copy);
-}
-
-/* Counts the operation; returns -errno when a fault is due, else 0. */
-static int hook_fault(const struct dev *d, int op)
-{
-	if (!hooks.initialised)
-		hooks_init();
-	if (d->target > TARGET_KEYFILE)
-		return 0;
-	/* Reads may come from the engine's reader thread. */
-	unsigned long n = __atomic_add_fetch(&hooks.count[d->target][op], 1, __ATOMIC_SEQ_CST);
-	for (int i = 0; i < hooks.nfaults; i++) {
-		const struct fault *f = &hooks.faults[i];
-		if (f->target == d->target && f->op == op && f->nth == n)
-			return -f->err;
-	}
-	return 0;
-}
-
-/*
- * Writes are traced when they complete and flushes when they are issued, so
- * the trace never claims a flush made durable a write that was still in
- * flight in another thread (the committer flushes while the main thread
- * writes the next step).
- */
-static void hook_trace(const struct dev *d, char op, const void *buf, size_t len, uint64_t off)
-{
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	uint8_t rec[16];
-
-	if (!hooks.initialised)
-		hooks_init();
-	if (hooks.trace_fd < 0)
-		return;
-	pthread_mutex_lock(&lock);
-	memset(rec, 0, sizeof(rec));
-	rec[0] = (uint8_t)op;
-	rec[1] = (uint8_t)d->target;
-	put_le32(rec + 4, (uint32_t)len);
-	put_le64(rec + 8, off);
-	/* Best effort: a short trace makes the crash test fail loudly. */
-	if (write(hooks.trace_fd, rec, sizeof(rec)) != (ssize_t)sizeof(rec) ||
-	    (len && write(hooks.trace_fd, buf, len) != (ssize_t)len))
-		log_warn("cannot write the test trace: %s", strerror(errno));
-	pthread_mutex_unlock(&lock);
-}
-
-void dev_test_delay(const char *var)
-{
-	const char *s = getenv(var);
-	uint64_t ms;
-
-	if (s && parse_u64(s, &ms) == 0 && ms > 0) {
-		struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-		nanosleep(&ts, NULL);
-	}
-}
 
 void *dev_buf_alloc(size_t len)
 {
@@ -190,8 +74,6 @@ int dev_open(struct dev *ret, const char *path, int target, unsigned flags)
 	/* No O_EXCL here: the first descriptor holds the claim. EINVAL: tmpfs. */
 	if (flags & DEV_DIRECT)
 		ret->dfd = open(path, (oflags & ~O_EXCL) | O_DIRECT);
-	if (!hooks.initialised)
-		hooks_init();
 	return 0;
 fail:;
 	int err = -errno;
@@ -222,7 +104,7 @@ static int pick_fd(const struct dev *d, const void *buf, size_t len, uint64_t of
 int dev_pread_full(struct dev *d, void *buf, size_t len, uint64_t off)
 {
 	uint8_t *p = buf;
-	int r = hook_fault(d, OP_READ);
+	int r = test_hook_fault(d->target, TEST_OP_READ);
 
 	if (r < 0)
 		return r;
@@ -244,7 +126,7 @@ int dev_pread_full(struct dev *d, void *buf, size_t len, uint64_t off)
 int dev_pwrite_full(struct dev *d, const void *buf, size_t len, uint64_t off)
 {
 	const uint8_t *p = buf;
-	int r = hook_fault(d, OP_WRITE);
+	int r = test_hook_fault(d->target, TEST_OP_WRITE);
 
 	if (r < 0)
 		return r;
@@ -260,17 +142,17 @@ int dev_pwrite_full(struct dev *d, const void *buf, size_t len, uint64_t off)
 		off += (uint64_t)n;
 		left -= (size_t)n;
 	}
-	hook_trace(d, 'W', buf, len, off - len);
+	test_hook_trace(d->target, 'W', buf, len, off - len);
 	return 0;
 }
 
 int dev_flush(struct dev *d)
 {
-	int r = hook_fault(d, OP_FLUSH);
+	int r = test_hook_fault(d->target, TEST_OP_FLUSH);
 
 	if (r < 0)
 		return r;
-	hook_trace(d, 'F', NULL, 0, 0);
+	test_hook_trace(d->target, 'F', NULL, 0, 0);
 	while (fdatasync(d->fd) < 0)
 		if (errno != EINTR)
 			return -errno;
@@ -281,7 +163,7 @@ int dev_set_size(struct dev *d, uint64_t size)
 {
 	if (d->is_block)
 		return -ENOTSUP;
-	hook_trace(d, 'S', NULL, 0, size);
+	test_hook_trace(d->target, 'S', NULL, 0, size);
 	if (ftruncate(d->fd, (off_t)size) < 0)
 		return -errno;
 	d->size = size;

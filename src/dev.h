@@ -1,8 +1,8 @@
 /*
  * The I/O seam. Every byte luksipc reads from or writes to the converted
  * device and the state store goes through these functions, so they are the
- * one place where tests record writes and flushes (LUKSIPC_TEST_TRACE) and
- * inject faults (LUKSIPC_TEST_FAULT). See docs/interface.md.
+ * one place where a test build records writes and flushes and injects
+ * faults (testhooks.h; in the shipped build the hooks are empty).
  */
 #ifndef LUKSIPC_DEV_H
 #define LUKSIPC_DEV_H
@@ -51,8 +51,5 @@ int dev_set_size(struct dev *d, uint64_t size);
  * table entry per 2 MiB instead of per 4 KiB. NULL when out of memory.
  */
 void *dev_buf_alloc(size_t len);
-
-/* Test hook: sleep for the milliseconds in environment variable var, if set. */
-void dev_test_delay(const char *var);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "engine.h"
 #include "luksipc.h"
+#include "testhooks.h"
 
 /*
  * Evidence is a sample, not the whole step: the top EVIDENCE_MAX bytes of the
@@ -489,7 +490,7 @@ static int engine_finish(struct engine *e)
 		return r;
 	log_debug("LUKS header written");
 	/* lets the QEMU tests cut the power between the header and "done" */
-	dev_test_delay("LUKSIPC_TEST_HEADER_DELAY_MS");
+	test_hook_delay(TEST_DELAY_HEADER);
 	rec.phase = PHASE_DONE;
 	rec.time = (uint64_t)time(NULL);
 	return state_commit(e->state, &rec);
@@ -607,7 +608,7 @@ static int write_steps(struct pipeline *p)
 		f = s->a;
 		slot_set(p, s, SLOT_FREE, 0);
 		progress_update(e->progress, total - (e->geo->journal ? f : durable_frontier(p)), 0);
-		dev_test_delay("LUKSIPC_TEST_DELAY_MS");
+		test_hook_delay(TEST_DELAY_STEP);
 		if (interrupted && f > 0)
 			return -EINTR;
 	}

@@ -16,6 +16,8 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 t0=$(date +%s)
 luksipc=$top/build/luksipc
+# the test build, only to slow the first run down (LUKSIPC_TEST_DELAY_MS)
+luksipc_test=$top/build/test/luksipc
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/luksipc-demo.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -35,9 +37,12 @@ head -c 80M disk.img >plain.orig
 echo "filesystem: $(blkid -o value -s TYPE disk.img), $(wc -l <files.sha256) files"
 
 say "2. convert with a generated key file, slowed down so we can cut it off"
-cmd="$luksipc convert -d disk.img --state state.bin --generate-key-file demo.key --batch --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --step-size 2M"
-echo "\$ $cmd"
-LUKSIPC_TEST_DELAY_MS=200 $cmd &
+args="convert -d disk.img --state state.bin --generate-key-file demo.key --batch --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --step-size 2M"
+cmd="$luksipc $args"
+echo "\$ LUKSIPC_TEST_DELAY_MS=200 build/test/luksipc $args"
+echo "(the test build of luksipc: it sleeps 200 ms after each 2 MiB step; the installed build has no such hook)"
+# shellcheck disable=SC2086 # args is a list of words
+LUKSIPC_TEST_DELAY_MS=200 "$luksipc_test" $args &
 pid=$!
 sleep 3
 kill -9 "$pid"
@@ -46,7 +51,7 @@ wait "$pid" 2>/dev/null || echo "(killed with SIGKILL, exit $?)"
 say "3. the state store tells where it stopped"
 "$luksipc" status --state state.bin -d disk.img
 
-say "4. run the same command again: it resumes"
+say "4. run the same command again (the build that is installed): it resumes"
 echo "\$ $cmd"
 $cmd
 

@@ -13,13 +13,17 @@
 # `# FILE: P passed, F failed, S skipped` and the machine-readable line
 # `# counts P F S`, and exits 1 when a case failed.
 #
-# Environment: LUKSIPC (binary, default build/luksipc), TMPDIR, KEEP_TMP=1,
-# VERBOSE=1 (print every case's log), TEST_ONLY=pattern (run matching cases).
+# Environment: LUKSIPC (binary under test, default build/test/luksipc: the
+# test build, with the LUKSIPC_TEST_* hooks), LUKSIPC_SHIPPED (the build
+# that is installed, default build/luksipc; t95 checks it ignores the
+# hooks), TMPDIR, KEEP_TMP=1, VERBOSE=1 (print every case's log),
+# TEST_ONLY=pattern (run matching cases).
 
 set -eu
 
 TESTS_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-LUKSIPC=${LUKSIPC:-$TESTS_ROOT/build/luksipc}
+LUKSIPC=${LUKSIPC:-$TESTS_ROOT/build/test/luksipc}
+LUKSIPC_SHIPPED=${LUKSIPC_SHIPPED:-$TESTS_ROOT/build/luksipc}
 PY=/usr/bin/python3
 LUKSDECRYPT=$TESTS_ROOT/tests/lib/luksdecrypt.py
 TEST_FILE=$(basename "$0" .sh)
@@ -123,7 +127,7 @@ test_done() {
 # --- helpers for use inside cases -------------------------------------
 
 need_luksipc() {
-	[ -x "$LUKSIPC" ] || skip "$LUKSIPC not built (run make)"
+	[ -x "$LUKSIPC" ] || skip "$LUKSIPC not built (run make build/test/luksipc)"
 }
 
 need_cmd() {
