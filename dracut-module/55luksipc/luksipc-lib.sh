@@ -23,6 +23,11 @@ LIPC_NOTEKEY=
 LIPC_PASS=
 LIPC_KEYMNT=
 LIPC_MODE=encrypt
+# Present only in the QEMU test images (qemu-tests/lib/initrd-builders.sh).
+# Set here, not taken from the environment: initramfs-tools turns NAME=value
+# words of the kernel command line into environment variables.
+LIPC_TEST_HOOKS=/etc/luksipc/test-hooks
+LIPC_TEST_HOLD=
 
 lipc_log() {
     echo "luksipc: $*" >&2
@@ -502,11 +507,33 @@ lipc_convert_key() {
     fi
 }
 
+# lipc_test_env: outside a test image, no LUKSIPC_TEST_* variable reaches
+# luksipc (the shipped binary ignores them too) and rd.luksipc.test-* is
+# ignored. In a test image, rd.luksipc.test-header-delay=MS holds a test
+# build between the header write and the record "done" (LIPC_TEST_HOLD),
+# so that a power cut can land there.
+lipc_test_env() {
+    if [ -e "$LIPC_TEST_HOOKS" ]; then
+        LIPC_TEST_HOLD=$(lipc_arg rd.luksipc.test-header-delay) && lipc_is_uint "$LIPC_TEST_HOLD" || LIPC_TEST_HOLD=
+        return 0
+    fi
+    ! lipc_arg rd.luksipc.test-header-delay >/dev/null ||
+        lipc_log "ignoring rd.luksipc.test-header-delay: this initramfs is not a test image"
+    for lipc_te in $(export -p | while IFS= read -r lipc_te_l; do
+        lipc_te_l=${lipc_te_l#export }
+        lipc_te_l=${lipc_te_l#declare -x }
+        case ${lipc_te_l%%=*} in
+        LUKSIPC_TEST_* ) printf '%s\n' "${lipc_te_l%%=*}" ;;
+        esac
+    done); do
+        case $lipc_te in *[!A-Za-z0-9_]*) continue ;; esac
+        unset "$lipc_te"
+    done
+    unset LUKSIPC_TEST_TRACE LUKSIPC_TEST_FAULT LUKSIPC_TEST_DELAY_MS LUKSIPC_TEST_HEADER_DELAY_MS
+}
+
 lipc_convert() {
     lipc_c_args=$(lipc_convert_args)
-    # test hook for the QEMU scenarios: hold between the header write and
-    # the record "done", so that a power cut can land there
-    lipc_c_hold=$(lipc_arg rd.luksipc.test-header-delay) && lipc_is_uint "$lipc_c_hold" || lipc_c_hold=
     lipc_c_rc=$LIPC_RUN/convert.rc
     echo 1 >"$lipc_c_rc"
     lipc_c_what="to LUKS"
@@ -521,8 +548,8 @@ lipc_convert() {
         (IFS='
 '
             set -f
-            if [ -n "$lipc_c_hold" ]; then
-                LUKSIPC_TEST_HEADER_DELAY_MS=$lipc_c_hold
+            if [ -n "$LIPC_TEST_HOLD" ]; then
+                LUKSIPC_TEST_HEADER_DELAY_MS=$LIPC_TEST_HOLD
                 export LUKSIPC_TEST_HEADER_DELAY_MS
             fi
             lipc_convert_key "$LIPC_BIN" convert -d "$LIPC_DEV" --state "$LIPC_STATE" \
@@ -666,6 +693,7 @@ lipc_main() {
 # lipc_run: entry point for the adapters; see the contract at the top.
 lipc_run() {
     lipc_setup || return 0
+    lipc_test_env
     lipc_main
     lipc_run_rc=$?
     lipc_release_key
