@@ -15,7 +15,10 @@
 #   expect_pass LOG / expect_failed LOG REGEX   judge one boot
 #
 # The converter comes from $LUKSIPC_BIN, else build/luksipc.static, else
-# build/luksipc. The scenarios use pbkdf2 with 1000 iterations.
+# build/luksipc. A scenario that sets BOOT_TEST_HOOKS=1 before boot_init
+# (it uses rd.luksipc.test-*) gets test images (INITRD_TEST_HOOKS) and the
+# test build instead: build/luksipc.static.test (make static-test), else
+# build/test/luksipc. The scenarios use pbkdf2 with 1000 iterations.
 
 SCEN_DIR=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../lib/common.sh
@@ -28,13 +31,18 @@ boot_init() {
 	. "$QTEST_DIR/lib/kernel.sh" || skip "no usable kernel (see above)"
 	[ "$(id -u)" = 0 ] || skip "needs root (dracut and mkinitramfs read the host's modules)"
 	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed"
+	local bins=("$TOP/build/luksipc.static" "$TOP/build/luksipc")
+	if [ -n "${BOOT_TEST_HOOKS:-}" ]; then
+		bins=("$TOP/build/luksipc.static.test" "$TOP/build/test/luksipc")
+		export INITRD_TEST_HOOKS=1
+	fi
 	if [ -z "${LUKSIPC_BIN:-}" ]; then
-		for b in "$TOP/build/luksipc.static" "$TOP/build/luksipc"; do
+		for b in "${bins[@]}"; do
 			[ -x "$b" ] && { LUKSIPC_BIN=$b; break; }
 		done
 	fi
 	if [ -z "${LUKSIPC_BIN:-}" ] || [ ! -x "$LUKSIPC_BIN" ]; then
-		skip "converter not built (run make; or set LUKSIPC_BIN)"
+		skip "converter not built (run make static${BOOT_TEST_HOOKS:+-test}; or set LUKSIPC_BIN)"
 	fi
 	export LUKSIPC_BIN
 	qemu_tmp_init "$1" || fail "cannot make a work dir"
