@@ -76,6 +76,7 @@ initrd_itools() {
 	printf '%s\n' MODULES=list BUSYBOX=y KEYMAP=n COMPRESS=zstd COMPRESSLEVEL=1 \
 		RUNSIZE=10% FSTYPE=ext4 >"$conf/initramfs.conf"
 	printf '%s\n' virtio_pci virtio_blk ext4 >"$conf/modules"
+	rm -f "$conf/hooks/luksipc-test-hooks" # left by an earlier test image in WORK
 	if [ -n "${INITRD_TEST_HOOKS:-}" ]; then
 		# an extra hook, run by mkinitramfs -d like the luksipc one
 		# shellcheck disable=SC2016 # expanded by the hook, not here
