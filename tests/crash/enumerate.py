@@ -24,10 +24,14 @@ the LUKS source, --plain its decrypted payload), else --orig.
 Usage:
   enumerate.py --orig IMG --trace TRACE --ref FINAL --key K --data-length P
                --workdir DIR [--ref-state STATE] [--plain FILE] [--jobs 2]
-               [--min-states 2000]
+               [--min-states 2000] [--max-failures N]
                [--seed N] -- CMD... ({dev} and {state} are replaced)
-Prints progress and one summary line; exit 0 when every state passed and at
-least --min-states distinct states were run.
+Prints progress and one summary line, `crash states: N run (...), F failed,
+Ts`; exits 0 only when F is 0, at least --min-states distinct states were
+run and nothing else went wrong (any exception exits non-zero too).
+--max-failures N stops submitting states after N failed ones (the mutation
+check, tests/mutation/, needs one failure, not all of them); the summary
+then says `stopped after N failures`.
 """
 import argparse
 import concurrent.futures
@@ -41,7 +45,9 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LUKSDECRYPT = os.path.join(HERE, "..", "lib", "luksdecrypt.py")
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import luksdecrypt  # noqa: E402  the independent decryptor (shares no code with src/)
+
 SECTOR = 512
 
 
@@ -310,16 +316,49 @@ class Runner:
         return why is None
 
     def verify_fresh(self, devp):
-        p = subprocess.run([sys.executable, LUKSDECRYPT, devp, "--key-file", self.a.key,
-                            "--expect", self.a.plain or self.a.orig, "--length", str(self.a.data_length)],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if p.returncode != 0:
-            return "fresh header, plaintext wrong: " + p.stdout.decode(errors="replace").strip()
+        try:
+            why = decrypts_to(devp, self.a.key, self.a.plain or self.a.orig, self.a.data_length)
+        except luksdecrypt.Error as ex:
+            why = "luksdecrypt: error: %s" % ex
+        if why:
+            return "fresh header, plaintext wrong: " + why
         p = subprocess.run(["cryptsetup", "open", "--test-passphrase", "--key-file",
                             self.a.key, devp], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if p.returncode != 0:
             return "fresh header, cryptsetup rejects the key"
         return None
+
+
+def decrypts_to(img, key_file, expect, length):
+    """None if the first length plaintext bytes of the LUKS image img, opened
+    with key_file, are those of expect; else why not. What `luksdecrypt.py
+    IMG --key-file K --expect FILE --length N` checks, in this process:
+    importing the decryptor costs more than decrypting a small image."""
+    info = luksdecrypt.parse_dump(luksdecrypt.run(["cryptsetup", "luksDump", img]))
+    key = luksdecrypt.volume_key(img, key_file)
+    if info["key_bits"] is not None and len(key) * 8 != info["key_bits"]:
+        return "volume key is %d bits, header says %d" % (len(key) * 8, info["key_bits"])
+    unit = info["sector_size"]
+    area = os.path.getsize(img) - info["offset"]
+    if info.get("segment_length"):
+        area = min(area, info["segment_length"])
+    area -= area % unit
+    if length > area:
+        return "requested %d bytes but the data area holds %d" % (length, area)
+    units = (length + unit - 1) // unit * unit
+    with open(img, "rb") as f:
+        f.seek(info["offset"])
+        data = bytearray(f.read(units))
+    with open(expect, "rb") as f:
+        ref = f.read(length)
+    if len(data) != units or len(ref) != length:
+        return "short read"
+    dec = luksdecrypt.make_decryptor(key, unit, data)
+    plain = bytes(dec.decrypt(data, 0, unit)[:length])
+    if plain != ref:
+        bad = next(i for i in range(length) if ref[i] != plain[i])
+        return "plaintext differs at data offset %d" % bad
+    return None
 
 
 def sha_file(path):
@@ -348,6 +387,8 @@ def main():
     ap.add_argument("--boundary-fraction", type=float, default=1.0,
                     help="enumerate only this random fraction of the op boundaries")
     ap.add_argument("--keep-failures")
+    ap.add_argument("--max-failures", type=int, default=0,
+                    help="stop after this many failed states (0: run them all)")
     ap.add_argument("cmd", nargs="+")
     a = ap.parse_args()
 
@@ -389,8 +430,13 @@ def main():
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs)
     inflight = []
 
+    def stopped():
+        return a.max_failures > 0 and len(runner.failures) >= a.max_failures
+
     def submit(model, boundary, desc, choice):
         nonlocal n, inflight
+        if stopped():
+            return
         key = state_key(model, choice)
         if key in seen:
             return
@@ -400,6 +446,9 @@ def main():
         inflight.append(pool.submit(runner.run, n, boundary, desc, dev, st, touched))
         if len(inflight) >= 2 * a.jobs:
             inflight[0].result()
+            for f in inflight:
+                if f.done():
+                    f.result()  # re-raises a worker's exception
             inflight = [f for f in inflight if not f.done()]
         if n % 250 == 0:
             print("  %d states, %.0fs, %d failed" % (n, time.time() - t0, len(runner.failures)),
@@ -408,7 +457,7 @@ def main():
     def walk(extra):
         model = Model(ops, orig)
         for i in range(len(ops) + 1):
-            if n >= a.max_states or (extra and n >= a.min_states):
+            if n >= a.max_states or (extra and n >= a.min_states) or stopped():
                 return
             if i > 0:
                 model.advance(ops[i - 1])
@@ -426,7 +475,7 @@ def main():
 
     walk(False)
     tries = 0
-    while n < a.min_states and tries < 30:
+    while n < a.min_states and tries < 30 and not stopped():
         walk(True)
         tries += 1
     for f in inflight:
@@ -434,7 +483,9 @@ def main():
     pool.shutdown()
     el = time.time() - t0
     print("crash states: %d run (%d identical to the reference, %d fresh-header decrypted),"
-          " %d failed, %.0fs" % (n, runner.identical, runner.decrypted, len(runner.failures), el),
+          " %d failed%s, %.0fs" % (n, runner.identical, runner.decrypted, len(runner.failures),
+                                   " (stopped after %d failures)" % len(runner.failures)
+                                   if stopped() else "", el),
           flush=True)
     if runner.failures:
         bset = sorted({b for _, b, _, _ in runner.failures})

@@ -19,6 +19,9 @@
 # an ext4 filesystem that ends at or before N - 2 * H_OLD, its copy orig.img,
 # encrypted in place by cryptsetup to LUKS2 with data offset H_OLD; checked
 # to decrypt to orig.img over the filesystem.
+# --disable-locks: cryptsetup's reencryption lock lives in /run/cryptsetup,
+# which only root may write; without it a run as another user fails there
+# and the case would be skipped. The image is private to this case.
 luks2_source() {
 	img=$1 n=$2 hold=$3 k=$4
 	shift 4
@@ -26,11 +29,11 @@ luks2_source() {
 	fx_make ext4 "$img" "$n" $((2 * hold))
 	cp "$img" orig.img
 	FS_END=$fx_end
-	cryptsetup reencrypt --encrypt --batch-mode --type luks2 \
+	cryptsetup --disable-locks reencrypt --encrypt --batch-mode --type luks2 \
 		--reduce-device-size $((2 * hold / 1024))K --pbkdf pbkdf2 \
 		--pbkdf-force-iterations 1000 --key-file "$k" "$@" "$img" 2>cs.err || {
 		cat cs.err >&2
-		skip "cryptsetup reencrypt --encrypt does not work here"
+		skip_unless_ci "cryptsetup reencrypt --encrypt does not work here: $(tail -n 1 cs.err)"
 	}
 	assert_eq "$(luks_info "$img" version)" 2 "source LUKS version"
 	assert_eq "$(luks_info "$img" offset)" "$hold" "source data offset"

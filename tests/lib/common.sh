@@ -7,6 +7,8 @@
 # afterwards unless KEEP_TMP=1). Cleanup commands registered with
 # `test_cleanup CMD` run after the case, in reverse order, pass or fail.
 # A case that calls `skip REASON` is counted as skipped, never as passed.
+# `skip_unless_ci REASON` is for a path the tests normally exercise (a tool
+# from tools/deps/tests.list, the binary): under CI=true it fails the case.
 #
 # Output, one line per case: `ok N - NAME`, `FAIL N - NAME` (followed by
 # the tail of the case's log) or `SKIP N - NAME (REASON)`. test_done prints
@@ -54,6 +56,14 @@ TEST_WORKROOT=${TEST_WORKROOT:-$(shm_workroot)}
 skip() {
 	printf '%s\n' "$*" >"$T/.skip"
 	exit 77
+}
+
+# skip_unless_ci REASON: skip, except under CI=true, where the case fails:
+# CI installs every dependency and builds the binary, so there the skip
+# would only hide a path that did not run.
+skip_unless_ci() {
+	[ "${CI:-}" != true ] || fail "$* (under CI=true this is a failure, not a skip)"
+	skip "$@"
 }
 
 # test_cleanup CMD...: run CMD (a shell string) after the current case.
@@ -127,12 +137,12 @@ test_done() {
 # --- helpers for use inside cases -------------------------------------
 
 need_luksipc() {
-	[ -x "$LUKSIPC" ] || skip "$LUKSIPC not built (run make build/test/luksipc)"
+	[ -x "$LUKSIPC" ] || skip_unless_ci "$LUKSIPC not built (run make build/test/luksipc)"
 }
 
 need_cmd() {
 	for c in "$@"; do
-		command -v "$c" >/dev/null 2>&1 || skip "$c not installed"
+		command -v "$c" >/dev/null 2>&1 || skip_unless_ci "$c not installed (make deps)"
 	done
 }
 

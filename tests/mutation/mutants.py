@@ -1,0 +1,265 @@
+"""The mutants of `make mutation-check` (tests/mutation/run.py).
+
+Two kinds:
+
+FLUSH_SITES: every call of a flush (dev_flush, fsync, fdatasync, ...) in
+src/*.c, named FILE:FUNCTION:K (the K-th flush call in FUNCTION). run.py
+finds the calls itself and makes one mutant per call, the call replaced by 0
+(a flush that "succeeds" without flushing). Every call it finds must have an
+entry here, and every entry must name a call it finds, so a new flush site
+cannot be forgotten. An entry is one of
+  {"kill": [CASE, ...], "breaks": "..."}  the mutant must be killed; the
+      crash-tier cases are tried in this order first, then the others
+  {"equivalent": "..."}  no crash state can tell the mutant from the
+      original (the argument is the text); not run unless --all
+  {"outside": "..."}  not part of what the crash model sees; not run
+
+ORDER: hand-listed write-ordering decisions, each as a patch of exact
+source text that must match exactly once. Each says which ordered pair it
+swaps and what that breaks.
+
+CASES: the crash tier's cases, run with CRASH_TIER=quick: (test file,
+TEST_ONLY pattern of the case's name).
+"""
+
+CASES = {
+    "t20-limit": ("tests/host/t20-crash-states.sh", "write limit binds"),
+    "t20-luks1": ("tests/host/t20-crash-states.sh", "LUKS1, 128K steps"),
+    "t25-journal": ("tests/host/t25-reencrypt-crash.sh", "journal path"),
+    "t25-shift": ("tests/host/t25-reencrypt-crash.sh", "shift path"),
+}
+
+FLUSH_SITES = {
+    "engine.c:commit_step:1": {
+        "kill": ["t20-limit"],
+        "breaks": "the device flush before the progress record: a record can be"
+                  " durable while the step's output is not, so the resume skips"
+                  " a step whose output never reached the disk",
+    },
+    "engine.c:engine_finish:1": {
+        "kill": ["t20-limit"],
+        "breaks": "the flush of the new LUKS header before the `done` record:"
+                  " `done` can be durable with the header torn or missing, and"
+                  " the resume then finds no LUKS header and refuses",
+    },
+    "state.c:state_write_journal:1": {
+        "kill": ["t25-journal"],
+        "breaks": "the journal flush before the record naming the journal: the"
+                  " record can be durable while the journal holds torn or old"
+                  " data, and the replay has no copy of the source",
+    },
+    "state.c:state_create:1": {
+        "kill": ["t20-limit"],
+        "breaks": "the flush of the header image before the superblock: a valid"
+                  " superblock can name a header image that is torn or missing,"
+                  " and the resume refuses the store as damaged",
+    },
+    "state.c:state_create:2": {
+        "equivalent": "the superblock flush: before anything reaches the device,"
+                      " job_begin writes the notes and the first record, each"
+                      " followed by a flush of the same store, so every crash"
+                      " state with a record has the superblock durable, and"
+                      " every state without one has an untouched device, which a"
+                      " fresh start converts correctly",
+    },
+    "state.c:state_commit:1": {
+        "kill": ["t20-limit"],
+        "breaks": "the state-store flush after a record: the device moves on"
+                  " (the next step overwrites a source the record still needs)"
+                  " while that record is not durable, so a crash resumes from an"
+                  " older record and redoes a step from overwritten source",
+    },
+    "state.c:state_write_notes:1": {
+        "equivalent": "the notes flush: the notes are for the admin and are never"
+                      " read by a resume; the first record's flush, before any"
+                      " device write, makes them durable anyway",
+    },
+    "state.c:state_wipe:1": {
+        "outside": "`finalize` wipes a finished store; no conversion runs after it",
+    },
+    "keys.c:key_generate_file:1": {
+        "outside": "the generated key file is trace target 2, which the crash"
+                   " model leaves out (it rebuilds the device and the store only)",
+    },
+    "keys.c:sync_parent:1": {
+        "outside": "the directory entry of the generated key file, as above",
+    },
+    "dev.c:dev_flush:1": {
+        "outside": "the fdatasync under the traced seam: the trace records the"
+                   " flush before the call, and the crash model takes traced"
+                   " flushes as durable, so dropping the syscall is invisible"
+                   " to it (the seam is the one place every flush goes through)",
+    },
+}
+
+# Each ORDER mutant: name, the swapped pair and what it breaks, the cases to
+# try first, and its patch: (file, [(old, new), ...]), every old text found
+# exactly once in the pristine file.
+ORDER = [
+    {
+        "name": "record-before-data-flush",
+        "breaks": "commit_step: the progress record is committed before the"
+                  " device flush of the step's output; a crash can leave the"
+                  " record durable and the output not, and the resume skips the"
+                  " step",
+        "kill": ["t20-limit"],
+        "file": "engine.c",
+        "patch": [("""	struct state_rec rec;
+	int r = dev_flush(e->dev);
+
+	if (r < 0)
+		return r;
+	memset(&rec, 0, sizeof(rec));
+""", """	struct state_rec rec;
+	int r;
+
+	memset(&rec, 0, sizeof(rec));
+"""), ("""	rec.behind = c->behind;
+	rec.time = (uint64_t)time(NULL);
+	return state_commit(e->state, &rec);
+""", """	rec.behind = c->behind;
+	rec.time = (uint64_t)time(NULL);
+	r = state_commit(e->state, &rec);
+	return r < 0 ? r : dev_flush(e->dev);
+""")],
+    },
+    {
+        "name": "write-past-limit",
+        "breaks": "pipelined_step: a step's output is written without waiting"
+                  " for the record of the step whose source it overwrites"
+                  " (geometry_write_limit); a crash then resumes that step from"
+                  " overwritten source",
+        "kill": ["t20-limit"],
+        "file": "engine.c",
+        "patch": [("""	while (!p->commit_err && p->durable > limit)
+		pthread_cond_wait(&p->cond, &p->lock);
+""", """	(void)limit;
+""")],
+    },
+    {
+        "name": "journal-record-before-journal",
+        "breaks": "journal_source: the record naming the journal is committed"
+                  " before the journal data is written and flushed; a crash can"
+                  " leave a record whose journal does not hold that step's source",
+        "kill": ["t25-journal"],
+        "file": "engine.c",
+        "patch": [("""	struct state_rec rec = e->state->rec;
+	int r = state_write_journal(e->state, s->raw, s->f - s->a);
+
+	if (r < 0)
+		return r;
+	rec.journal_a = s->a;
+""", """	struct state_rec rec = e->state->rec;
+	int r;
+
+	rec.journal_a = s->a;
+"""), ("""		rec.ahead = *ahead;
+	rec.time = (uint64_t)time(NULL);
+	return state_commit(e->state, &rec);
+}
+
+static int engine_step(""", """		rec.ahead = *ahead;
+	rec.time = (uint64_t)time(NULL);
+	r = state_commit(e->state, &rec);
+	return r < 0 ? r : state_write_journal(e->state, s->raw, s->f - s->a);
+}
+
+static int engine_step(""")],
+    },
+    {
+        "name": "output-before-journal",
+        "breaks": "engine_step: a journaled step's output (in place, over its own"
+                  " source) is written before its source is journaled and"
+                  " recorded; a crash mid-write leaves the source overwritten and"
+                  " no copy of it",
+        "kill": ["t25-journal"],
+        "file": "engine.c",
+        "patch": [("""	if (e->geo->journal) {
+		int r = journal_source(e, s, ahead);
+		if (r < 0)
+			return r;
+	}
+	return write_output(e, s->buf, s->a, s->f, ahead);
+""", """	int r = write_output(e, s->buf, s->a, s->f, ahead);
+
+	if (r == 0 && e->geo->journal)
+		r = journal_source(e, s, ahead);
+	return r;
+""")],
+    },
+    {
+        "name": "done-before-header",
+        "breaks": "engine_finish: the `done` record is committed before the new"
+                  " LUKS header is written and flushed; a crash leaves `done`"
+                  " durable over a device without its header",
+        "kill": ["t20-limit"],
+        "file": "engine.c",
+        "patch": [("""	progress_header(e->progress);
+	r = dev_pwrite_full(e->dev, e->header_image, e->geo->header_size, 0);
+""", """	progress_header(e->progress);
+	rec.phase = PHASE_DONE;
+	rec.time = (uint64_t)time(NULL);
+	r = state_commit(e->state, &rec);
+	if (r == 0)
+		r = dev_pwrite_full(e->dev, e->header_image, e->geo->header_size, 0);
+"""), ("""	rec.phase = PHASE_DONE;
+	rec.time = (uint64_t)time(NULL);
+	return state_commit(e->state, &rec);
+}
+""", """	return 0;
+}
+""")],
+    },
+    {
+        "name": "header-before-last-record",
+        "breaks": "run_pipeline: the new LUKS header goes over [0, H) as soon as"
+                  " the last step is written, before the committer has recorded"
+                  " the last steps, whose sources lie in [0, H); a crash resumes"
+                  " them from header bytes",
+        "kill": ["t20-limit"],
+        "file": "engine.c",
+        "patch": [("""	r = write_steps(p);
+""", """	r = write_steps(p);
+	if (r == 0)
+		r = dev_pwrite_full(e->dev, e->header_image, e->geo->header_size, 0);
+""")],
+    },
+    {
+        "name": "superblock-before-header-image",
+        "breaks": "state_create: the superblock is written and flushed before"
+                  " the header image; a crash leaves a valid superblock naming a"
+                  " header image that is not there",
+        "kill": ["t20-limit"],
+        "file": "state.c",
+        "patch": [("""	s->sb = *sb;
+""", """	s->sb = *sb;
+	state_sb_encode(sb, buf);
+	r = dev_pwrite_full(&s->dev, buf, sizeof(buf), 0);
+	if (r == 0)
+		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), STATE_SB_SIZE);
+	if (r == 0)
+		r = dev_flush(&s->dev);
+	if (r < 0)
+		return r;
+"""), ("""	state_sb_encode(sb, buf);
+	r = dev_pwrite_full(&s->dev, buf, sizeof(buf), 0);
+	if (r == 0)
+		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), STATE_SB_SIZE);
+	if (r == 0)
+		r = dev_flush(&s->dev);
+	if (r == 0)
+		s->have_sb = 1;
+""", """	if (r == 0)
+		s->have_sb = 1;
+""")],
+    },
+    {
+        "name": "record-one-slot",
+        "breaks": "state_commit: every record goes to slot 0 instead of the"
+                  " slot not holding the newest one; a torn record write then"
+                  " destroys the only valid record",
+        "kill": ["t20-limit"],
+        "file": "state.c",
+        "patch": [("""rec->seq % 2 ? STATE_REC_SLOT1 : STATE_REC_SLOT0""", """STATE_REC_SLOT0""")],
+    },
+]
