@@ -17,6 +17,7 @@
 #include "job.h"
 #include "engine.h"
 #include "keys.h"
+#include "lock.h"
 #include "luks.h"
 #include "luksipc.h"
 #include "probe.h"
@@ -28,7 +29,13 @@
 
 static int refuse_open(const char *what, const char *path, int err)
 {
+	char who[128];
+
 	if (err == -EBUSY)
+		lock_holder(path, who, sizeof(who));
+	if (err == -EBUSY && who[0])
+		log_error("cannot open %s '%s': it is in use, locked%s; wait for that run to end, then run again", what, path, who);
+	else if (err == -EBUSY)
 		log_error("cannot open %s '%s': it is in use (mounted or held open); unmount it or close its users first", what, path);
 	else
 		log_error("cannot open %s '%s': %s", what, path, strerror(-err));
@@ -44,6 +51,8 @@ static int open_device(struct job *j)
 
 	if (r < 0)
 		return refuse_open("device", j->o->device, r);
+	if ((r = lock_dev(&j->dev, "device")) < 0)
+		return r;
 	if (j->o->readdev)
 		return reencrypt_open_readdev(j);
 	r = probe_in_use(&j->dev, why, sizeof(why));
@@ -56,6 +65,7 @@ static int open_device(struct job *j)
 
 static int open_state(struct job *j)
 {
+	char why[512];
 	int r;
 
 	if (access(j->o->state, F_OK) < 0 && errno == ENOENT)
@@ -63,6 +73,12 @@ static int open_state(struct job *j)
 	r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_EXCL | DEV_DIRECT);
 	if (r < 0)
 		return refuse_open("state store", j->o->state, r);
+	if ((r = lock_dev(&j->st.dev, "state store")) < 0)
+		return r;
+	if (probe_in_use(&j->st.dev, why, sizeof(why)) > 0) {
+		log_error("state store '%s' is in use: %s; detach or unmount it, or name another --state", j->o->state, why);
+		return E_REFUSED;
+	}
 	j->state_exists = 1;
 	if (probe_overlap(&j->dev, &j->st.dev)) {
 		log_error("state store '%s' is on the device '%s' itself; put it on a separate partition or file", j->o->state, j->o->device);
@@ -307,6 +323,8 @@ int job_create_store(struct job *j, const struct state_sb *sb)
 			log_error("cannot create state file '%s': %s", j->o->state, strerror(-r));
 			return r;
 		}
+		if ((r = lock_dev(&j->st.dev, "state store")) < 0)
+			return r;
 		j->state_exists = 1;
 	}
 	if (!j->st.dev.is_block && j->st.dev.size < need && (r = dev_set_size(&j->st.dev, need)) < 0)

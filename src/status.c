@@ -7,6 +7,7 @@
 
 #include "convert.h"
 #include "engine.h"
+#include "lock.h"
 #include "luksipc.h"
 #include "probe.h"
 #include "state.h"
@@ -51,6 +52,9 @@ static int open_store(struct state *s, const char *path, int rw)
 		log_error("cannot open state store '%s': %s", path, strerror(-r));
 		return E_REFUSED;
 	}
+	/* finalize wipes: not while a run uses the store. status only reads: no lock. */
+	if (rw && (r = lock_dev(&s->dev, "state store")) < 0)
+		return r;
 	r = state_read_sb(s);
 	if (r == -ENOENT) {
 		log_error("'%s' holds no luksipc state", path);
