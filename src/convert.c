@@ -85,6 +85,11 @@ static int open_state(struct job *j)
 		return E_REFUSED;
 	}
 	r = state_read_sb(&j->st);
+	if (r == -EPROTO) {
+		log_error("state store '%s' has format version %u, this luksipc reads version %u; finish that conversion with the luksipc that started it",
+			  j->o->state, j->st.found_format, STATE_FORMAT);
+		return E_REFUSED;
+	}
 	return r == -ENOENT ? 0 : r;
 }
 
@@ -261,6 +266,7 @@ static int job_engine_init(struct job *j, uint32_t sector_size, uint32_t old_sec
 		j->eng.enc = j->enc;
 		j->eng.dec = j->dec;
 		j->eng.readdev = j->have_readdev ? &j->readdev : NULL;
+		j->eng.state = &j->st; /* its evidence key, for the read-ahead */
 	}
 	return 0;
 }
@@ -354,6 +360,8 @@ int job_format_header(struct job *j, struct state_sb *sb)
 	if (!j->vk)
 		return -ENOMEM;
 	r = random_bytes(j->vk, j->vk_len);
+	if (r == 0)
+		state_set_evidence_key(&j->st, j->vk, j->vk_len);
 	/*
 	 * Plaintext to LUKS: read and encrypt the first steps while the header
 	 * and the state store are made. Reads only; if it cannot start, the
@@ -570,6 +578,7 @@ int convert_run(const struct convert_opts *o)
 	free(j.image);
 	free(j.old_image);
 	explicit_bzero(j.st.hmac_key, sizeof(j.st.hmac_key));
+	explicit_bzero(j.st.ev_key, sizeof(j.st.ev_key));
 	dev_close(&j.st.dev);
 	dev_close(&j.readdev);
 	dev_close(&j.dev);
