@@ -51,7 +51,7 @@ static int open_device(struct job *j)
 
 	if (r < 0)
 		return refuse_open("device", j->o->device, r);
-	if ((r = lock_dev(&j->dev, "device")) < 0)
+	if ((r = lock_dev(&j->dev, "device")) < 0 || (r = lock_loop_backing(&j->dev, "device")) < 0)
 		return r;
 	if (j->o->readdev)
 		return reencrypt_open_readdev(j);
@@ -73,7 +73,7 @@ static int open_state(struct job *j)
 	r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_EXCL | DEV_DIRECT);
 	if (r < 0)
 		return refuse_open("state store", j->o->state, r);
-	if ((r = lock_dev(&j->st.dev, "state store")) < 0)
+	if ((r = lock_dev(&j->st.dev, "state store")) < 0 || (r = lock_loop_backing(&j->st.dev, "state store")) < 0)
 		return r;
 	if (probe_in_use(&j->st.dev, why, sizeof(why)) > 0) {
 		log_error("state store '%s' is in use: %s; detach or unmount it, or name another --state", j->o->state, why);

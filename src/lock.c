@@ -1,6 +1,8 @@
 /* flock on the device and the state store; who holds it, from /proc/locks. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -83,5 +85,43 @@ int lock_dev(const struct dev *d, const char *what)
 		nanosleep(&ts, NULL);
 		waited += RETRY_STEP_MS;
 	}
+	return 0;
+}
+
+int lock_loop_backing(const struct dev *d, const char *what)
+{
+	static int held[4] = { -1, -1, -1, -1 }; /* one per device and store; closed at exit */
+	char path[128], file[PATH_MAX], who[128];
+	struct stat st;
+	FILE *f;
+	int fd, n = 0;
+
+	if (!d->is_block)
+		return 0;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/loop/backing_file", major(d->rdev), minor(d->rdev));
+	f = fopen(path, "re");
+	if (!f)
+		return 0; /* not a loop device */
+	if (!fgets(file, sizeof(file), f))
+		file[0] = '\0';
+	fclose(f);
+	file[strcspn(file, "\n")] = '\0';
+	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		return 0; /* deleted, or not a plain file: nothing else can lock it by name */
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		lock_holder(file, who, sizeof(who));
+		log_error("%s '%s' is a loop device of '%s', which is locked%s: another run is using it; wait for it to end, then run again",
+			  what, d->path, file, who[0] ? who : " by another process");
+		return E_REFUSED;
+	}
+	while (n < 4 && held[n] >= 0)
+		n++;
+	if (n < 4)
+		held[n] = fd;
 	return 0;
 }

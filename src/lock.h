@@ -22,6 +22,14 @@
  */
 int lock_dev(const struct dev *d, const char *what);
 
+/*
+ * A loop device: also locks the file behind it (/sys/dev/block/M:m/loop/
+ * backing_file), so that a run on the file and a run on its loop device
+ * exclude each other. The lock is held until the process exits. 0 (also
+ * when d is not a loop device), or E_REFUSED after one error line.
+ */
+int lock_loop_backing(const struct dev *d, const char *what);
+
 /* " by pid N (name)" for whoever holds a lock on path, or "" if unknown. */
 void lock_holder(const char *path, char *ret, size_t len);
 

@@ -158,10 +158,24 @@ t_device_is_loop_backing() {
 	assert_eq "$(sha dev.img)" "$(sha orig.img)" "dev.img after the refused run"
 }
 
+# A run on the image file, then one on a loop device attached to it later.
+t_loop_of_file_in_use() {
+	need_luksipc
+	need_loop
+	small_fixture $N $H
+	first_bg dev.img st
+	attach dev.img
+	second_refused c2 "$LOOP" st2
+	assert_grep "loop device of '.*dev\.img'" "$T/err"
+	[ ! -e st2 ] || fail "the refused run created its state store st2"
+	first_completes
+}
+
 run_test "two runs resume one conversion: the second exits 3 at once" t_same_device_same_state
 run_test "one device, two state stores: the second exits 3, writes nothing" t_same_device_two_states
 run_test "two devices, one state store: the second exits 3, writes nothing" t_two_devices_same_state
 run_test "status answers during a run and does not stop it" t_status_during_run
 run_test "--state is the file behind the loop device being converted: exit 3" t_state_is_loop_backing
 run_test "-d is the file behind an attached loop device: exit 3" t_device_is_loop_backing
+run_test "-d is a loop device of the image file being converted: exit 3" t_loop_of_file_in_use
 test_done
