@@ -12,8 +12,9 @@
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-# The state store's parser and the I/O seam it reads through.
-FUZZ_SRCS := src/state.c src/dev.c src/util.c
+# The state store's parser, the I/O seam it reads through, and the engine's
+# evidence check (with what the engine needs to link).
+FUZZ_SRCS := src/state.c src/dev.c src/util.c src/engine.c src/geometry.c src/xts.c src/progress.c src/secmem.c
 FUZZ_LIBS = $(shell $(PKG_CONFIG) --libs libcrypto) -pthread
 
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

@@ -78,7 +78,7 @@ static int check_evidence(struct engine *e, const struct evidence *ev, int keyed
 
 	if (ev->len == 0 || (keyed && !e->state->have_ev_key))
 		return 0;
-	if (ev->off + ev->len > e->dev->size || ev->len > EVIDENCE_MAX)
+	if (ev->len > EVIDENCE_MAX || ev->len > e->dev->size || ev->off > e->dev->size - ev->len)
 		return -ESTALE;
 	buf = malloc(ev->len);
 	if (!buf)

@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "engine.h"
 #include "luksipc.h"
 #include "state.h"
 
@@ -63,13 +64,30 @@ static int store_fd(const uint8_t *data, size_t size)
 	return fd;
 }
 
+/* A device for the evidence checks: 4 MiB of zeros, made once. */
+static struct dev *device(void)
+{
+	static struct dev d = { .fd = -1, .dfd = -1 };
+
+	if (d.fd < 0) {
+		d.fd = memfd_create("fuzz-device", MFD_CLOEXEC);
+		if (d.fd < 0 || ftruncate(d.fd, 4 << 20) < 0)
+			abort();
+		d.size = 4 << 20;
+	}
+	return &d;
+}
+
 /* What resume and status read once a superblock is valid. */
 static void load(struct state *s)
 {
+	struct engine e = { .dev = device(), .state = s, .geo = &s->sb.geo };
 	uint8_t *img = NULL;
 	char *notes = NULL;
 
-	if (state_load_records(s) == 0 && s->rec.journal_f) {
+	if (state_load_records(s) == 0)
+		(void)engine_verify(&e); /* the evidence offsets and lengths */
+	if (s->have_rec && s->rec.journal_f) {
 		uint64_t len = s->sb.journal_len < JOURNAL_CAP ? s->sb.journal_len : JOURNAL_CAP;
 		uint8_t *buf = malloc(len ? len : 1);
 
