@@ -29,7 +29,7 @@
 
 static int refuse_open(const char *what, const char *path, int err)
 {
-	char who[128];
+	char who[128] = "";
 
 	if (err == -EBUSY)
 		lock_holder(path, who, sizeof(who));
