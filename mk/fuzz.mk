@@ -27,9 +27,13 @@ $(BUILD)/fuzz/fuzz_state: tests/fuzz/fuzz_state.c $(FUZZ_SRCS) $(wildcard src/*.
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(CPPFLAGS) -Isrc -o $@ tests/fuzz/fuzz_state.c $(FUZZ_SRCS) $(FUZZ_LIBS)
 
-$(BUILD)/fuzz/seeds.stamp: tests/fuzz/make-seeds.sh $(BUILD)/luksipc
+# The seeds come from runs interrupted through LUKSIPC_TEST_FAULT: a binary
+# that honours the test hooks.
+FUZZ_SEED_LUKSIPC ?= $(BUILD)/luksipc
+
+$(BUILD)/fuzz/seeds.stamp: tests/fuzz/make-seeds.sh $(FUZZ_SEED_LUKSIPC)
 	rm -rf $(BUILD)/fuzz/seeds
-	./tests/fuzz/make-seeds.sh $(BUILD)/luksipc $(BUILD)/fuzz/seeds
+	./tests/fuzz/make-seeds.sh $(FUZZ_SEED_LUKSIPC) $(BUILD)/fuzz/seeds
 	@touch $@
 
 fuzz: $(BUILD)/fuzz/fuzz_state $(BUILD)/fuzz/seeds.stamp
