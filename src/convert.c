@@ -86,7 +86,7 @@ static int open_state(struct job *j)
 	}
 	r = state_read_sb(&j->st);
 	if (r == -EPROTO) {
-		log_error("state store '%s' has format version %u, this luksipc reads version %u; finish that conversion with the luksipc that started it",
+		log_error("state store '%s': format version %u, this luksipc reads version %u; finish that conversion with the luksipc that started it",
 			  j->o->state, j->st.found_format, STATE_FORMAT);
 		return E_REFUSED;
 	}
