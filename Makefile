@@ -109,3 +109,4 @@ clean:
 
 -include mk/static.mk
 -include mk/install.mk
+-include mk/fuzz.mk

@@ -17,6 +17,7 @@
 #include "job.h"
 #include "engine.h"
 #include "keys.h"
+#include "lock.h"
 #include "luks.h"
 #include "luksipc.h"
 #include "probe.h"
@@ -28,7 +29,13 @@
 
 static int refuse_open(const char *what, const char *path, int err)
 {
+	char who[128] = "";
+
 	if (err == -EBUSY)
+		lock_holder(path, who, sizeof(who));
+	if (err == -EBUSY && who[0])
+		log_error("cannot open %s '%s': it is in use, locked%s; wait for that run to end, then run again", what, path, who);
+	else if (err == -EBUSY)
 		log_error("cannot open %s '%s': it is in use (mounted or held open); unmount it or close its users first", what, path);
 	else
 		log_error("cannot open %s '%s': %s", what, path, strerror(-err));
@@ -44,6 +51,8 @@ static int open_device(struct job *j)
 
 	if (r < 0)
 		return refuse_open("device", j->o->device, r);
+	if ((r = lock_dev(&j->dev, "device")) < 0 || (r = lock_loop_backing(&j->dev, "device")) < 0)
+		return r;
 	if (j->o->readdev)
 		return reencrypt_open_readdev(j);
 	r = probe_in_use(&j->dev, why, sizeof(why));
@@ -56,6 +65,7 @@ static int open_device(struct job *j)
 
 static int open_state(struct job *j)
 {
+	char why[512];
 	int r;
 
 	if (access(j->o->state, F_OK) < 0 && errno == ENOENT)
@@ -63,12 +73,23 @@ static int open_state(struct job *j)
 	r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_EXCL | DEV_DIRECT);
 	if (r < 0)
 		return refuse_open("state store", j->o->state, r);
+	if ((r = lock_dev(&j->st.dev, "state store")) < 0 || (r = lock_loop_backing(&j->st.dev, "state store")) < 0)
+		return r;
+	if (probe_in_use(&j->st.dev, why, sizeof(why)) > 0) {
+		log_error("state store '%s' is in use: %s; detach or unmount it, or name another --state", j->o->state, why);
+		return E_REFUSED;
+	}
 	j->state_exists = 1;
 	if (probe_overlap(&j->dev, &j->st.dev)) {
 		log_error("state store '%s' is on the device '%s' itself; put it on a separate partition or file", j->o->state, j->o->device);
 		return E_REFUSED;
 	}
 	r = state_read_sb(&j->st);
+	if (r == -EPROTO) {
+		log_error("state store '%s': format version %u, this luksipc reads version %u; finish that conversion with the luksipc that started it",
+			  j->o->state, j->st.found_format, STATE_FORMAT);
+		return E_REFUSED;
+	}
 	return r == -ENOENT ? 0 : r;
 }
 
@@ -245,6 +266,7 @@ static int job_engine_init(struct job *j, uint32_t sector_size, uint32_t old_sec
 		j->eng.enc = j->enc;
 		j->eng.dec = j->dec;
 		j->eng.readdev = j->have_readdev ? &j->readdev : NULL;
+		j->eng.state = &j->st; /* its evidence key, for the read-ahead */
 	}
 	return 0;
 }
@@ -307,6 +329,8 @@ int job_create_store(struct job *j, const struct state_sb *sb)
 			log_error("cannot create state file '%s': %s", j->o->state, strerror(-r));
 			return r;
 		}
+		if ((r = lock_dev(&j->st.dev, "state store")) < 0)
+			return r;
 		j->state_exists = 1;
 	}
 	if (!j->st.dev.is_block && j->st.dev.size < need && (r = dev_set_size(&j->st.dev, need)) < 0)
@@ -336,6 +360,8 @@ int job_format_header(struct job *j, struct state_sb *sb)
 	if (!j->vk)
 		return -ENOMEM;
 	r = random_bytes(j->vk, j->vk_len);
+	if (r == 0)
+		state_set_evidence_key(&j->st, j->vk, j->vk_len);
 	/*
 	 * Plaintext to LUKS: read and encrypt the first steps while the header
 	 * and the state store are made. Reads only; if it cannot start, the
@@ -552,6 +578,7 @@ int convert_run(const struct convert_opts *o)
 	free(j.image);
 	free(j.old_image);
 	explicit_bzero(j.st.hmac_key, sizeof(j.st.hmac_key));
+	explicit_bzero(j.st.ev_key, sizeof(j.st.ev_key));
 	dev_close(&j.st.dev);
 	dev_close(&j.readdev);
 	dev_close(&j.dev);

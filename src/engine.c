@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,7 @@ static void source_evidence(const struct engine *e, const uint8_t *buf, uint64_t
 
 	ev->off = e->geo->src_offset + f - len;
 	ev->len = len;
-	SHA256(buf + (f - a - len), len, ev->sha256);
+	state_evidence_mac(e->state, buf + (f - a - len), len, ev->sha256);
 }
 
 /* Evidence for the output of [a, f) in buf: its first bytes, at H + a. */
@@ -69,23 +70,27 @@ int engine_first_record(struct engine *e, struct state_rec *ret)
 	return r;
 }
 
-static int check_evidence(struct engine *e, const struct evidence *ev)
+/* keyed: the "ahead" evidence, checked only when the evidence key is known. */
+static int check_evidence(struct engine *e, const struct evidence *ev, int keyed)
 {
 	uint8_t sum[32];
 	uint8_t *buf;
 	int r;
 
-	if (ev->len == 0)
+	if (ev->len == 0 || (keyed && !e->state->have_ev_key))
 		return 0;
-	if (ev->off + ev->len > e->dev->size || ev->len > EVIDENCE_MAX)
+	if (ev->len > EVIDENCE_MAX || ev->len > e->dev->size || ev->off > e->dev->size - ev->len)
 		return -ESTALE;
 	buf = malloc(ev->len);
 	if (!buf)
 		return -ENOMEM;
 	r = dev_pread_full(e->dev, buf, ev->len, ev->off);
 	if (r == 0) {
-		SHA256(buf, ev->len, sum);
-		r = memcmp(sum, ev->sha256, 32) == 0 ? 0 : -ESTALE;
+		if (keyed)
+			state_evidence_mac(e->state, buf, ev->len, sum);
+		else
+			SHA256(buf, ev->len, sum);
+		r = CRYPTO_memcmp(sum, ev->sha256, 32) == 0 ? 0 : -ESTALE;
 	}
 	free(buf);
 	return r;
@@ -93,9 +98,9 @@ static int check_evidence(struct engine *e, const struct evidence *ev)
 
 int engine_verify(struct engine *e)
 {
-	int r = check_evidence(e, &e->state->rec.ahead);
+	int r = check_evidence(e, &e->state->rec.ahead, 1);
 
-	return r < 0 ? r : check_evidence(e, &e->state->rec.behind);
+	return r < 0 ? r : check_evidence(e, &e->state->rec.behind, 0);
 }
 
 /*
@@ -229,7 +234,7 @@ static int read_through(struct engine *e, struct slot *s, uint64_t a, uint64_t f
 	if (r == 0) {
 		s->src.off = e->geo->src_offset + f - len;
 		s->src.len = len;
-		SHA256(s->raw ? s->raw + (f - a - len) : tmp, len, s->src.sha256);
+		state_evidence_mac(e->state, s->raw ? s->raw + (f - a - len) : tmp, len, s->src.sha256);
 	}
 	if (tmp != s->raw)
 		free(tmp);

@@ -33,7 +33,8 @@ int engine_first_record(struct engine *e, struct state_rec *ret);
 
 /*
  * Checks that the device holds what the current record says (the source of
- * the next step still intact, the output of the last step in place).
+ * the next step still intact, the output of the last step in place). The
+ * source only when the state has its evidence key (not in status).
  * 0, -ESTALE (mismatch: stale, replayed or foreign state), -errno.
  */
 int engine_verify(struct engine *e);
@@ -42,7 +43,8 @@ int engine_verify(struct engine *e);
  * Starts reading (and encrypting, with e->enc and e->dec) the steps below
  * frontier f before the state store exists, so that the first steps are
  * ready when engine_run starts writing. Only reads the device. Needs e->dev,
- * e->geo, e->enc, e->dec and e->readdev, which must not change until
+ * e->geo, e->enc, e->dec, e->readdev and e->state with its evidence key
+ * (state_set_evidence_key), which must not change until
  * engine_run or engine_cancel. 0 or -errno (then nothing was started).
  */
 int engine_prefetch(struct engine *e, uint64_t f);

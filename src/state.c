@@ -13,8 +13,8 @@
 
 static const uint8_t sb_magic[8] = "LUKSIPC";
 static const uint8_t rec_magic[8] = "LIPCREC";
-#define SB_VERSION 1
-#define REC_VERSION 1
+#define SB_VERSION STATE_FORMAT
+#define REC_VERSION STATE_FORMAT
 #define SB_SUM_OFF (STATE_SB_SIZE - 32)
 #define REC_HMAC_OFF 416
 #define REC_SUM_OFF 448
@@ -76,11 +76,14 @@ int state_sb_decode(const uint8_t in[STATE_SB_SIZE], struct state_sb *ret)
 	uint8_t sum[32];
 	struct state_sb sb;
 
-	if (memcmp(in, sb_magic, 8) != 0 || get_le32(in + 8) != SB_VERSION)
+	if (memcmp(in, sb_magic, 8) != 0)
 		return -EINVAL;
 	SHA256(in, SB_SUM_OFF, sum);
 	if (memcmp(sum, in + SB_SUM_OFF, 32) != 0)
 		return -EINVAL;
+	/* Every version keeps magic, version and checksum where version 1 had them. */
+	if (get_le32(in + 8) != SB_VERSION)
+		return -EPROTO;
 	memset(&sb, 0, sizeof(sb));
 	sb.mode = get_le32(in + 12);
 	memcpy(sb.state_uuid, in + 16, 16);
@@ -199,7 +202,7 @@ int state_read_sb(struct state *s)
 {
 	static const uint64_t copies[] = { 0, STATE_SB_SIZE };
 	uint8_t buf[STATE_SB_SIZE];
-	int r = -ENOENT;
+	int r = -ENOENT, other = 0;
 
 	s->have_sb = 0;
 	if (s->dev.size < 2 * STATE_SB_SIZE)
@@ -208,10 +211,15 @@ int state_read_sb(struct state *s)
 		r = dev_pread_full(&s->dev, buf, sizeof(buf), copies[i]);
 		if (r < 0)
 			return r;
-		if (state_sb_decode(buf, &s->sb) == 0)
+		r = state_sb_decode(buf, &s->sb);
+		if (r == 0)
 			s->have_sb = 1;
+		if (r == -EPROTO && !other) {
+			other = 1;
+			s->found_format = get_le32(buf + 8);
+		}
 	}
-	return s->have_sb ? 0 : -ENOENT;
+	return s->have_sb ? 0 : other ? -EPROTO : -ENOENT;
 }
 
 void state_set_key(struct state *s, const uint8_t *vk, size_t vk_len)
@@ -224,6 +232,23 @@ void state_set_key(struct state *s, const uint8_t *vk, size_t vk_len)
 	memcpy(msg + sizeof(label), s->sb.state_uuid, 16);
 	HMAC(EVP_sha256(), vk, (int)vk_len, msg, sizeof(msg), s->hmac_key, &len);
 	s->have_key = 1;
+	state_set_evidence_key(s, vk, vk_len);
+}
+
+void state_set_evidence_key(struct state *s, const uint8_t *vk, size_t vk_len)
+{
+	static const char label[] = "luksipc state evidence hmac v2";
+	unsigned int len = 32;
+
+	HMAC(EVP_sha256(), vk, (int)vk_len, (const uint8_t *)label, sizeof(label), s->ev_key, &len);
+	s->have_ev_key = 1;
+}
+
+void state_evidence_mac(const struct state *s, const uint8_t *buf, size_t len, uint8_t out[32])
+{
+	unsigned int n = 32;
+
+	HMAC(EVP_sha256(), s->ev_key, 32, buf, len, out, &n);
 }
 
 int state_load_records(struct state *s)
@@ -252,11 +277,17 @@ int state_load_records(struct state *s)
 	return s->have_rec ? 0 : -ENOENT;
 }
 
+/* Whether [off, off + len) lies in the store: lengths from the superblock are checked before use. */
+static int in_store(const struct state *s, uint64_t off, uint64_t len)
+{
+	return off <= s->dev.size && len <= s->dev.size - off;
+}
+
 /* Reads len bytes at off and checks them against sha256. */
 static int read_verified(struct state *s, uint64_t off, uint64_t len, const uint8_t sha256[32], uint8_t *buf)
 {
 	uint8_t sum[32];
-	int r = dev_pread_full(&s->dev, buf, len, off);
+	int r = in_store(s, off, len) ? dev_pread_full(&s->dev, buf, len, off) : -EBADMSG;
 
 	if (r < 0)
 		return r;
@@ -266,9 +297,12 @@ static int read_verified(struct state *s, uint64_t off, uint64_t len, const uint
 
 static int read_image(struct state *s, uint64_t off, uint64_t len, const uint8_t sha256[32], uint8_t **ret)
 {
-	uint8_t *img = dev_buf_alloc(len);
+	uint8_t *img;
 	int r;
 
+	if (!in_store(s, off, len))
+		return -EBADMSG; /* before allocating what a damaged superblock asks for */
+	img = dev_buf_alloc(len);
 	if (!img)
 		return -ENOMEM;
 	r = read_verified(s, off, len, sha256, img);

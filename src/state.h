@@ -28,12 +28,21 @@
 #define STATE_NOTES_MAX (64 * 1024)
 #define STATE_HEADER_OFF (1024 * 1024)
 
+/* The store's format version (superblock and records); docs/format.md. */
+#define STATE_FORMAT 2
+
 #define MODE_ENCRYPT 1
 #define MODE_REENCRYPT 2
 
 enum phase { PHASE_NEW = 0, PHASE_CONVERTING = 1, PHASE_DONE = 2 };
 
-/* A region of the converted device and the SHA-256 of what must be there. */
+/*
+ * A region of the converted device and a digest of what must be there:
+ * "ahead" (the next source, plaintext when encrypting) is an HMAC-SHA256
+ * under the evidence key, so the store reveals nothing about the data;
+ * "behind" (new ciphertext) is a plain SHA-256, so that status can check it
+ * without the key. See docs/format.md.
+ */
 struct evidence {
 	uint64_t off, len;
 	uint8_t sha256[32];
@@ -84,6 +93,9 @@ struct state {
 	int rec_hmac_bad;  /* a newer record had a good checksum but a bad HMAC */
 	uint8_t hmac_key[32];
 	int have_key;
+	uint8_t ev_key[32]; /* keys the "ahead" evidence; wiped with hmac_key */
+	int have_ev_key;
+	uint32_t found_format; /* state_read_sb: -EPROTO, the version found */
 };
 
 /* Pure encoding, unit-tested. decode: 0, or -EINVAL if magic/checksum bad. */
@@ -103,10 +115,20 @@ int state_rec_decode(const uint8_t in[STATE_REC_SIZE], const uint8_t state_uuid[
  */
 uint64_t state_plan(struct state_sb *sb);
 
-/* Reads the superblock of an opened store. 0, -ENOENT (no valid copy), -errno. */
+/*
+ * Reads the superblock of an opened store. 0, -ENOENT (no valid copy),
+ * -EPROTO (a valid copy of another format version, in s->found_format), -errno.
+ */
 int state_read_sb(struct state *s);
-/* Derives the record HMAC key from the volume key. */
+/* Derives the record HMAC key and the evidence key from the volume key. */
 void state_set_key(struct state *s, const uint8_t *vk, size_t vk_len);
+/*
+ * Derives only the evidence key (from the volume key alone: the engine reads
+ * ahead before the store, and its UUID, exist).
+ */
+void state_set_evidence_key(struct state *s, const uint8_t *vk, size_t vk_len);
+/* The keyed digest of an "ahead" evidence sample: HMAC-SHA256 under ev_key. */
+void state_evidence_mac(const struct state *s, const uint8_t *buf, size_t len, uint8_t out[32]);
 /*
  * Loads the newest valid record into s->rec (HMAC checked when the key is
  * set). 0, -ENOENT (none: nothing was ever written to the device), -errno.

@@ -7,6 +7,7 @@
 
 #include "convert.h"
 #include "engine.h"
+#include "lock.h"
 #include "luksipc.h"
 #include "probe.h"
 #include "state.h"
@@ -33,8 +34,8 @@ static int matches_device(struct state *s, const char *path)
 		r = 0;
 	else if (s->have_rec && s->rec.phase == PHASE_DONE)
 		r = probe_luks_uuid(&d, uuid) == 0 && strcmp(uuid, s->sb.luks_uuid) == 0;
-	else if (s->have_rec)
-		r = engine_verify(&e) == 0;
+	else if (s->have_rec && s->rec.behind.len)
+		r = engine_verify(&e) == 0; /* without the key: the ciphertext only */
 	else if (s->sb.mode == MODE_REENCRYPT)
 		r = probe_luks_uuid(&d, uuid) == 0 && strcmp(uuid, s->sb.old_luks_uuid) == 0;
 	else
@@ -51,7 +52,15 @@ static int open_store(struct state *s, const char *path, int rw)
 		log_error("cannot open state store '%s': %s", path, strerror(-r));
 		return E_REFUSED;
 	}
+	/* finalize wipes: not while a run uses the store. status only reads: no lock. */
+	if (rw && (r = lock_dev(&s->dev, "state store")) < 0)
+		return r;
 	r = state_read_sb(s);
+	if (r == -EPROTO) {
+		log_error("state store '%s': format version %u, this luksipc reads version %u; use the luksipc that started the conversion",
+			  path, s->found_format, STATE_FORMAT);
+		return E_REFUSED;
+	}
 	if (r == -ENOENT) {
 		log_error("'%s' holds no luksipc state", path);
 		return E_REFUSED;
