@@ -10,6 +10,18 @@
 #                        with QEMU_KEEP_ON_FAIL=1 (the default)
 #   qemu_log_tail LOG [N]  the last N (default 40) lines of LOG, control
 #                        characters stripped, indented, for failure reports
+#   host_fs_check IMG OFF LEN KEY FS_BYTES SHA256 [ORIG]
+#                        the host's own check of a converted partition:
+#                        bytes [OFF, OFF+LEN) of IMG decrypted with
+#                        tests/lib/luksdecrypt.py (no code shared with
+#                        luksipc; KEY unlocks the header) must begin with
+#                        FS_BYTES bytes hashing to SHA256. Sets
+#                        HOST_CHECK_MSG; returns 0 equal, 1 differs, 2
+#                        error. ORIG, the original filesystem image, lets a
+#                        difference be located: its first differing byte,
+#                        block and (debugfs icheck/ncheck) file
+#   save_fs IMG OFF FS_BYTES OUT   copy the filesystem (the first FS_BYTES
+#                        of the partition at OFF) out of IMG, for ORIG
 #   skip MSG / fail MSG / pass MSG   print and exit 77 / 1 / 0
 #
 # QTEST_DIR is the qemu-tests directory (found from $0 unless already set),
@@ -65,6 +77,46 @@ qemu_tmp_cleanup() {
 	else
 		rm -rf "$T"
 	fi
+}
+
+save_fs() {
+	dd if="$1" of="$4" bs=1M iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none
+}
+
+host_fs_check() {
+	_hc_part=$T/host-check.part
+	HOST_CHECK_MSG=''
+	if ! dd if="$1" of="$_hc_part" bs=1M iflag=skip_bytes,count_bytes skip="$2" count="$3" \
+		status=none; then
+		HOST_CHECK_MSG="cannot copy the partition out of $1"
+		return 2
+	fi
+	_hc_out=$(python3 "$TOP/tests/lib/luksdecrypt.py" "$_hc_part" --key-file "$4" \
+		--length "$5" --expect-sha256 "$6" 2>&1)
+	_hc_rc=$?
+	case "$_hc_rc" in
+	0) HOST_CHECK_MSG="luksdecrypt.py: the first $5 bytes decrypt to sha256 $6" ;;
+	1)
+		HOST_CHECK_MSG=$(printf '%s' "$_hc_out" | tr '\n' ' ')
+		if [ -n "${7:-}" ]; then
+			# Decrypt again against the original: where it first differs.
+			_hc_off=$(python3 "$TOP/tests/lib/luksdecrypt.py" "$_hc_part" --key-file "$4" \
+				--length "$5" --expect "$7" 2>&1 | sed -n 's/.*differs at data offset \([0-9]*\).*/\1/p')
+			if [ -n "$_hc_off" ]; then
+				_hc_blk=$((_hc_off / 4096))
+				_hc_ino=$(debugfs -R "icheck $_hc_blk" "$7" 2>/dev/null | awk 'NR > 1 { print $2 }')
+				case "$_hc_ino" in
+				'' | *[!0-9]*) _hc_what="no file (metadata or free)" ;;
+				*) _hc_what=$(debugfs -R "ncheck $_hc_ino" "$7" 2>/dev/null | awk 'NR > 1 { print $2 }') ;;
+				esac
+				HOST_CHECK_MSG="$HOST_CHECK_MSG; first difference at byte $_hc_off (MiB $((_hc_off >> 20)), block $_hc_blk: ${_hc_what:-inode $_hc_ino})"
+			fi
+		fi
+		;;
+	*) HOST_CHECK_MSG="luksdecrypt.py failed: $(printf '%s' "$_hc_out" | tail -n 1)" ;;
+	esac
+	rm -f "$_hc_part"
+	return "$_hc_rc"
 }
 
 skip() { echo "SKIP: $*"; exit 77; }

@@ -3,7 +3,7 @@
 #
 #   mkdisk.sh OUT [--root-mib N (64)] [--state-mib N (24)]
 #                 [--header-mib N (16)] [--fill] [--whole]
-#                 [--payload-kib N (3072)]
+#                 [--payload-kib N (3072)] [--fill-data]
 #
 # Default: OUT is a GPT disk (sgdisk on the image file):
 #   partition 1 "luksipc-state", --state-mib, raw and zeroed
@@ -19,12 +19,33 @@
 # /lib/qemu-test.sh, /payload/* (random data, about --payload-kib in total)
 # and /manifest.sha256 over the payload.
 #
+# --fill-data: also fill the ext4 to within FILL_MARGIN_BLOCKS (32) 4 KiB
+#   blocks of full with random files (non-sparse: no zero block for mke2fs
+#   to leave out), so that live data spans the whole converted range and a
+#   power cut anywhere lands in bytes the final hash covers: /var/fill/NNN.bin
+#   of 4 MiB, then the large /var/fill/zz-top.bin (a quarter of the space, at
+#   most 16 MiB); mke2fs -d allocates first fit in name order and /var is
+#   the last top-level directory, so zz-top.bin lands at the top of the
+#   filesystem. debugfs `stat` checks that it ends
+#   within 1 MiB of the end, and dumpe2fs that no free extent reaches 1 MiB
+#   (the scenarios' step size); otherwise mkdisk.sh fails. The fill files
+#   are not in /manifest.sha256 (the guest would spend minutes hashing them
+#   under TCG); the whole-filesystem hash covers them.
+#
 # Prints on stdout, as shell-sourceable lines:
 #   ROOT_UUID=  ROOT_PARTUUID=  STATE_PARTUUID=  DISK_GUID=
 #   ROOT_FS_BYTES=   size of the ext4 (the plaintext P to compare)
 #   ROOT_FS_SHA256=  sha256 of those bytes
 #   ROOT_OFFSET=  STATE_OFFSET=  byte offsets of the partitions (0 with --whole)
 #   ROOT_BYTES=  STATE_BYTES=    partition sizes
+# and with --fill-data:
+#   ROOT_FS_FILL_BYTES=     bytes of random data under /var/fill
+#   ROOT_FS_TOP_FILE=       /var/fill/zz-top.bin
+#   ROOT_FS_TOP_START=  ROOT_FS_TOP_END=   byte offsets in the ext4 of the
+#                           top file's first block and of the end of its
+#                           last block
+#   ROOT_FS_FREE_MAX=       bytes of the largest free extent
+# and a one-line summary of the placement on stderr.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -47,10 +68,11 @@ num() {
 [ $# -ge 1 ] || die "usage: mkdisk.sh OUT [--root-mib N] [--state-mib N] [--header-mib N] [--fill] [--whole]"
 out=$1
 shift
-root_mib=64 state_mib=24 header_mib=16 fill=0 whole=0 payload_kib=3072
+root_mib=64 state_mib=24 header_mib=16 fill=0 whole=0 payload_kib=3072 fill_data=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--fill) fill=1; shift; continue ;;
+	--fill-data) fill_data=1; shift; continue ;;
 	--whole) whole=1; shift; continue ;;
 	esac
 	[ $# -ge 2 ] || die "option '$1' needs a value"
@@ -66,7 +88,7 @@ done
 fs_mib=$root_mib
 [ "$fill" = 1 ] || fs_mib=$((root_mib - header_mib))
 [ "$fs_mib" -ge 8 ] || die "filesystem of ${fs_mib} MiB is too small; raise --root-mib"
-for tool in mke2fs sgdisk busybox; do
+for tool in mke2fs sgdisk busybox debugfs dumpe2fs; do
 	command -v "$tool" >/dev/null || die "'$tool' not found; see tools/deps/qemu.list"
 done
 
@@ -104,10 +126,65 @@ done
 	sed 's|  |  /|' >"$tree/manifest.sha256"
 
 fs=$work/root.ext4
-truncate -s "${fs_mib}M" "$fs"
-mke2fs -q -F -t ext4 -b 4096 -L root -U "$ROOT_UUID" -d "$tree" \
-	-E lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0 \
-	"$fs"
+mkfs() {
+	rm -f "$fs"
+	truncate -s "${fs_mib}M" "$fs"
+	mke2fs -q -F -t ext4 -b 4096 -L root -U "$ROOT_UUID" -d "$tree" \
+		-E lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0,nodiscard \
+		"$fs"
+}
+# dumpe2fs_field NAME: the value of "NAME:" in dumpe2fs -h of $fs
+dumpe2fs_field() {
+	dumpe2fs -h "$fs" 2>/dev/null | sed -n "s/^$1:[[:space:]]*//p"
+}
+mkfs
+fill_lines=''
+if [ "$fill_data" = 1 ]; then
+	# What the tree above leaves free, less a margin for the directory
+	# and extent blocks of the fill files themselves.
+	free=$(dumpe2fs_field 'Free blocks')
+	total=$(dumpe2fs_field 'Block count')
+	margin=$(num "${FILL_MARGIN_BLOCKS:-32}")
+	[ "$free" -gt $((margin + 256)) ] || die "only $free blocks free in the ${fs_mib} MiB filesystem; nothing to fill"
+	left=$(((free - margin) * 4096))
+	top=$((left / 4))
+	[ "$top" -le 16777216 ] || top=16777216
+	fill_bytes=$left
+	left=$((left - top))
+	mkdir -p "$tree/var/fill"
+	i=0
+	while [ "$left" -gt 0 ]; do
+		n=$((left < 4194304 ? left : 4194304))
+		head -c "$n" /dev/urandom >"$tree/var/fill/$(printf %03d "$i").bin"
+		left=$((left - n))
+		i=$((i + 1))
+	done
+	head -c "$top" /dev/urandom >"$tree/var/fill/zz-top.bin"
+	mkfs || die "the fill files do not fit; raise FILL_MARGIN_BLOCKS"
+	# The top file's extents, "(0-4095):16320-20415, (4096):20416, ...":
+	# its first block and its highest one.
+	ext=$(debugfs -R "stat /var/fill/zz-top.bin" "$fs" 2>/dev/null |
+		sed -n '/^EXTENTS:/{n;p;}' | tr ',' '\n' |
+		sed -n 's/.*):\([0-9]*\)\(-\([0-9]*\)\)\{0,1\}[[:space:]]*$/\1 \3/p')
+	[ -n "$ext" ] || die "debugfs shows no extents for /var/fill/zz-top.bin"
+	first=$(echo "$ext" | awk 'NR == 1 { print $1 }')
+	last=$(echo "$ext" | awk '{ e = ($2 == "" ? $1 : $2); if (e > m) m = e } END { print m }')
+	# The largest run of free blocks, from dumpe2fs's "Free blocks: a-b, c".
+	free_max=$(dumpe2fs "$fs" 2>/dev/null | sed -n 's/^  Free blocks: //p' | tr ',' '\n' |
+		awk -F- 'NF { n = ($2 == "" ? 1 : $2 - $1 + 1); if (n > m) m = n } END { print m + 0 }')
+	end=$(((last + 1) * 4096)) size=$((total * 4096))
+	[ $((size - end)) -lt 1048576 ] ||
+		die "/var/fill/zz-top.bin ends at byte $end, $((size - end)) bytes below the end of the filesystem"
+	[ $((free_max * 4096)) -lt 1048576 ] ||
+		die "a free extent of $((free_max * 4096)) bytes is left in the filesystem"
+	echo "mkdisk.sh: $((fill_bytes >> 20)) MiB of fill in $((i + 1)) files; /var/fill/zz-top.bin at blocks" \
+		"$first..$last of $total (bytes $((first * 4096))..$end of $size); largest free extent $((free_max * 4)) KiB" >&2
+	fill_lines="ROOT_FS_FILL_BYTES=$fill_bytes
+ROOT_FS_TOP_FILE=/var/fill/zz-top.bin
+ROOT_FS_TOP_START=$((first * 4096))
+ROOT_FS_TOP_END=$end
+ROOT_FS_FREE_MAX=$((free_max * 4096))"
+fi
 fs_bytes=$(stat -c %s "$fs")
 fs_sha=$(sha256sum "$fs" | cut -d' ' -f1)
 
@@ -141,3 +218,4 @@ ROOT_BYTES=$((root_mib * 1048576))
 STATE_OFFSET=$state_off
 STATE_BYTES=$((state_mib * 1048576))
 EOF
+[ -z "$fill_lines" ] || printf '%s\n' "$fill_lines"

@@ -9,6 +9,12 @@
 #                         luksipc; systemd unless --no-systemd
 #   build_itools OUT      initramfs-tools initrd with the luksipc hook
 #   mk_keydisk IMG LABEL [KEYTEXT]   small ext2 holding /luksipc.key
+#   keydisk_file IMG PATH OUT   copy PATH out of the key disk IMG (debugfs),
+#                         the key exactly as the guest read it
+#   host_check_root KEYFILE   after the last boot: the host decrypts the
+#                         root partition (luksdecrypt.py, KEYFILE) and the
+#                         whole filesystem must hash as mkdisk.sh made it
+#                         (needs mkdisk's variables and $T/orig.fs)
 #   base_cmdline          the flags every scenario uses (needs mkdisk vars)
 #   boot LOG INITRD CMDLINE [run-qemu args...]   run-qemu, sets BOOT_RC and
 #                         BOOT_SECS
@@ -72,6 +78,19 @@ mk_keydisk() {
 	printf '%s' "${3:-luksipc test key $(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}" >"$tree/luksipc.key"
 	truncate -s 4M "$1"
 	mke2fs -q -F -t ext2 -L "$2" -d "$tree" "$1" || fail "mke2fs for the key disk failed"
+}
+
+keydisk_file() {
+	rm -f "$3"
+	debugfs -R "dump $2 $3" "$1" 2>/dev/null
+	[ -s "$3" ] || fail "cannot read $2 back from the key disk ${1##*/}"
+}
+
+host_check_root() {
+	host_fs_check "$T/disk.img" "$ROOT_OFFSET" "$ROOT_BYTES" "$1" \
+		"$ROOT_FS_BYTES" "$ROOT_FS_SHA256" "$T/orig.fs" ||
+		fail "after the last boot the decrypted filesystem differs from the original: $HOST_CHECK_MSG"
+	echo "  host: $HOST_CHECK_MSG"
 }
 
 # needs ROOT_UUID, ROOT_PARTUUID, STATE_PARTUUID from mkdisk.sh
