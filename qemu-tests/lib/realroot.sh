@@ -18,11 +18,12 @@
 #
 # The base root: bookworm, variant apt, with systemd, systemd-sysv, udev,
 # linux-image-amd64, initramfs-tools, cryptsetup, cryptsetup-initramfs,
-# e2fsprogs, kmod and STOCK initramfs-tools settings (MODULES=most). Kept
-# small by dpkg path excludes: no docs, man pages, locales, and only the
-# kernel modules a virtio q35 guest can use (fs, crypto, lib, arch, block
-# and drivers/{md,block,virtio,scsi,ata,...}); the exclusion happens as
-# dpkg unpacks, so depmod and the package's own update-initramfs see the
+# e2fsprogs, kmod, grub-pc (not installed to a disk), zstd and STOCK
+# initramfs-tools settings (MODULES=most). Kept small by dpkg path
+# excludes: no docs, man pages, locales, and only the kernel modules a
+# virtio q35 guest can use (fs, crypto, lib, arch, block, drivers/{md,
+# block,virtio,...} and the scsi/ata basics); the exclusion happens as dpkg
+# unpacks, so depmod and the package's own update-initramfs see the
 # trimmed tree, as they would on a system configured that way.
 #
 # It is the root BEFORE luksipc is installed; a scenario installs luksipc
@@ -38,10 +39,18 @@
 
 REALROOT_SUITE=bookworm
 REALROOT_VARIANT=apt
-REALROOT_PACKAGES="systemd systemd-sysv udev linux-image-amd64 initramfs-tools cryptsetup cryptsetup-initramfs e2fsprogs kmod"
+# grub-pc: the admin notes update GRUB (update-grub) as on an installed
+# system; the scenarios boot the kernel directly with the command line that
+# GRUB's generated grub.cfg holds.
+# zstd: initramfs-tools recommends it and compresses with it by default
+# (without it, gzip -9 in a TCG guest takes minutes).
+REALROOT_PACKAGES="systemd systemd-sysv udev linux-image-amd64 initramfs-tools cryptsetup cryptsetup-initramfs e2fsprogs kmod grub-pc zstd"
 # Module directories (under kernel/drivers/) kept; everything else in
-# drivers/, and all of sound/ and net/, is excluded.
-REALROOT_KEEP_DRIVERS="md block virtio scsi ata char cdrom acpi nvdimm dax base input pci platform tty firmware"
+# drivers/, and all of sound/ and net/, is excluded. Of scsi/ and ata/ only
+# the basics: MODULES=most copies every host adapter driver into the
+# initramfs, and each one costs time when the guest rebuilds it under TCG.
+REALROOT_KEEP_DRIVERS="md block virtio char cdrom acpi nvdimm dax base input pci platform tty firmware"
+REALROOT_KEEP_MODULES="scsi/scsi_mod.ko scsi/scsi_common.ko scsi/sd_mod.ko scsi/sr_mod.ko scsi/sg.ko scsi/virtio_scsi.ko ata/libata.ko ata/libahci.ko ata/ahci.ko ata/ata_piix.ko ata/ata_generic.ko"
 # Bump when the recipe changes in a way the lists above do not show.
 REALROOT_RECIPE_VERSION=1
 
@@ -72,6 +81,9 @@ realroot_opts() {
 		echo "--dpkgopt=path-exclude=$d/*/kernel/drivers/*"
 		for k in $REALROOT_KEEP_DRIVERS; do
 			echo "--dpkgopt=path-include=$d/*/kernel/drivers/$k/*"
+		done
+		for k in $REALROOT_KEEP_MODULES; do
+			echo "--dpkgopt=path-include=$d/*/kernel/drivers/$k"
 		done
 	done
 	echo "--customize-hook=echo realboot >\"\$1/etc/hostname\""

@@ -3,22 +3,23 @@
 # root once multi-user.target is reached. Everything goes to the serial
 # console, the verdict channel (one LUKSIPC-VERDICT line), then power off.
 #
-# With rd.luksipc on the kernel command line (the converting boots): the
-# root must be on dm-crypt; then the admin notes are followed literally:
-# every line of `luksipc status --state ... --notes` that starts with
-# exactly "  $ " is run in order with sh -c as root, a new passphrase on
-# its stdin (REALBOOT_PASS, /etc/realboot.pass). Notes without such lines
-# are a FAIL: the admin would have nothing to follow.
-# Without rd.luksipc (the flagless boot): the root must be on dm-crypt and
-# no unit may have failed.
+# First run (the boot that finished the conversion): the root must be on
+# dm-crypt; then the admin notes are followed literally: every line of
+# `luksipc status --state ... --notes` that starts with exactly "  $ " is
+# run in order with sh -c as root, a new passphrase (/etc/realboot.pass)
+# on its stdin. Notes without such lines are a FAIL: the admin would have
+# nothing to follow. On success it leaves /var/lib/realboot/notes-followed.
+# Next run (the boot after the notes): the root must be on dm-crypt, the
+# kernel command line must have no rd.luksipc flag, and no unit may have
+# failed.
 exec >/dev/ttyS0 2>&1
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 
-say() { echo "realboot: $*"; }
+say() { printf 'realboot: %s\n' "$*"; }
 verdict() {
 	sync
-	echo "LUKSIPC-VERDICT: $*"
+	printf 'LUKSIPC-VERDICT: %s\n' "$*"
 	systemctl poweroff --no-block
 	exit 0
 }
@@ -28,7 +29,9 @@ type=$(lsblk -n -d -o TYPE "$src" 2>/dev/null)
 say "multi-user.target is $(systemctl is-active multi-user.target); / is $src ($type)"
 [ "$type" = crypt ] || verdict "FAIL the root '$src' is not on dm-crypt (type '$type')"
 
-if ! grep -q 'rd\.luksipc' /proc/cmdline; then
+if [ -e /var/lib/realboot/notes-followed ]; then
+	! grep -q 'rd\.luksipc' /proc/cmdline ||
+		verdict "FAIL after the notes the kernel command line still has rd.luksipc flags: $(cat /proc/cmdline)"
 	failed=$(systemctl list-units --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')
 	[ -z "$failed" ] || {
 		# shellcheck disable=SC2086 # one word per unit
@@ -56,4 +59,5 @@ while IFS= read -r cmd <&3; do
 	say "note command $n exited $rc"
 	[ "$rc" = 0 ] || verdict "FAIL note command $n failed (exit $rc): $cmd"
 done 3</run/realboot-cmds
+mkdir -p /var/lib/realboot && touch /var/lib/realboot/notes-followed
 verdict "PASS followed $n note commands"
