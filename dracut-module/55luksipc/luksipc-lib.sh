@@ -281,6 +281,35 @@ lipc_ask_passphrase() {
     [ -n "$LIPC_PASS" ] || { lipc_fail "empty passphrase for '$LIPC_DEV'"; return 1; }
 }
 
+# lipc_oneline TEXT...: TEXT with every run of blanks and newlines made one
+# space, so that a tool's message fits the one-line error.
+lipc_oneline() {
+    set -f
+    # shellcheck disable=SC2048,SC2086 # splitting on blanks is the point
+    set -- $*
+    set +f
+    printf '%s\n' "$*"
+}
+
+# lipc_mount_ro DEV MNT FLAG: mount the key device DEV read-only on MNT.
+# mount without -t tries only the types the kernel already has, and a stock
+# initramfs has not loaded ext4 or vfat by local-top; so name the type
+# blkid finds and load its module (quietly: it may be built in).
+lipc_mount_ro() {
+    lipc_mr_type=$(blkid -p -s TYPE -o value "$1" 2>/dev/null)
+    if [ -z "$lipc_mr_type" ]; then
+        lipc_fail "key device '$1' holds no filesystem that blkid recognises; check $3= names the device that holds the key file"
+        return 1
+    fi
+    if command -v modprobe >/dev/null 2>&1; then
+        modprobe -q "fs-$lipc_mr_type" 2>/dev/null || modprobe -q "$lipc_mr_type" 2>/dev/null || :
+    fi
+    if ! lipc_mr_err=$(mount -t "$lipc_mr_type" -o ro "$1" "$2" 2>&1); then
+        lipc_fail "cannot mount key device '$1' ($lipc_mr_type) read-only: $(lipc_oneline "${lipc_mr_err:-mount gave no reason}"); check $3= and that the initramfs has the $lipc_mr_type module"
+        return 1
+    fi
+}
+
 # lipc_key_file FLAG MNT: print the file that FLAG=PATH[:KEYDEV] names,
 # mounting KEYDEV read-only on $LIPC_RUN/MNT (or reusing the mount of an
 # earlier flag with the same KEYDEV). Mounts are recorded in LIPC_KEYMNT.
@@ -305,10 +334,7 @@ lipc_key_file() {
         if [ -z "$lipc_kf_mnt" ]; then
             lipc_kf_mnt=$LIPC_RUN/$2
             mkdir -p "$lipc_kf_mnt"
-            mount -o ro "$lipc_kf_dev" "$lipc_kf_mnt" 2>/dev/null || {
-                lipc_fail "cannot mount key device '$lipc_kf_dev' read-only; check $1="
-                return 2
-            }
+            lipc_mount_ro "$lipc_kf_dev" "$lipc_kf_mnt" "$1" || return 2
             echo "$lipc_kf_dev" >"$lipc_kf_mnt.dev"
             LIPC_KEYMNT="$LIPC_KEYMNT $lipc_kf_mnt"
         fi
