@@ -432,8 +432,106 @@ lipc_dumpe2fs_get() {
     done
 }
 
+# lipc_sb_read: LIPC_RZ_* from the superblock of LIPC_DEV (dumpe2fs -h,
+# read only); false when it cannot be read.
+lipc_sb_read() {
+    lipc_rz_sb=$(dumpe2fs -h "$LIPC_DEV" 2>/dev/null) || return 1
+    LIPC_RZ_BS=$(lipc_dumpe2fs_get "Block size")
+    LIPC_RZ_BC=$(lipc_dumpe2fs_get "Block count")
+    LIPC_RZ_FREE=$(lipc_dumpe2fs_get "Free blocks")
+    LIPC_RZ_FIRST=$(lipc_dumpe2fs_get "First block")
+    LIPC_RZ_BPG=$(lipc_dumpe2fs_get "Blocks per group")
+    LIPC_RZ_IPG=$(lipc_dumpe2fs_get "Inodes per group")
+    lipc_sr_ic=$(lipc_dumpe2fs_get "Inode count")
+    lipc_sr_fi=$(lipc_dumpe2fs_get "Free inodes")
+    for lipc_sr_v in "$LIPC_RZ_BS" "$LIPC_RZ_BC" "$LIPC_RZ_FREE" "$LIPC_RZ_FIRST" \
+        "$LIPC_RZ_BPG" "$LIPC_RZ_IPG" "$lipc_sr_ic" "$lipc_sr_fi"; do
+        lipc_is_uint "$lipc_sr_v" || return 1
+    done
+    [ "$LIPC_RZ_BS" -gt 0 ] && [ "$LIPC_RZ_BPG" -gt 0 ] || return 1
+    LIPC_RZ_IUSED=$((lipc_sr_ic - lipc_sr_fi))
+}
+
+# lipc_tail_free FROM: print how many blocks at or above block FROM are
+# free, from dumpe2fs's per-group free ranges (read only).
+lipc_tail_free() {
+    lipc_tf_from=$1
+    lipc_tf_all=$(dumpe2fs "$LIPC_DEV" 2>/dev/null) || return 1
+    printf '%s\n' "$lipc_tf_all" | {
+        lipc_tf=0
+        lipc_tf_in=
+        while IFS= read -r lipc_tf_l; do
+            case $lipc_tf_l in
+            'Group '*'(Blocks '*-*')'*)
+                lipc_tf_e=${lipc_tf_l#*(Blocks }
+                lipc_tf_e=${lipc_tf_e%%)*}
+                lipc_tf_e=${lipc_tf_e#*-}
+                lipc_tf_in=
+                [ "$lipc_tf_e" -lt "$lipc_tf_from" ] || lipc_tf_in=1
+                ;;
+            '  Free blocks: '*)
+                [ -n "$lipc_tf_in" ] || continue
+                lipc_tf_r=${lipc_tf_l#*: }
+                IFS=', '
+                set -f
+                # shellcheck disable=SC2086 # one range per word
+                set -- $lipc_tf_r
+                set +f
+                IFS=' 	
+'
+                for lipc_tf_x in "$@"; do
+                    lipc_tf_a=${lipc_tf_x%-*}
+                    lipc_tf_b=${lipc_tf_x#*-}
+                    [ "$lipc_tf_a" -ge "$lipc_tf_from" ] || lipc_tf_a=$lipc_tf_from
+                    [ "$lipc_tf_b" -lt "$lipc_tf_a" ] || lipc_tf=$((lipc_tf + lipc_tf_b - lipc_tf_a + 1))
+                done
+                ;;
+            esac
+        done
+        echo "$lipc_tf"
+    }
+}
+
+lipc_mib_up() {
+    echo $((($1 * LIPC_RZ_BS + 1048575) / 1048576))
+}
+
+# lipc_resize_room LIM: whether the filesystem can end at block LIM, from
+# its free blocks (read only); the one-line refusal in LIPC_ERROR if not.
+# The used blocks at or above LIM (m) must move below it, and each moved
+# block may cost one new extent-tree block in the worst case (its own
+# extent, in an inode that needs a new leaf: resize2fs's own worst case),
+# plus 64 blocks for directory and journal bookkeeping. So the free blocks
+# below LIM must be at least 2m + 64. resize2fs -P is not asked: its
+# estimate adds a flex group's worth of inode tables and whole groups, and
+# refuses filesystems that have ample room (issue 16).
+lipc_resize_room() {
+    lipc_rr_tail=$((LIPC_RZ_BC - $1))
+    if ! lipc_rr_tf=$(lipc_tail_free "$1") || ! lipc_is_uint "$lipc_rr_tf"; then
+        lipc_fail "cannot read the free blocks of '$LIPC_DEV' (dumpe2fs)"
+        return 1
+    fi
+    lipc_rr_move=$((lipc_rr_tail - lipc_rr_tf))
+    lipc_rr_have=$((LIPC_RZ_FREE - lipc_rr_tf))
+    lipc_rr_need=$((2 * lipc_rr_move + 64))
+    if [ "$lipc_rr_have" -lt "$lipc_rr_need" ]; then
+        lipc_fail "filesystem on '$LIPC_DEV' is too full to give up its last $(lipc_mib_up "$lipc_rr_tail") MiB to the LUKS header: it needs $(lipc_mib_up "$lipc_rr_need") MiB free below the new end and has $(lipc_mib_up "$lipc_rr_have") MiB; free $(lipc_mib_up $((lipc_rr_need - lipc_rr_have))) MiB more (delete files) or make the partition that much bigger, then reboot"
+        return 1
+    fi
+    lipc_rr_groups=$((($1 - LIPC_RZ_FIRST) / LIPC_RZ_BPG))
+    [ "$lipc_rr_groups" -ge 1 ] || lipc_rr_groups=1
+    if [ "$LIPC_RZ_IUSED" -gt $((lipc_rr_groups * LIPC_RZ_IPG)) ]; then
+        lipc_fail "filesystem on '$LIPC_DEV' has too many files ($LIPC_RZ_IUSED inodes) to give up its last $(lipc_mib_up "$lipc_rr_tail") MiB: the groups left hold $((lipc_rr_groups * LIPC_RZ_IPG)); delete files or make the partition bigger, then reboot"
+        return 1
+    fi
+}
+
 # lipc_resize: shrink an ext2/3/4 filesystem so that it ends at or before
-# device size - header size. Only before a conversion has started.
+# device size - header size, by exactly that much. Only before a conversion
+# has started. Nothing is written when the free blocks do not allow it;
+# otherwise e2fsck -f -y, the room checked again on the repaired counts,
+# resize2fs -f, then e2fsck -fn must be clean and the block count within
+# the limit before the conversion may start.
 lipc_resize() {
     lipc_rz_type=$(blkid -p -s TYPE -o value "$LIPC_DEV" 2>/dev/null)
     case $lipc_rz_type in
@@ -445,24 +543,30 @@ lipc_resize() {
     esac
     lipc_rz_h=$(lipc_header_bytes) || { lipc_fail "bad rd.luksipc.header-size="; return 1; }
     lipc_rz_n=$(lipc_dev_bytes "$LIPC_DEV") || { lipc_fail "cannot read the size of '$LIPC_DEV'"; return 1; }
-    lipc_rz_sb=$(dumpe2fs -h "$LIPC_DEV" 2>/dev/null) || { lipc_fail "cannot read the ext superblock of '$LIPC_DEV'"; return 1; }
-    lipc_rz_bs=$(lipc_dumpe2fs_get "Block size")
-    lipc_rz_bc=$(lipc_dumpe2fs_get "Block count")
-    if ! lipc_is_uint "$lipc_rz_bs" || ! lipc_is_uint "$lipc_rz_bc"; then
-        lipc_fail "cannot read the ext superblock of '$LIPC_DEV'"
-        return 1
-    fi
+    lipc_sb_read || { lipc_fail "cannot read the ext superblock of '$LIPC_DEV'"; return 1; }
     [ "$lipc_rz_n" -gt "$lipc_rz_h" ] || { lipc_fail "device '$LIPC_DEV' is smaller than the header"; return 1; }
-    lipc_rz_max=$(((lipc_rz_n - lipc_rz_h) / lipc_rz_bs))
-    if [ "$lipc_rz_bc" -le "$lipc_rz_max" ]; then
+    lipc_rz_max=$(((lipc_rz_n - lipc_rz_h) / LIPC_RZ_BS))
+    if [ "$LIPC_RZ_BC" -le "$lipc_rz_max" ]; then
         lipc_log "filesystem on '$LIPC_DEV' already leaves room for the header; not resizing"
         return 0
     fi
-    lipc_log "shrinking the filesystem on '$LIPC_DEV' from $lipc_rz_bc to $lipc_rz_max blocks of $lipc_rz_bs bytes"
+    lipc_resize_room "$lipc_rz_max" || return 1
+    lipc_log "checking the filesystem on '$LIPC_DEV' before shrinking it"
     e2fsck -f -y "$LIPC_DEV" >&2
-    [ $? -lt 4 ] || { lipc_fail "e2fsck found errors it could not fix on '$LIPC_DEV'; run e2fsck by hand"; return 1; }
-    resize2fs "$LIPC_DEV" "$lipc_rz_max" >&2 ||
-        { lipc_fail "resize2fs failed on '$LIPC_DEV'; run e2fsck and resize2fs by hand"; return 1; }
+    [ $? -lt 4 ] || { lipc_fail "e2fsck found errors it could not fix on '$LIPC_DEV'; nothing converted; run e2fsck -f by hand"; return 1; }
+    lipc_sb_read || { lipc_fail "cannot read the ext superblock of '$LIPC_DEV' after e2fsck"; return 1; }
+    lipc_resize_room "$lipc_rz_max" || return 1
+    lipc_log "shrinking the filesystem on '$LIPC_DEV' from $LIPC_RZ_BC to $lipc_rz_max blocks of $LIPC_RZ_BS bytes"
+    resize2fs -f "$LIPC_DEV" "$lipc_rz_max" >&2 ||
+        { lipc_fail "resize2fs failed on '$LIPC_DEV'; nothing converted; run e2fsck -f and resize2fs by hand"; return 1; }
+    if ! e2fsck -f -n "$LIPC_DEV" >&2; then
+        lipc_fail "the filesystem on '$LIPC_DEV' is not clean after resize2fs; nothing converted; run e2fsck -f by hand"
+        return 1
+    fi
+    if ! lipc_sb_read || [ "$LIPC_RZ_BC" -gt "$lipc_rz_max" ]; then
+        lipc_fail "the filesystem on '$LIPC_DEV' still ends after block $lipc_rz_max after resize2fs; nothing converted; shrink it by hand"
+        return 1
+    fi
 }
 
 # lipc_progress: turn --progress-json lines into console and plymouth
