@@ -8,6 +8,7 @@
 #include "convert.h"
 #include "engine.h"
 #include "luksipc.h"
+#include "notes.h"
 #include "probe.h"
 #include "state.h"
 
@@ -85,7 +86,7 @@ static void print_status(struct state *s, const char *path, const char *device, 
 	       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, m);
 }
 
-int status_run(const char *path, const char *device, int json, int notes)
+int status_run(const char *path, const char *device, int json, int notes, const char *framework)
 {
 	struct state s;
 	char *text = NULL;
@@ -98,7 +99,7 @@ int status_run(const char *path, const char *device, int json, int notes)
 	if (notes) {
 		r = state_read_notes(&s, &text);
 		if (r == 0)
-			fputs(text, stdout);
+			notes_print(stdout, text, framework, path);
 		goto out;
 	}
 	if (!device)

@@ -3,8 +3,9 @@
 # the initramfs-tools script. POSIX sh, sourced, never executed.
 #
 # Contract with the framework adapter that sources this file:
-#   - it may set LIPC_CMDLINE (default: /proc/cmdline) and LIPC_BIN
-#     (default: luksipc from PATH);
+#   - it may set LIPC_CMDLINE (default: /proc/cmdline), LIPC_BIN
+#     (default: luksipc from PATH) and LIPC_FRAMEWORK (initramfs-tools,
+#     dracut or other, for the admin notes; default: guessed);
 #   - it calls lipc_run once; lipc_run returns 0 when there was nothing to do
 #     or when the device is converted and opened, and 1 otherwise with the
 #     one-line reason in LIPC_ERROR; the adapter then enters its emergency
@@ -620,6 +621,7 @@ lipc_convert_args() {
         printf '%s\n' --note-name "$lipc_ca_v"
     fi
     [ -z "$LIPC_NOTEKEY" ] || printf '%s\n' --note-key-file "$LIPC_NOTEKEY"
+    printf '%s\n' --note-framework "$LIPC_FRAMEWORK"
 }
 
 # lipc_convert_key CMD...: lipc_with_key, except that a passphrase that is
@@ -677,7 +679,10 @@ lipc_notes() {
     else
         lipc_log "'$LIPC_DEV' is re-encrypted with a new volume key; what to do next (also in $LIPC_RUN/notes):"
     fi
-    "$LIPC_BIN" status --state "$LIPC_STATE" --notes >"$LIPC_RUN/notes" 2>/dev/null
+    lipc_n_fw=
+    [ "$LIPC_FRAMEWORK" = other ] || lipc_n_fw=$LIPC_FRAMEWORK
+    "$LIPC_BIN" status --state "$LIPC_STATE" --notes ${lipc_n_fw:+--framework "$lipc_n_fw"} \
+        >"$LIPC_RUN/notes" 2>/dev/null
     while IFS= read -r lipc_n_line; do
         echo "luksipc:   $lipc_n_line" >&2
     done <"$LIPC_RUN/notes"
@@ -734,7 +739,22 @@ lipc_check_mode() {
     LIPC_MODE=$lipc_cm
 }
 
+# lipc_framework: LIPC_FRAMEWORK, unless the adapter set it.
+lipc_framework() {
+    case ${LIPC_FRAMEWORK-} in
+    initramfs-tools | dracut | other) return 0 ;;
+    esac
+    if [ -e /scripts/functions ]; then
+        LIPC_FRAMEWORK=initramfs-tools
+    elif [ -e /lib/dracut-lib.sh ]; then
+        LIPC_FRAMEWORK=dracut
+    else
+        LIPC_FRAMEWORK=other
+    fi
+}
+
 lipc_main() {
+    lipc_framework
     LIPC_MODE=$(lipc_arg rd.luksipc.mode) || LIPC_MODE=encrypt
     case $LIPC_MODE in
     encrypt) ;;
