@@ -1,4 +1,10 @@
 #!/bin/sh
+# The boot library (luksipc-lib.sh) on the host, its system tools real or
+# stubbed.
+#
+# The key device is mounted with -t and the type blkid finds, after
+# modprobe; a failed mount's own words end up in the one-line error.
+#
 # rd.luksipc.resize=1 (lipc_resize in the boot library) shrinks a
 # ~75%-full ext4 that fills its partition by exactly the header, with data
 # that must move out of the tail: e2fsck -fn is clean afterwards, the block
@@ -117,6 +123,44 @@ t_refuse_full() {
 	assert_grep "too full to give up its last 16 MiB.*free [0-9]+ MiB more \(delete files\) or make the partition that much bigger" "$T/err"
 }
 
+# keydev_mount TYPE MOUNT_RC: lipc_mount_ro with blkid, modprobe and mount
+# stubbed (the calls logged to $T/calls); LIPC_ERROR on stderr.
+keydev_mount() {
+	(
+		LIPC_CMDLINE=
+		# shellcheck source=dracut-module/55luksipc/luksipc-lib.sh
+		. "$LIB"
+		blkid() { [ -z "$KD_TYPE" ] || echo "$KD_TYPE"; }
+		modprobe() { echo "modprobe $*" >>"$T/calls"; }
+		mount() {
+			echo "mount $*" >>"$T/calls"
+			[ "$KD_RC" = 0 ] && return 0
+			echo "mount: /run/luksipc/keydev: wrong fs type, bad option, bad superblock on /dev/vdb, missing codepage or helper program, or other error."
+			echo "       dmesg(1) may have more information after failed mount system call." >&2
+			return "$KD_RC"
+		}
+		if ! lipc_mount_ro /dev/vdb /run/luksipc/keydev rd.luksipc.key; then
+			printf '%s\n' "$LIPC_ERROR" >&2
+			exit 1
+		fi
+	)
+}
+
+t_keydev_mount() {
+	: >calls
+	KD_TYPE=vfat KD_RC=0 run_rc 0 keydev_mount
+	assert_grep '^modprobe -q fs-vfat$' calls
+	assert_grep '^mount -t vfat -o ro /dev/vdb /run/luksipc/keydev$' calls
+	KD_TYPE=ext4 KD_RC=32 run_rc 1 keydev_mount
+	cat "$T/err"
+	assert_one_error_line "$T/err"
+	assert_grep "^luksipc: error: cannot mount key device '/dev/vdb' \(ext4\) read-only: mount: /run/luksipc/keydev: wrong fs type.* or other error\. dmesg\(1\) may have more information after failed mount system call\.; check rd\.luksipc\.key= and that the initramfs has the ext4 module$" "$T/err"
+	KD_TYPE='' KD_RC=0 run_rc 1 keydev_mount
+	assert_one_error_line "$T/err"
+	assert_grep "key device '/dev/vdb' holds no filesystem that blkid recognises; check rd\.luksipc\.key=" "$T/err"
+}
+
+run_test "the key device is mounted with -t TYPE; mount's own error in one line" t_keydev_mount
 run_test "rd.luksipc.resize=1 shrinks a 75%-full ext4 by exactly the header; files unchanged" t_resize_75_percent
 run_test "rd.luksipc.resize=1 refuses a full ext4 with one line, image unchanged" t_refuse_full
 test_done
