@@ -195,10 +195,10 @@ static void print_crypttab(FILE *o, const struct notes *n, int step)
 static void print_flags(FILE *o, const struct notes *n, int step)
 {
 	fprintf(o,
-		"%d. Remove the rd.luksipc flags from the kernel command line (GRUB: /etc/default/grub and\n"
-		"   /etc/default/grub.d/*.cfg; kernel-install: /etc/kernel/cmdline)%s, then update GRUB. Without GRUB,\n"
-		"   make the same change in your boot loader's entry.\n",
-		step, n->fw == FW_DRACUT ? " and add the rd.luks flags that unlock the root" : "");
+		"%d. Remove the rd.luksipc flags from the kernel command line%s (GRUB: /etc/default/grub\n"
+		"   and /etc/default/grub.d/*.cfg; kernel-install: /etc/kernel/cmdline), then update GRUB.\n"
+		"   Without GRUB, make the same change in your boot loader's entry.\n",
+		step, n->fw == FW_DRACUT ? ", add the rd.luks flags that unlock the root" : "");
 	fputs("  $ for f in /etc/default/grub /etc/default/grub.d/*.cfg /etc/kernel/cmdline; do if [ -f \"$f\" ]; then "
 	      "sed -i 's/[[:space:]]*\\<rd\\.luksipc[.a-z-]*=[^[:space:]\"]*//g' \"$f\"; fi; done\n",
 	      o);
