@@ -195,9 +195,9 @@ static void print_crypttab(FILE *o, const struct notes *n, int step)
 static void print_flags(FILE *o, const struct notes *n, int step)
 {
 	fprintf(o,
-		"%d. Remove the rd.luksipc flags from the kernel command line%s (GRUB: /etc/default/grub\n"
-		"   and /etc/default/grub.d/*.cfg; kernel-install: /etc/kernel/cmdline), then update GRUB.\n"
-		"   Without GRUB, make the same change in your boot loader's entry.\n",
+		"%d. Remove the rd.luksipc flags from the kernel command line%s\n"
+		"   (GRUB: /etc/default/grub and /etc/default/grub.d/*.cfg; kernel-install: /etc/kernel/cmdline),\n"
+		"   then update GRUB. Without GRUB, make the same change in your boot loader's entry.\n",
 		step, n->fw == FW_DRACUT ? ", add the rd.luks flags that unlock the root" : "");
 	fputs("  $ for f in /etc/default/grub /etc/default/grub.d/*.cfg /etc/kernel/cmdline; do if [ -f \"$f\" ]; then "
 	      "sed -i 's/[[:space:]]*\\<rd\\.luksipc[.a-z-]*=[^[:space:]\"]*//g' \"$f\"; fi; done\n",
