@@ -20,6 +20,7 @@
 #include "lock.h"
 #include "luks.h"
 #include "luksipc.h"
+#include "notes.h"
 #include "probe.h"
 #include "secmem.h"
 #include "state.h"
@@ -226,27 +227,27 @@ void job_write_notes(struct job *j)
 {
 	const struct convert_opts *o = j->o;
 	const char *kf = o->note_key ? o->note_key : o->generate_key_file ? o->generate_key_file : o->key_file;
-	const char *u = j->st.sb.luks_uuid;
-	char name[128], text[4096];
-	int have_kf = kf && strcmp(kf, "-") != 0;
+	char name[128], text[4096], *abs = NULL;
+	struct notes_facts f = {
+		.device = o->device,
+		.uuid = j->st.sb.luks_uuid,
+		.luks_version = j->st.sb.luks_version,
+		.reencrypt = j->st.sb.mode == MODE_REENCRYPT,
+		.name = name,
+		.key = kf ? kf : "-",
+		.framework = o->note_framework ? o->note_framework : "",
+	};
 
 	if (o->note_name)
 		snprintf(name, sizeof(name), "%s", o->note_name);
 	else
-		snprintf(name, sizeof(name), "luks-%s", u);
-	snprintf(text, sizeof(text),
-		 "luksipc converted %s to LUKS%u (UUID %s).\n"
-		 "Next steps:\n"
-		 "- /etc/crypttab: %s UUID=%s %s luks\n"
-		 "- kernel command line: remove rd.luksipc=...; add rd.luks.uuid=%s (dracut), or rely on crypttab (initramfs-tools); then rebuild the initramfs\n"
-		 "- add a passphrase: cryptsetup luksAddKey%s%s %s\n"
-		 "- retire a generated key file once a passphrase works: cryptsetup luksRemoveKey %s %s, then shred -u it\n"
-		 "- wipe the state store when you no longer need it: luksipc finalize --state %s\n",
-		 o->device, j->st.sb.luks_version, u, name, u, have_kf ? kf : "none", u,
-		 have_kf ? " --key-file " : "", have_kf ? kf : "", o->device,
-		 o->device, have_kf ? kf : "<key file>", o->state);
-	if (state_write_notes(&j->st, text) < 0)
+		snprintf(name, sizeof(name), "luks-%s", f.uuid);
+	/* crypttab wants the key file by its absolute path */
+	if (!o->note_key && kf && strcmp(kf, "-") && kf[0] != '/' && (abs = realpath(kf, NULL)))
+		f.key = abs;
+	if (notes_record(&f, text, sizeof(text)) < 0 || state_write_notes(&j->st, text) < 0)
 		log_warn("cannot record the admin notes in '%s'", o->state);
+	free(abs);
 }
 
 /* The engine's contexts for the keys in j, unless already made. */

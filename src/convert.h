@@ -29,10 +29,12 @@ struct convert_opts {
 	int progress_json;
 	const char *note_name;  /* mapper name for the admin notes; default luks-<UUID> */
 	const char *note_key;   /* key file path for the admin notes; default the key file */
+	const char *note_framework; /* the boot framework converting: initramfs-tools or dracut */
 };
 
 int convert_run(const struct convert_opts *o);
-int status_run(const char *state, const char *device, int json, int notes);
+/* notes: print the admin notes for framework (NULL: the recorded or installed one). */
+int status_run(const char *state, const char *device, int json, int notes, const char *framework);
 int finalize_run(const char *state, const char *device, int batch);
 
 #endif

@@ -9,10 +9,11 @@
 
 #include "convert.h"
 #include "luksipc.h"
+#include "notes.h"
 
 static const char usage_text[] =
 	"usage: luksipc convert -d DEVICE --state PATH [options]\n"
-	"       luksipc status --state PATH [-d DEVICE] [--json] [--notes]\n"
+	"       luksipc status --state PATH [-d DEVICE] [--json] [--notes [--framework FW]]\n"
 	"       luksipc finalize --state PATH [-d DEVICE]\n"
 	"\n"
 	"Encrypts DEVICE (a block device or image file) in place with LUKS. Rerun the\n"
@@ -41,7 +42,15 @@ static const char usage_text[] =
 	"      --progress-json       progress as JSON lines on stderr\n"
 	"      --note-name NAME, --note-key-file PATH  mapper name and key file\n"
 	"                            to name in the admin notes (status --notes)\n"
+	"      --note-framework FW   the boot framework converting: initramfs-tools,\n"
+	"                            dracut or other (set by the boot hooks)\n"
 	"  -l, --loglevel 0..4       0 errors ... 4 debug (default 2)\n"
+	"\n"
+	"status options:\n"
+	"      --json                one JSON object\n"
+	"      --notes               the admin notes: the steps to boot without the flags\n"
+	"      --framework FW        notes for initramfs-tools or dracut (default: the one\n"
+	"                            that converted, else the one installed)\n"
 	"\n"
 	"exit codes: 0 ok or already converted, 1 internal error, 2 usage error,\n"
 	"3 refused (nothing written), 4 key error (nothing written),\n"
@@ -50,7 +59,7 @@ static const char usage_text[] =
 enum {
 	OPT_STATE = 256, OPT_TYPE, OPT_KEY_SIZE, OPT_SECTOR_SIZE, OPT_HEADER_SIZE, OPT_STEP_SIZE,
 	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
-	OPT_REENCRYPT, OPT_OLD_KEY, OPT_READDEV, OPT_NOTE_NAME, OPT_NOTE_KEY,
+	OPT_REENCRYPT, OPT_OLD_KEY, OPT_READDEV, OPT_NOTE_NAME, OPT_NOTE_KEY, OPT_NOTE_FW, OPT_FRAMEWORK,
 	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION,
 };
 
@@ -76,6 +85,8 @@ static const struct option long_options[] = {
 	{ "readdev", required_argument, NULL, OPT_READDEV },
 	{ "note-name", required_argument, NULL, OPT_NOTE_NAME },
 	{ "note-key-file", required_argument, NULL, OPT_NOTE_KEY },
+	{ "note-framework", required_argument, NULL, OPT_NOTE_FW },
+	{ "framework", required_argument, NULL, OPT_FRAMEWORK },
 	{ "old-key-file", required_argument, NULL, OPT_OLD_KEY },
 	{ "batch", no_argument, NULL, OPT_BATCH },
 	{ "i-know-what-im-doing", no_argument, NULL, OPT_BATCH },
@@ -93,6 +104,7 @@ static const struct option long_options[] = {
 struct cli {
 	struct convert_opts c;
 	int json, notes;
+	const char *framework;
 };
 
 static int bad_value(const char *opt, const char *val, const char *want)
@@ -158,6 +170,16 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 	case OPT_READDEV: o->readdev = arg; return 0;
 	case OPT_NOTE_NAME: o->note_name = arg; return 0;
 	case OPT_NOTE_KEY: o->note_key = arg; return 0;
+	case OPT_NOTE_FW:
+		if (strcmp(arg, "other") && !notes_framework_ok(arg))
+			return bad_value("--note-framework", arg, "initramfs-tools, dracut or other");
+		o->note_framework = arg;
+		return 0;
+	case OPT_FRAMEWORK:
+		if (!notes_framework_ok(arg))
+			return bad_value("--framework", arg, "initramfs-tools or dracut");
+		cli->framework = arg;
+		return 0;
 	case OPT_OLD_KEY: o->old_key_file = arg; return 0;
 	case OPT_BATCH: o->batch = 1; return 0;
 	case OPT_NO_SEATBELT: o->no_seatbelt = 1; return 0;
@@ -227,7 +249,7 @@ static int dispatch(const char *verb, struct cli *cli)
 		return E_USAGE;
 	}
 	if (!strcmp(verb, "status"))
-		return status_run(cli->c.state, cli->c.device, cli->json, cli->notes);
+		return status_run(cli->c.state, cli->c.device, cli->json, cli->notes, cli->framework);
 	return finalize_run(cli->c.state, cli->c.device, cli->c.batch);
 }
 

@@ -9,6 +9,7 @@
 #include "engine.h"
 #include "lock.h"
 #include "luksipc.h"
+#include "notes.h"
 #include "probe.h"
 #include "state.h"
 
@@ -94,7 +95,7 @@ static void print_status(struct state *s, const char *path, const char *device, 
 	       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, m);
 }
 
-int status_run(const char *path, const char *device, int json, int notes)
+int status_run(const char *path, const char *device, int json, int notes, const char *framework)
 {
 	struct state s;
 	char *text = NULL;
@@ -107,7 +108,7 @@ int status_run(const char *path, const char *device, int json, int notes)
 	if (notes) {
 		r = state_read_notes(&s, &text);
 		if (r == 0)
-			fputs(text, stdout);
+			notes_print(stdout, text, framework, path);
 		goto out;
 	}
 	if (!device)

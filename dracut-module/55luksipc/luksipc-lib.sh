@@ -3,8 +3,9 @@
 # the initramfs-tools script. POSIX sh, sourced, never executed.
 #
 # Contract with the framework adapter that sources this file:
-#   - it may set LIPC_CMDLINE (default: /proc/cmdline) and LIPC_BIN
-#     (default: luksipc from PATH);
+#   - it may set LIPC_CMDLINE (default: /proc/cmdline), LIPC_BIN
+#     (default: luksipc from PATH) and LIPC_FRAMEWORK (initramfs-tools,
+#     dracut or other, for the admin notes; default: guessed);
 #   - it calls lipc_run once; lipc_run returns 0 when there was nothing to do
 #     or when the device is converted and opened, and 1 otherwise with the
 #     one-line reason in LIPC_ERROR; the adapter then enters its emergency
@@ -286,6 +287,35 @@ lipc_ask_passphrase() {
     [ -n "$LIPC_PASS" ] || { lipc_fail "empty passphrase for '$LIPC_DEV'"; return 1; }
 }
 
+# lipc_oneline TEXT...: TEXT with every run of blanks and newlines made one
+# space, so that a tool's message fits the one-line error.
+lipc_oneline() {
+    set -f
+    # shellcheck disable=SC2048,SC2086 # splitting on blanks is the point
+    set -- $*
+    set +f
+    printf '%s\n' "$*"
+}
+
+# lipc_mount_ro DEV MNT FLAG: mount the key device DEV read-only on MNT.
+# mount without -t tries only the types the kernel already has, and a stock
+# initramfs has not loaded ext4 or vfat by local-top; so name the type
+# blkid finds and load its module (quietly: it may be built in).
+lipc_mount_ro() {
+    lipc_mr_type=$(blkid -p -s TYPE -o value "$1" 2>/dev/null)
+    if [ -z "$lipc_mr_type" ]; then
+        lipc_fail "key device '$1' holds no filesystem that blkid recognises; check $3= names the device that holds the key file"
+        return 1
+    fi
+    if command -v modprobe >/dev/null 2>&1; then
+        modprobe -q "fs-$lipc_mr_type" 2>/dev/null || modprobe -q "$lipc_mr_type" 2>/dev/null || :
+    fi
+    if ! lipc_mr_err=$(mount -t "$lipc_mr_type" -o ro "$1" "$2" 2>&1); then
+        lipc_fail "cannot mount key device '$1' ($lipc_mr_type) read-only: $(lipc_oneline "${lipc_mr_err:-mount gave no reason}"); check $3= and that the initramfs has the $lipc_mr_type module"
+        return 1
+    fi
+}
+
 # lipc_key_file FLAG MNT: print the file that FLAG=PATH[:KEYDEV] names,
 # mounting KEYDEV read-only on $LIPC_RUN/MNT (or reusing the mount of an
 # earlier flag with the same KEYDEV). Mounts are recorded in LIPC_KEYMNT.
@@ -310,10 +340,7 @@ lipc_key_file() {
         if [ -z "$lipc_kf_mnt" ]; then
             lipc_kf_mnt=$LIPC_RUN/$2
             mkdir -p "$lipc_kf_mnt"
-            mount -o ro "$lipc_kf_dev" "$lipc_kf_mnt" 2>/dev/null || {
-                lipc_fail "cannot mount key device '$lipc_kf_dev' read-only; check $1="
-                return 2
-            }
+            lipc_mount_ro "$lipc_kf_dev" "$lipc_kf_mnt" "$1" || return 2
             echo "$lipc_kf_dev" >"$lipc_kf_mnt.dev"
             LIPC_KEYMNT="$LIPC_KEYMNT $lipc_kf_mnt"
         fi
@@ -411,8 +438,106 @@ lipc_dumpe2fs_get() {
     done
 }
 
+# lipc_sb_read: LIPC_RZ_* from the superblock of LIPC_DEV (dumpe2fs -h,
+# read only); false when it cannot be read.
+lipc_sb_read() {
+    lipc_rz_sb=$(dumpe2fs -h "$LIPC_DEV" 2>/dev/null) || return 1
+    LIPC_RZ_BS=$(lipc_dumpe2fs_get "Block size")
+    LIPC_RZ_BC=$(lipc_dumpe2fs_get "Block count")
+    LIPC_RZ_FREE=$(lipc_dumpe2fs_get "Free blocks")
+    LIPC_RZ_FIRST=$(lipc_dumpe2fs_get "First block")
+    LIPC_RZ_BPG=$(lipc_dumpe2fs_get "Blocks per group")
+    LIPC_RZ_IPG=$(lipc_dumpe2fs_get "Inodes per group")
+    lipc_sr_ic=$(lipc_dumpe2fs_get "Inode count")
+    lipc_sr_fi=$(lipc_dumpe2fs_get "Free inodes")
+    for lipc_sr_v in "$LIPC_RZ_BS" "$LIPC_RZ_BC" "$LIPC_RZ_FREE" "$LIPC_RZ_FIRST" \
+        "$LIPC_RZ_BPG" "$LIPC_RZ_IPG" "$lipc_sr_ic" "$lipc_sr_fi"; do
+        lipc_is_uint "$lipc_sr_v" || return 1
+    done
+    [ "$LIPC_RZ_BS" -gt 0 ] && [ "$LIPC_RZ_BPG" -gt 0 ] || return 1
+    LIPC_RZ_IUSED=$((lipc_sr_ic - lipc_sr_fi))
+}
+
+# lipc_tail_free FROM: print how many blocks at or above block FROM are
+# free, from dumpe2fs's per-group free ranges (read only).
+lipc_tail_free() {
+    lipc_tf_from=$1
+    lipc_tf_all=$(dumpe2fs "$LIPC_DEV" 2>/dev/null) || return 1
+    printf '%s\n' "$lipc_tf_all" | {
+        lipc_tf=0
+        lipc_tf_in=
+        while IFS= read -r lipc_tf_l; do
+            case $lipc_tf_l in
+            'Group '*'(Blocks '*-*')'*)
+                lipc_tf_e=${lipc_tf_l#*(Blocks }
+                lipc_tf_e=${lipc_tf_e%%)*}
+                lipc_tf_e=${lipc_tf_e#*-}
+                lipc_tf_in=
+                [ "$lipc_tf_e" -lt "$lipc_tf_from" ] || lipc_tf_in=1
+                ;;
+            '  Free blocks: '*)
+                [ -n "$lipc_tf_in" ] || continue
+                lipc_tf_r=${lipc_tf_l#*: }
+                IFS=', '
+                set -f
+                # shellcheck disable=SC2086 # one range per word
+                set -- $lipc_tf_r
+                set +f
+                IFS=' 	
+'
+                for lipc_tf_x in "$@"; do
+                    lipc_tf_a=${lipc_tf_x%-*}
+                    lipc_tf_b=${lipc_tf_x#*-}
+                    [ "$lipc_tf_a" -ge "$lipc_tf_from" ] || lipc_tf_a=$lipc_tf_from
+                    [ "$lipc_tf_b" -lt "$lipc_tf_a" ] || lipc_tf=$((lipc_tf + lipc_tf_b - lipc_tf_a + 1))
+                done
+                ;;
+            esac
+        done
+        echo "$lipc_tf"
+    }
+}
+
+lipc_mib_up() {
+    echo $((($1 * LIPC_RZ_BS + 1048575) / 1048576))
+}
+
+# lipc_resize_room LIM: whether the filesystem can end at block LIM, from
+# its free blocks (read only); the one-line refusal in LIPC_ERROR if not.
+# The used blocks at or above LIM (m) must move below it, and each moved
+# block may cost one new extent-tree block in the worst case (its own
+# extent, in an inode that needs a new leaf: resize2fs's own worst case),
+# plus 64 blocks for directory and journal bookkeeping. So the free blocks
+# below LIM must be at least 2m + 64. resize2fs -P is not asked: its
+# estimate adds a flex group's worth of inode tables and whole groups, and
+# refuses filesystems that have ample room (issue 16).
+lipc_resize_room() {
+    lipc_rr_tail=$((LIPC_RZ_BC - $1))
+    if ! lipc_rr_tf=$(lipc_tail_free "$1") || ! lipc_is_uint "$lipc_rr_tf"; then
+        lipc_fail "cannot read the free blocks of '$LIPC_DEV' (dumpe2fs)"
+        return 1
+    fi
+    lipc_rr_move=$((lipc_rr_tail - lipc_rr_tf))
+    lipc_rr_have=$((LIPC_RZ_FREE - lipc_rr_tf))
+    lipc_rr_need=$((2 * lipc_rr_move + 64))
+    if [ "$lipc_rr_have" -lt "$lipc_rr_need" ]; then
+        lipc_fail "filesystem on '$LIPC_DEV' is too full to give up its last $(lipc_mib_up "$lipc_rr_tail") MiB to the LUKS header: it needs $(lipc_mib_up "$lipc_rr_need") MiB free below the new end and has $(lipc_mib_up "$lipc_rr_have") MiB; free $(lipc_mib_up $((lipc_rr_need - lipc_rr_have))) MiB more (delete files) or make the partition that much bigger, then reboot"
+        return 1
+    fi
+    lipc_rr_groups=$((($1 - LIPC_RZ_FIRST) / LIPC_RZ_BPG))
+    [ "$lipc_rr_groups" -ge 1 ] || lipc_rr_groups=1
+    if [ "$LIPC_RZ_IUSED" -gt $((lipc_rr_groups * LIPC_RZ_IPG)) ]; then
+        lipc_fail "filesystem on '$LIPC_DEV' has too many files ($LIPC_RZ_IUSED inodes) to give up its last $(lipc_mib_up "$lipc_rr_tail") MiB: the groups left hold $((lipc_rr_groups * LIPC_RZ_IPG)); delete files or make the partition bigger, then reboot"
+        return 1
+    fi
+}
+
 # lipc_resize: shrink an ext2/3/4 filesystem so that it ends at or before
-# device size - header size. Only before a conversion has started.
+# device size - header size, by exactly that much. Only before a conversion
+# has started. Nothing is written when the free blocks do not allow it;
+# otherwise e2fsck -f -y, the room checked again on the repaired counts,
+# resize2fs -f, then e2fsck -fn must be clean and the block count within
+# the limit before the conversion may start.
 lipc_resize() {
     lipc_rz_type=$(blkid -p -s TYPE -o value "$LIPC_DEV" 2>/dev/null)
     case $lipc_rz_type in
@@ -424,24 +549,30 @@ lipc_resize() {
     esac
     lipc_rz_h=$(lipc_header_bytes) || { lipc_fail "bad rd.luksipc.header-size="; return 1; }
     lipc_rz_n=$(lipc_dev_bytes "$LIPC_DEV") || { lipc_fail "cannot read the size of '$LIPC_DEV'"; return 1; }
-    lipc_rz_sb=$(dumpe2fs -h "$LIPC_DEV" 2>/dev/null) || { lipc_fail "cannot read the ext superblock of '$LIPC_DEV'"; return 1; }
-    lipc_rz_bs=$(lipc_dumpe2fs_get "Block size")
-    lipc_rz_bc=$(lipc_dumpe2fs_get "Block count")
-    if ! lipc_is_uint "$lipc_rz_bs" || ! lipc_is_uint "$lipc_rz_bc"; then
-        lipc_fail "cannot read the ext superblock of '$LIPC_DEV'"
-        return 1
-    fi
+    lipc_sb_read || { lipc_fail "cannot read the ext superblock of '$LIPC_DEV'"; return 1; }
     [ "$lipc_rz_n" -gt "$lipc_rz_h" ] || { lipc_fail "device '$LIPC_DEV' is smaller than the header"; return 1; }
-    lipc_rz_max=$(((lipc_rz_n - lipc_rz_h) / lipc_rz_bs))
-    if [ "$lipc_rz_bc" -le "$lipc_rz_max" ]; then
+    lipc_rz_max=$(((lipc_rz_n - lipc_rz_h) / LIPC_RZ_BS))
+    if [ "$LIPC_RZ_BC" -le "$lipc_rz_max" ]; then
         lipc_log "filesystem on '$LIPC_DEV' already leaves room for the header; not resizing"
         return 0
     fi
-    lipc_log "shrinking the filesystem on '$LIPC_DEV' from $lipc_rz_bc to $lipc_rz_max blocks of $lipc_rz_bs bytes"
+    lipc_resize_room "$lipc_rz_max" || return 1
+    lipc_log "checking the filesystem on '$LIPC_DEV' before shrinking it"
     e2fsck -f -y "$LIPC_DEV" >&2
-    [ $? -lt 4 ] || { lipc_fail "e2fsck found errors it could not fix on '$LIPC_DEV'; run e2fsck by hand"; return 1; }
-    resize2fs "$LIPC_DEV" "$lipc_rz_max" >&2 ||
-        { lipc_fail "resize2fs failed on '$LIPC_DEV'; run e2fsck and resize2fs by hand"; return 1; }
+    [ $? -lt 4 ] || { lipc_fail "e2fsck found errors it could not fix on '$LIPC_DEV'; nothing converted; run e2fsck -f by hand"; return 1; }
+    lipc_sb_read || { lipc_fail "cannot read the ext superblock of '$LIPC_DEV' after e2fsck"; return 1; }
+    lipc_resize_room "$lipc_rz_max" || return 1
+    lipc_log "shrinking the filesystem on '$LIPC_DEV' from $LIPC_RZ_BC to $lipc_rz_max blocks of $LIPC_RZ_BS bytes"
+    resize2fs -f "$LIPC_DEV" "$lipc_rz_max" >&2 ||
+        { lipc_fail "resize2fs failed on '$LIPC_DEV'; nothing converted; run e2fsck -f and resize2fs by hand"; return 1; }
+    if ! e2fsck -f -n "$LIPC_DEV" >&2; then
+        lipc_fail "the filesystem on '$LIPC_DEV' is not clean after resize2fs; nothing converted; run e2fsck -f by hand"
+        return 1
+    fi
+    if ! lipc_sb_read || [ "$LIPC_RZ_BC" -gt "$lipc_rz_max" ]; then
+        lipc_fail "the filesystem on '$LIPC_DEV' still ends after block $lipc_rz_max after resize2fs; nothing converted; shrink it by hand"
+        return 1
+    fi
 }
 
 # lipc_progress: turn --progress-json lines into console and plymouth
@@ -495,6 +626,7 @@ lipc_convert_args() {
         printf '%s\n' --note-name "$lipc_ca_v"
     fi
     [ -z "$LIPC_NOTEKEY" ] || printf '%s\n' --note-key-file "$LIPC_NOTEKEY"
+    printf '%s\n' --note-framework "$LIPC_FRAMEWORK"
 }
 
 # lipc_convert_key CMD...: lipc_with_key, except that a passphrase that is
@@ -574,7 +706,10 @@ lipc_notes() {
     else
         lipc_log "'$LIPC_DEV' is re-encrypted with a new volume key; what to do next (also in $LIPC_RUN/notes):"
     fi
-    "$LIPC_BIN" status --state "$LIPC_STATE" --notes >"$LIPC_RUN/notes" 2>/dev/null
+    lipc_n_fw=
+    [ "$LIPC_FRAMEWORK" = other ] || lipc_n_fw=$LIPC_FRAMEWORK
+    "$LIPC_BIN" status --state "$LIPC_STATE" --notes ${lipc_n_fw:+--framework "$lipc_n_fw"} \
+        >"$LIPC_RUN/notes" 2>/dev/null
     while IFS= read -r lipc_n_line; do
         echo "luksipc:   $lipc_n_line" >&2
     done <"$LIPC_RUN/notes"
@@ -631,7 +766,22 @@ lipc_check_mode() {
     LIPC_MODE=$lipc_cm
 }
 
+# lipc_framework: LIPC_FRAMEWORK, unless the adapter set it.
+lipc_framework() {
+    case ${LIPC_FRAMEWORK-} in
+    initramfs-tools | dracut | other) return 0 ;;
+    esac
+    if [ -e /scripts/functions ]; then
+        LIPC_FRAMEWORK=initramfs-tools
+    elif [ -e /lib/dracut-lib.sh ]; then
+        LIPC_FRAMEWORK=dracut
+    else
+        LIPC_FRAMEWORK=other
+    fi
+}
+
 lipc_main() {
+    lipc_framework
     LIPC_MODE=$(lipc_arg rd.luksipc.mode) || LIPC_MODE=encrypt
     case $LIPC_MODE in
     encrypt) ;;

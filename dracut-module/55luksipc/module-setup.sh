@@ -39,7 +39,11 @@ installkernel() {
     # The host root is usually not encrypted yet, so crypt's host-only
     # guess would leave out the cipher modules: name them.
     hostonly='' instmods dm_crypt xts ecb cbc aesni_intel aes_generic \
-        crypto_simd cryptd sha256_generic sha512_generic ext4
+        crypto_simd cryptd sha256_generic sha512_generic
+    # The key device is mounted with the type blkid finds: the usual
+    # key-device filesystems, with the character sets vfat's and exfat's
+    # defaults need. instmods skips what this kernel does not have.
+    hostonly='' instmods ext4 vfat nls_cp437 nls_ascii nls_utf8 exfat
     return 0
 }
 
@@ -50,7 +54,7 @@ install() {
     inst_binary "$bin" /usr/sbin/luksipc
     inst_multiple cryptsetup blkid e2fsck resize2fs dumpe2fs mount umount \
         readlink sleep cat mkdir chmod
-    inst_multiple -o stty plymouth udevadm
+    inst_multiple -o stty plymouth udevadm modprobe
     inst_simple "$moddir/luksipc-lib.sh" /usr/lib/luksipc/luksipc-lib.sh
     inst_script "$moddir/luksipc-boot.sh" /usr/sbin/luksipc-boot
 

@@ -53,7 +53,7 @@ initrd_dracut() {
 	dracutbasedir=$base dracut --force --no-hostonly --no-hostonly-cmdline \
 		--conf /dev/null --confdir "$work/dracut-conf.d" --tmpdir "$work" \
 		--kver "$KVER" --add luksipc --omit "$omit" \
-		--add-drivers "virtio_blk virtio_pci ext4" --no-early-microcode \
+		--add-drivers "virtio_blk virtio_pci" --no-early-microcode \
 		--compress "zstd -1" "${test[@]}" "$out" >"$work/dracut.log" 2>&1 || {
 		INITRD_ERR="dracut failed: $(tail -n 5 "$work/dracut.log")"
 		return 1
@@ -75,7 +75,11 @@ initrd_itools() {
 	cp "$stage/usr/share/initramfs-tools/scripts/local-top/luksipc" "$conf/scripts/local-top/"
 	printf '%s\n' MODULES=list BUSYBOX=y KEYMAP=n COMPRESS=zstd COMPRESSLEVEL=1 \
 		RUNSIZE=10% FSTYPE=ext4 >"$conf/initramfs.conf"
-	printf '%s\n' virtio_pci virtio_blk ext4 >"$conf/modules"
+	# Only the disk driver is loaded by force. A stock image (MODULES=most)
+	# does not load ext4 or vfat before local-top either: the root mount's
+	# `mount -t` makes the kernel load it, the luksipc hook must do the same
+	# for the key device (and puts the modules in the image).
+	printf '%s\n' virtio_pci virtio_blk >"$conf/modules"
 	rm -f "$conf/hooks/luksipc-test-hooks" # left by an earlier test image in WORK
 	if [ -n "${INITRD_TEST_HOOKS:-}" ]; then
 		# an extra hook, run by mkinitramfs -d like the luksipc one

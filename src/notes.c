@@ -1,0 +1,293 @@
+/*
+ * Admin notes. The conversion records facts, not prose: the steps depend on
+ * the framework that builds the initramfs, which `status --notes` knows
+ * better in the booted system than the converter did at the start.
+ *
+ * Why these crypttab lines (issue 16, read from cryptsetup 2:2.6.1-4 and
+ * systemd 252's sources):
+ *  - initramfs-tools: cryptroot has no "PATH:DEVICE" spelling and will not
+ *    take a key file for the root ("Skipping root target ... uses a key
+ *    file"); its passdev keyscript reads "DEVICE:PATH". systemd-cryptsetup
+ *    in the booted system reads the same field as "PATH:DEVICE" (it splits
+ *    at the last colon) and fails on the key device mount, so the line
+ *    carries noauto: systemd then does not pull the unit into
+ *    cryptsetup.target, and cryptroot ignores noauto for the devices it
+ *    unlocks in the initramfs.
+ *  - dracut: systemd-cryptsetup runs in the initrd too, so systemd's own
+ *    spelling, plus rd.luks.uuid/name/key for an initrd that carries no
+ *    crypttab (not host-only). In the booted system the volume is already
+ *    active and systemd-cryptsetup leaves it be.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "notes.h"
+
+#define NOTES_MAGIC "luksipc-notes 2\n"
+
+enum fw { FW_NONE, FW_ITOOLS, FW_DRACUT };
+
+struct notes {
+	struct notes_facts f;
+	enum fw fw;
+	int boot;              /* converted at boot: kernel flags to remove */
+	char key_path[1024];   /* PATH of PATH:DEVICE, or the plain key file */
+	const char *keydev;    /* DEVICE of PATH:DEVICE as written, or NULL */
+	char keydev_node[1024];/* DEVICE as a /dev path */
+	int passphrase;
+};
+
+int notes_framework_ok(const char *name)
+{
+	return !strcmp(name, "initramfs-tools") || !strcmp(name, "dracut");
+}
+
+int notes_record(const struct notes_facts *f, char *buf, size_t len)
+{
+	const char *v[] = { f->device, f->uuid, f->name, f->key, f->framework };
+	int n;
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (strchr(v[i], '\n'))
+			return -EINVAL;
+	n = snprintf(buf, len, NOTES_MAGIC "device=%s\nuuid=%s\nluks=%u\nmode=%s\nname=%s\nkey=%s\nframework=%s\n", f->device,
+		     f->uuid, f->luks_version, f->reencrypt ? "reencrypt" : "encrypt", f->name, f->key, f->framework);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+/* Fills n->f from a record; text is modified (values point into it). */
+static int parse_record(char *text, struct notes *n)
+{
+	char *line, *save = NULL;
+
+	if (strncmp(text, NOTES_MAGIC, strlen(NOTES_MAGIC)))
+		return -EINVAL;
+	memset(n, 0, sizeof(*n));
+	n->f.framework = "";
+	for (line = strtok_r(text + strlen(NOTES_MAGIC), "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *val = strchr(line, '=');
+
+		if (!val)
+			continue;
+		*val++ = '\0';
+		if (!strcmp(line, "device"))
+			n->f.device = val;
+		else if (!strcmp(line, "uuid"))
+			n->f.uuid = val;
+		else if (!strcmp(line, "luks"))
+			n->f.luks_version = (unsigned)strtoul(val, NULL, 10);
+		else if (!strcmp(line, "mode"))
+			n->f.reencrypt = !strcmp(val, "reencrypt");
+		else if (!strcmp(line, "name"))
+			n->f.name = val;
+		else if (!strcmp(line, "key"))
+			n->f.key = val;
+		else if (!strcmp(line, "framework"))
+			n->f.framework = val;
+	}
+	return n->f.device && n->f.uuid && n->f.name && n->f.key ? 0 : -EINVAL;
+}
+
+/* Characters the printed commands never need to quote or escape. */
+static int is_plain(const char *s)
+{
+	return *s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/:=+@,") == strlen(s);
+}
+
+/* The /dev node a device spec names, as passdev needs it; 0 or -EINVAL. */
+static int dev_node(const char *spec, char *buf, size_t len)
+{
+	static const struct { const char *tag, *dir; } map[] = {
+		{ "UUID=", "/dev/disk/by-uuid/" }, { "PARTUUID=", "/dev/disk/by-partuuid/" },
+		{ "LABEL=", "/dev/disk/by-label/" }, { "PARTLABEL=", "/dev/disk/by-partlabel/" },
+	};
+	int r = -1;
+
+	if (!strncmp(spec, "/dev/", 5))
+		r = snprintf(buf, len, "%s", spec);
+	for (size_t i = 0; r < 0 && i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strncmp(spec, map[i].tag, strlen(map[i].tag)) && spec[strlen(map[i].tag)])
+			r = snprintf(buf, len, "%s%s", map[i].dir, spec + strlen(map[i].tag));
+	return r < 0 || (size_t)r >= len ? -EINVAL : 0;
+}
+
+/* The key as the boot lib's rd.luksipc.key=PATH[:DEVICE] reads it. */
+static void split_key(struct notes *n)
+{
+	const char *k = n->f.key, *colon = strchr(k, ':');
+
+	n->passphrase = !*k || !strcmp(k, "-");
+	if (n->passphrase)
+		return;
+	if (colon && dev_node(colon + 1, n->keydev_node, sizeof(n->keydev_node)) == 0) {
+		snprintf(n->key_path, sizeof(n->key_path), "%.*s", (int)(colon - k), k);
+		n->keydev = colon + 1;
+	} else {
+		snprintf(n->key_path, sizeof(n->key_path), "%s", k);
+	}
+}
+
+static enum fw detect_fw(const char *override, const char *recorded)
+{
+	const char *name = override ? override : recorded;
+
+	/* recorded "other": converted at boot by a framework these notes do not know */
+	if (name && !strcmp(name, "initramfs-tools"))
+		return FW_ITOOLS;
+	if (name && !strcmp(name, "dracut"))
+		return FW_DRACUT;
+	if (access("/usr/sbin/update-initramfs", X_OK) == 0 || access("/sbin/update-initramfs", X_OK) == 0)
+		return FW_ITOOLS;
+	if (access("/usr/bin/dracut", X_OK) == 0 || access("/usr/sbin/dracut", X_OK) == 0)
+		return FW_DRACUT;
+	return FW_NONE;
+}
+
+/* The name as a sed BRE: '.' is the only special character is_plain allows. */
+static void print_re(FILE *o, const char *s)
+{
+	for (; *s; s++)
+		fprintf(o, *s == '.' ? "\\%c" : "%c", *s);
+}
+
+static void print_crypttab_cmd(FILE *o, const struct notes *n, const char *key, const char *opts)
+{
+	/* an older entry for the name or the device (re-encryption) goes */
+	fputs("  $ touch /etc/crypttab && sed -i '/^", o);
+	print_re(o, n->f.name);
+	fprintf(o, "[[:space:]]/d; /^[^#]*[[:space:]]UUID=%s[[:space:]]/d' /etc/crypttab && printf '%%s\\n' '%s UUID=%s %s %s' >>/etc/crypttab\n",
+		n->f.uuid, n->f.name, n->f.uuid, key, opts);
+}
+
+static void print_crypttab(FILE *o, const struct notes *n, int step)
+{
+	char arg[2200];
+
+	if (n->passphrase) {
+		fprintf(o, "%d. The /etc/crypttab entry (the key field none: asked for the passphrase at boot):\n", step);
+		print_crypttab_cmd(o, n, "none", "luks");
+	} else if (n->keydev && n->fw == FW_ITOOLS) {
+		fprintf(o,
+			"%d. The /etc/crypttab entry. Debian's cryptroot reads a key on another device with the passdev keyscript\n"
+			"   (DEVICE:PATH); noauto keeps systemd-cryptsetup in the booted system off the root, which the\n"
+			"   initramfs has opened (systemd would read the same field as PATH:DEVICE and fail):\n",
+			step);
+		snprintf(arg, sizeof(arg), "%s:%s", n->keydev_node, n->key_path);
+		print_crypttab_cmd(o, n, arg, "luks,keyscript=passdev,noauto");
+	} else if (n->keydev) {
+		fprintf(o, "%d. The /etc/crypttab entry, in systemd's spelling (PATH:DEVICE):\n", step);
+		snprintf(arg, sizeof(arg), "%s:%s", n->key_path, n->keydev);
+		print_crypttab_cmd(o, n, arg, "luks");
+	} else {
+		fprintf(o, "%d. The /etc/crypttab entry (the key file %s must exist in the booted system):\n", step, n->key_path);
+		print_crypttab_cmd(o, n, n->key_path, "luks");
+		if (n->fw == FW_ITOOLS)
+			fputs("   If this is the root filesystem: initramfs-tools takes no key file from the root filesystem for it;\n"
+			      "   add a passphrase (below) and write none instead of the key file, then do the next steps.\n",
+			      o);
+	}
+}
+
+static void print_flags(FILE *o, const struct notes *n, int step)
+{
+	fprintf(o,
+		"%d. Remove the rd.luksipc flags from the kernel command line%s\n"
+		"   (GRUB: /etc/default/grub and /etc/default/grub.d/*.cfg; kernel-install: /etc/kernel/cmdline),\n"
+		"   then update GRUB. Without GRUB, make the same change in your boot loader's entry.\n",
+		step, n->fw == FW_DRACUT ? ", add the rd.luks flags that unlock the root" : "");
+	fputs("  $ for f in /etc/default/grub /etc/default/grub.d/*.cfg /etc/kernel/cmdline; do if [ -f \"$f\" ]; then "
+	      "sed -i 's/[[:space:]]*\\<rd\\.luksipc[.a-z-]*=[^[:space:]\"]*//g' \"$f\"; fi; done\n",
+	      o);
+	if (n->fw == FW_DRACUT) {
+		char flags[3000];
+
+		if (n->keydev)
+			snprintf(flags, sizeof(flags), "rd.luks.uuid=%s rd.luks.name=%s=%s rd.luks.key=%s=%s:%s", n->f.uuid, n->f.uuid,
+				 n->f.name, n->f.uuid, n->key_path, n->keydev);
+		else
+			snprintf(flags, sizeof(flags), "rd.luks.uuid=%s rd.luks.name=%s=%s", n->f.uuid, n->f.uuid, n->f.name);
+		fprintf(o, "  $ sed -i 's|^GRUB_CMDLINE_LINUX=\"|&%s |' /etc/default/grub\n", flags);
+		fprintf(o, "  $ if [ -f /etc/kernel/cmdline ]; then sed -i '1s|$| %s|' /etc/kernel/cmdline; fi\n", flags);
+	}
+	fputs("  $ update-grub\n", o);
+}
+
+static void print_passphrase(FILE *o, const struct notes *n, int step)
+{
+	if (n->passphrase)
+		return;
+	fprintf(o,
+		"%d. Optional: a passphrase as a second way in (cryptsetup reads it from stdin when stdin is not a\n"
+		"   terminal; one line)%s:\n",
+		step, n->keydev ? ", with the key device plugged in" : "");
+	if (n->keydev) {
+		fprintf(o, "  $ mkdir -p /run/luksipc-key && mount -o ro %s /run/luksipc-key\n", n->keydev_node);
+		fprintf(o, "  $ cryptsetup luksAddKey --key-file /run/luksipc-key/%s /dev/disk/by-uuid/%s\n",
+			n->key_path + strspn(n->key_path, "/"), n->f.uuid);
+		fputs("  $ umount /run/luksipc-key\n", o);
+	} else {
+		fprintf(o, "  $ cryptsetup luksAddKey --key-file %s /dev/disk/by-uuid/%s\n", n->key_path, n->f.uuid);
+	}
+}
+
+static void print_later(FILE *o, const struct notes *n, const char *state)
+{
+	fprintf(o, "Later, once %s:\n", n->boot ? "a boot without the rd.luksipc flags works" : "the device unlocks from /etc/crypttab");
+	fprintf(o, "- the state store is no longer needed: 'luksipc finalize --state %s' wipes it (it refuses while the\n"
+		   "  conversion is unfinished or the device does not match).\n", state);
+	if (!n->passphrase)
+		fprintf(o, "- to retire the key file: add a passphrase, make the boot ask for it (crypttab key field none, no\n"
+			   "  keyscript; rebuild the initramfs) and boot with it; only then remove the key file's keyslot:\n"
+			   "  cryptsetup luksRemoveKey /dev/disk/by-uuid/%s KEYFILE\n"
+			   "  Never remove the last keyslot that works (cryptsetup luksDump lists them).\n", n->f.uuid);
+}
+
+static void print_steps(FILE *o, struct notes *n, const char *state)
+{
+	static const char *fw_name[] = { "a system with neither update-initramfs nor dracut", "initramfs-tools", "dracut" };
+	int step = 1;
+
+	fprintf(o, "luksipc %s %s to LUKS%u (LUKS UUID %s), opened as '%s'.\n",
+		n->f.reencrypt ? "re-encrypted" : "converted", n->f.device, n->f.luks_version, n->f.uuid, n->f.name);
+	if (!is_plain(n->f.name) || !is_plain(n->f.uuid) || (!n->passphrase && !is_plain(n->f.key))) {
+		fprintf(o, "The name or key file holds characters these notes do not quote: write the /etc/crypttab entry for\n"
+			   "'%s' (UUID=%s) by hand, see crypttab(5).\n", n->f.name, n->f.uuid);
+		return;
+	}
+	fprintf(o, "Next steps for %s (luksipc status --notes --framework initramfs-tools|dracut for the other).\n"
+		   "Run each line that starts with \"$\" as root, in this order:\n", fw_name[n->fw]);
+	print_crypttab(o, n, step++);
+	if (n->fw == FW_ITOOLS)
+		fprintf(o, "%d. Rebuild the initramfs, so that it carries the entry%s:\n  $ update-initramfs -u\n", step++,
+			n->keydev ? " and passdev" : "");
+	else if (n->fw == FW_DRACUT)
+		fprintf(o, "%d. Rebuild the initramfs:\n  $ dracut -f\n", step++);
+	if (n->boot)
+		print_flags(o, n, step++);
+	print_passphrase(o, n, step++);
+	if (n->boot)
+		fprintf(o, "Then reboot: the initramfs unlocks '%s' %s, without the rd.luksipc flags.\n", n->f.name,
+			n->passphrase ? "with the passphrase" : "with the key file");
+	print_later(o, n, state);
+}
+
+void notes_print(FILE *out, const char *stored, const char *framework, const char *state)
+{
+	struct notes n;
+	char *copy = strdup(stored);
+
+	if (!copy || parse_record(copy, &n) < 0) {
+		fputs(stored, out);
+		free(copy);
+		return;
+	}
+	n.boot = *n.f.framework != '\0';
+	n.fw = detect_fw(framework, n.boot ? n.f.framework : NULL);
+	split_key(&n);
+	print_steps(out, &n, state);
+	free(copy);
+}

@@ -1,0 +1,166 @@
+#!/bin/sh
+# The boot library (luksipc-lib.sh) on the host, its system tools real or
+# stubbed.
+#
+# The key device is mounted with -t and the type blkid finds, after
+# modprobe; a failed mount's own words end up in the one-line error.
+#
+# rd.luksipc.resize=1 (lipc_resize in the boot library) shrinks a
+# ~75%-full ext4 that fills its partition by exactly the header, with data
+# that must move out of the tail: e2fsck -fn is clean afterwards, the block
+# count is within (size - 16 MiB) / bs and every file reads back the same.
+# A filesystem that truly lacks the room is refused with one line and not
+# one byte written. (Issue 16: resize2fs -P's estimate refused every such
+# filesystem of 1000 MiB or less with "New size smaller than minimum".)
+# shellcheck source=tests/lib/common.sh
+. "$(dirname "$0")/../lib/common.sh"
+
+# LIPC_LIB: another copy of the library (to watch an old one fail)
+LIB=${LIPC_LIB:-$TESTS_ROOT/dracut-module/55luksipc/luksipc-lib.sh}
+SIZE_MIB=400
+BS=4096
+LIM=$(((SIZE_MIB - 16) * MiB / BS))
+
+# payload DIR MIB: files of seeded random bytes, about MIB MiB in total,
+# a few hundred small ones (a root's /etc) and the rest up to 4 MiB.
+payload() {
+	"$PY" - "$1" "$2" <<'PYEOF'
+import os, random, sys
+root, budget = sys.argv[1], int(sys.argv[2]) << 20
+r = random.Random(16)
+tot = i = 0
+while tot < budget:
+    n = r.randint(100, 24000) if i < 600 else r.randint(64 << 10, 4 << 20)
+    n = min(n, budget - tot) or 1
+    d = os.path.join(root, "d%02d" % (i % 40))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d" % i), "wb") as f:
+        f.write(r.randbytes(n))
+    tot += n
+    i += 1
+PYEOF
+}
+
+# mkimg IMG SRC: ext4 with 4 KiB blocks over the whole image, from SRC.
+mkimg() {
+	truncate -s "${SIZE_MIB}M" "$1"
+	mke2fs -q -F -t ext4 -b $BS -E nodiscard -d "$2" "$1"
+}
+
+sb_field() {
+	dumpe2fs -h "$1" 2>/dev/null | sed -n "s/^$2: *//p"
+}
+
+# boot_resize IMG: run the boot library's lipc_resize on IMG as the boot
+# hook would (no kernel flags but the defaults: a 16 MiB LUKS2 header);
+# LIPC_ERROR on stderr when it refuses.
+boot_resize() {
+	(
+		LIPC_CMDLINE=
+		# shellcheck source=dracut-module/55luksipc/luksipc-lib.sh
+		. "$LIB"
+		lipc_dev_bytes() { stat -c %s "$1"; }
+		LIPC_DEV=$1
+		if ! lipc_resize; then
+			printf '%s\n' "$LIPC_ERROR" >&2
+			exit 1
+		fi
+	)
+}
+
+t_resize_75_percent() {
+	need_cmd mke2fs debugfs e2fsck resize2fs dumpe2fs blkid
+	# Filled to the last few blocks, then every 3rd file deleted until
+	# about 75 % is used, with files left in the last 16 MiB that must move.
+	payload src 356
+	mkimg img src
+	bc=$(sb_field img "Block count")
+	free=$(sb_field img "Free blocks")
+	need=$(((bc - free) * BS - 75 * SIZE_MIB * MiB / 100))
+	find src -type f -printf '%s %p\n' | sort -k2 |
+		awk -v need=$need 'NR % 3 == 0 && got < need { print $2; got += $1 }' >deleted
+	sed 's|^src/|rm /|' deleted >rm.cmds
+	debugfs -w -f rm.cmds img >/dev/null 2>&1
+	while IFS= read -r f; do rm -f "$f"; done <deleted
+	(cd src && find . -type f -exec sha256sum {} + | sort -k2) >want
+	e2fsck -fn img >/dev/null 2>&1 || fail "fixture: e2fsck -fn not clean after the deletions"
+	bc=$(sb_field img "Block count")
+	free=$(sb_field img "Free blocks")
+	used_pct=$(((bc - free) * 100 / bc))
+	echo "fixture: $bc blocks, $free free, ${used_pct}% used, limit $LIM"
+	if [ "$used_pct" -lt 70 ] || [ "$used_pct" -gt 80 ]; then fail "fixture is ${used_pct}% full, not about 75%"; fi
+	[ "$bc" -gt "$LIM" ] || fail "fixture already ends within the limit"
+	tail_files=$(debugfs -R "icheck $(seq -s ' ' $((LIM + 1)) 300 $((bc - 1)))" img 2>/dev/null |
+		awk '$2 ~ /^[0-9]+$/' | wc -l)
+	[ "$tail_files" -gt 0 ] || fail "fixture: nothing in the last 16 MiB to move"
+	min=$(resize2fs -P img 2>/dev/null | sed -n 's/.*: *//p')
+	echo "resize2fs -P estimates $min blocks; blocks in use in the tail (sampled): $tail_files"
+	run_rc 0 boot_resize img
+	cat "$T/err"
+	e2fsck -fn img >fsck.out 2>&1 || { cat fsck.out; fail "e2fsck -fn not clean after lipc_resize"; }
+	nbc=$(sb_field img "Block count")
+	[ "$nbc" -le "$LIM" ] || fail "block count $nbc after lipc_resize, limit $LIM"
+	[ "$nbc" -ge $((LIM - 64)) ] || fail "shrunk to $nbc blocks, more than needed (limit $LIM)"
+	mkdir dump
+	debugfs -R "rdump / $T/dump" img >/dev/null 2>&1
+	(cd dump && find . -type f ! -path './lost+found/*' -exec sha256sum {} + | sort -k2) >got
+	cmp -s want got || { diff want got | head; fail "files differ after lipc_resize"; }
+	echo "$(wc -l <want) files identical; $bc -> $nbc blocks"
+}
+
+t_refuse_full() {
+	need_cmd mke2fs e2fsck resize2fs dumpe2fs blkid
+	# Full to the last few blocks: less free than the 16 MiB to give up.
+	payload src 356
+	mkimg img src
+	free=$(sb_field img "Free blocks")
+	[ "$free" -lt $((16 * MiB / BS)) ] || fail "fixture has $free free blocks, not truly full"
+	before=$(sha img)
+	run_rc 1 boot_resize img
+	assert_eq "$(sha img)" "$before" "image hash after a refused resize"
+	cat "$T/err"
+	assert_one_error_line "$T/err"
+	assert_grep "too full to give up its last 16 MiB.*free [0-9]+ MiB more \(delete files\) or make the partition that much bigger" "$T/err"
+}
+
+# keydev_mount TYPE MOUNT_RC: lipc_mount_ro with blkid, modprobe and mount
+# stubbed (the calls logged to $T/calls); LIPC_ERROR on stderr.
+keydev_mount() {
+	(
+		LIPC_CMDLINE=
+		# shellcheck source=dracut-module/55luksipc/luksipc-lib.sh
+		. "$LIB"
+		blkid() { [ -z "$KD_TYPE" ] || echo "$KD_TYPE"; }
+		modprobe() { echo "modprobe $*" >>"$T/calls"; }
+		mount() {
+			echo "mount $*" >>"$T/calls"
+			[ "$KD_RC" = 0 ] && return 0
+			echo "mount: /run/luksipc/keydev: wrong fs type, bad option, bad superblock on /dev/vdb, missing codepage or helper program, or other error."
+			echo "       dmesg(1) may have more information after failed mount system call." >&2
+			return "$KD_RC"
+		}
+		if ! lipc_mount_ro /dev/vdb /run/luksipc/keydev rd.luksipc.key; then
+			printf '%s\n' "$LIPC_ERROR" >&2
+			exit 1
+		fi
+	)
+}
+
+t_keydev_mount() {
+	: >calls
+	KD_TYPE=vfat KD_RC=0 run_rc 0 keydev_mount
+	assert_grep '^modprobe -q fs-vfat$' calls
+	assert_grep '^mount -t vfat -o ro /dev/vdb /run/luksipc/keydev$' calls
+	KD_TYPE=ext4 KD_RC=32 run_rc 1 keydev_mount
+	cat "$T/err"
+	assert_one_error_line "$T/err"
+	assert_grep "^luksipc: error: cannot mount key device '/dev/vdb' \(ext4\) read-only: mount: /run/luksipc/keydev: wrong fs type.* or other error\. dmesg\(1\) may have more information after failed mount system call\.; check rd\.luksipc\.key= and that the initramfs has the ext4 module$" "$T/err"
+	KD_TYPE='' KD_RC=0 run_rc 1 keydev_mount
+	assert_one_error_line "$T/err"
+	assert_grep "key device '/dev/vdb' holds no filesystem that blkid recognises; check rd\.luksipc\.key=" "$T/err"
+}
+
+run_test "the key device is mounted with -t TYPE; mount's own error in one line" t_keydev_mount
+run_test "rd.luksipc.resize=1 shrinks a 75%-full ext4 by exactly the header; files unchanged" t_resize_75_percent
+run_test "rd.luksipc.resize=1 refuses a full ext4 with one line, image unchanged" t_refuse_full
+test_done
