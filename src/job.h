@@ -23,6 +23,7 @@ struct job {
 	size_t vk_len;
 	uint8_t *image;
 	struct geometry geo;
+	struct state_rec first; /* record 1: frontier P, the first step's source as prepared */
 	/* LUKS to LUKS */
 	struct key old_key;
 	uint8_t *old_vk;
