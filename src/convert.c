@@ -220,6 +220,37 @@ int job_check_state_store(struct job *j, uint64_t need)
 	return 0;
 }
 
+static int read_plain(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	return dev_pread_full(ctx, buf, len, off);
+}
+
+int job_check_half_converted(struct job *j, probe_read_fn rd, void *ctx, uint64_t size, const char *fs_type, const char *extra)
+{
+	char why[256] = "";
+	int r = fs_type[0] ? probe_fs_copies(rd, ctx, size, fs_type, why, sizeof(why)) : 0;
+
+	if (r < 0) {
+		log_error("cannot read device '%s' to check it for a conversion in progress: %s", j->o->device, strerror(-r));
+		return r;
+	}
+	if (r == 0 && extra && extra[0]) {
+		snprintf(why, sizeof(why), "%s", extra);
+		r = 1;
+	}
+	if (r == 0) {
+		log_verbose("no sign of a conversion in progress on '%s'", j->o->device);
+		return 0;
+	}
+	if (j->o->no_seatbelt) {
+		log_warn("device '%s' shows a sign of a conversion in progress (%s); --no-seatbelt: converting anyway", j->o->device, why);
+		return 0;
+	}
+	log_error("device '%s' shows a sign of a conversion in progress whose state is lost: %s; nothing was written: give the state store of that conversion with --state, or, only if you know no conversion ever ran on '%s', use --no-seatbelt",
+		  j->o->device, why, j->o->device);
+	return E_REFUSED;
+}
+
 static int plan_geometry(struct job *j)
 {
 	const struct convert_opts *o = j->o;
@@ -437,6 +468,8 @@ static int start(struct job *j)
 	}
 	if ((r = plan_geometry(j)) < 0 || (r = job_check_filesystem(j, &j->dev, j->geo.data_size, &sb)) < 0)
 		return r;
+	if ((r = job_check_half_converted(j, read_plain, &j->dev, j->dev.size, sb.fs_type, NULL)) < 0)
+		return r;
 	sb.header_len = j->geo.header_size;
 	if ((r = job_check_state_store(j, state_plan(&sb))) < 0)
 		return r;
@@ -638,6 +671,26 @@ static int prepared_images_good(struct job *j)
 
 static int start(struct job *j);
 
+/* A record that names a journal was written after the journal was durable: a bad journal is damage. */
+static int check_journal(struct job *j)
+{
+	uint64_t len = j->st.rec.journal_f - j->st.rec.journal_a;
+	uint8_t *buf;
+	int r;
+
+	if (j->st.rec.journal_f == 0)
+		return 0;
+	buf = len <= j->st.sb.journal_len ? dev_buf_alloc(len) : NULL;
+	r = buf ? state_read_journal(&j->st, buf) : len > j->st.sb.journal_len ? -EBADMSG : -ENOMEM;
+	free(buf);
+	if (r == -EBADMSG) {
+		log_error("state store '%s' is damaged: the journal of the step in progress fails its checksum, so that step cannot be redone; restore the state store from a copy",
+			  j->o->state);
+		return E_REFUSED;
+	}
+	return r;
+}
+
 /*
  * The state holds no progress record: the device has not been written.
  * 0 with record 1 committed, 1 when it prepared and ran the conversion
@@ -702,6 +755,8 @@ static int resume(struct job *j)
 			return E_REFUSED;
 		}
 		if (r < 0)
+			return r;
+		if ((r = check_journal(j)) < 0)
 			return r;
 	}
 	r = engine_verify(&e);

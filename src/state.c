@@ -250,6 +250,34 @@ static int magic_at(struct state *s, uint64_t off, const void *magic, size_t len
 	return memcmp(buf, magic, len) == 0;
 }
 
+#define REMNANT_SCAN (256 * 1024 * 1024)
+
+/* A LUKS binary header (either copy) at a 4 KiB boundary from 1 MiB on. 1 found, 0 not, -errno. */
+static int luks_magic_scan(struct state *s, char *what, size_t len)
+{
+	static const uint8_t luks1[6] = { 'L', 'U', 'K', 'S', 0xba, 0xbe };
+	static const uint8_t luks2b[6] = { 'S', 'K', 'U', 'L', 0xba, 0xbe };
+	const size_t chunk = 1024 * 1024;
+	uint64_t end = s->dev.size < STATE_HEADER_OFF + REMNANT_SCAN ? s->dev.size : STATE_HEADER_OFF + REMNANT_SCAN;
+	uint8_t *buf = dev_buf_alloc(chunk);
+	int r = buf ? 0 : -ENOMEM;
+
+	for (uint64_t off = STATE_HEADER_OFF; r == 0 && off + 4096 <= end; off += chunk) {
+		size_t n = end - off < chunk ? (size_t)(end - off) / 4096 * 4096 : chunk;
+
+		if ((r = dev_pread_full(&s->dev, buf, n, off)) < 0)
+			break;
+		for (size_t i = 0; i < n; i += 4096)
+			if (memcmp(buf + i, luks1, 6) == 0 || memcmp(buf + i, luks2b, 6) == 0) {
+				snprintf(what, len, "a LUKS header image at byte %llu", (unsigned long long)(off + i));
+				r = 1;
+				break;
+			}
+	}
+	free(buf);
+	return r;
+}
+
 /* 1 if copy i of the superblock has the magic; *ret_version its format version. */
 static int sb_magic_at(struct state *s, uint64_t off, uint32_t *ret_version)
 {
@@ -265,8 +293,6 @@ static int sb_magic_at(struct state *s, uint64_t off, uint32_t *ret_version)
 
 int state_find_remnants(struct state *s, char *what, size_t len)
 {
-	static const uint8_t luks1[6] = { 'L', 'U', 'K', 'S', 0xba, 0xbe };
-	static const uint8_t luks2b[6] = { 'S', 'K', 'U', 'L', 0xba, 0xbe };
 	static const char notes[] = "luksipc converted";
 	static const char *const copy_name[] = { "A", "B", "C, at the end" };
 	const struct {
@@ -277,7 +303,6 @@ int state_find_remnants(struct state *s, char *what, size_t len)
 	} marks[] = {
 		{ STATE_REC_SLOT0, rec_magic, 8, "a progress record (slot 0)" },
 		{ STATE_REC_SLOT1, rec_magic, 8, "a progress record (slot 1)" },
-		{ STATE_HEADER_OFF, luks1, 6, "a LUKS header image at 1 MiB" },
 		{ STATE_NOTES_OFF + 4, notes, 8, "the admin notes of a conversion" },
 	};
 	uint64_t copies[3] = { 0, STATE_SB_SIZE, s->dev.size >= 3 * STATE_SB_SIZE ? state_tail_sb_off(s->dev.size) : 0 };
@@ -293,15 +318,13 @@ int state_find_remnants(struct state *s, char *what, size_t len)
 			return 1;
 		}
 	}
-	/* LUKS2 keeps a second binary header after the first (16 KiB to 4 MiB in). */
-	for (uint64_t o = 16 * 1024; o <= 4 * 1024 * 1024; o *= 2) {
-		if ((r = magic_at(s, STATE_HEADER_OFF + o, luks2b, 6)) < 0)
-			return r;
-		if (r) {
-			snprintf(what, len, "the second copy of a LUKS2 header image at 1 MiB + %llu KiB", (unsigned long long)(o / 1024));
-			return 1;
-		}
-	}
+	/*
+	 * The header images: the new one at 1 MiB, the old one (LUKS to LUKS)
+	 * right after it, each with LUKS2's second binary header inside. Their
+	 * sizes are in the lost superblock, so every 4 KiB is looked at.
+	 */
+	if ((r = luks_magic_scan(s, what, len)) != 0)
+		return r;
 	for (int i = 0; i < 3; i++) {
 		if (i == 2 && copies[2] == 0)
 			break;
