@@ -310,6 +310,19 @@ int state_find_remnants(struct state *s, char *what, size_t len)
 	int bad_copy = -1;
 	int r;
 
+	for (int i = 0; i < 3; i++) {
+		if (i == 2 && copies[2] == 0)
+			break;
+		if ((r = sb_magic_at(s, copies[i], &version)) < 0)
+			return r;
+		if (r && version != SB_VERSION) {
+			snprintf(what, len, "a superblock (copy %s) of state format %u, which this luksipc (format %u) does not read",
+				 copy_name[i], version, SB_VERSION);
+			return 1;
+		}
+		if (r && bad_copy < 0)
+			bad_copy = i;
+	}
 	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
 		if ((r = magic_at(s, marks[i].off, marks[i].magic, marks[i].len)) < 0)
 			return r;
@@ -325,19 +338,6 @@ int state_find_remnants(struct state *s, char *what, size_t len)
 	 */
 	if ((r = luks_magic_scan(s, what, len)) != 0)
 		return r;
-	for (int i = 0; i < 3; i++) {
-		if (i == 2 && copies[2] == 0)
-			break;
-		if ((r = sb_magic_at(s, copies[i], &version)) < 0)
-			return r;
-		if (r && version != SB_VERSION) {
-			snprintf(what, len, "a superblock (copy %s) of state format %u, which this luksipc (format %u) does not read",
-				 copy_name[i], version, SB_VERSION);
-			return 1;
-		}
-		if (r && bad_copy < 0)
-			bad_copy = i;
-	}
 	if (bad_copy >= 0) {
 		snprintf(what, len, "a superblock (copy %s) that fails its checksum", copy_name[bad_copy]);
 		return 2;
