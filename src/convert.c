@@ -516,21 +516,42 @@ int job_begin(struct job *j, struct state_sb *sb)
 	return job_run_engine(j);
 }
 
-/* The store must still hold everything its superblock places in it. */
+/* The superblock's layout of the store: 1 if the store holds all of it, 0 if it is shorter. */
+static int store_complete(struct job *j)
+{
+	struct state_sb plan = j->st.sb;
+	uint64_t need = state_plan(&plan);
+
+	return j->st.dev.size >= need && (j->st.dev.is_block || j->st.dev.size >= j->st.sb.store_size);
+}
+
+/*
+ * A store with a progress record must still hold everything its superblock
+ * places in it. (Without one, a short store is what a cut during its
+ * creation leaves, when the file's new size was not yet durable.)
+ */
 static int check_store_size(struct job *j)
 {
 	struct state_sb plan = j->st.sb;
 	uint64_t need = state_plan(&plan);
-	uint64_t have = j->st.dev.size;
-	const struct state_sb *sb = &j->st.sb;
 
-	if (plan.header_off != sb->header_off || plan.old_header_off != sb->old_header_off || plan.journal_off != sb->journal_off) {
-		log_error("state store '%s' records impossible parameters; it is damaged: restore it from a copy", j->o->state);
+	if (!store_complete(j)) {
+		log_error("state store '%s' is truncated: it has %llu bytes, the conversion recorded in it needs %llu; restore the state store from a copy, or from where it was written",
+			  j->o->state, (unsigned long long)j->st.dev.size, (unsigned long long)(j->st.sb.store_size > need ? j->st.sb.store_size : need));
 		return E_REFUSED;
 	}
-	if (have < need || (!j->st.dev.is_block && have < sb->store_size)) {
-		log_error("state store '%s' is truncated: it has %llu bytes, the conversion recorded in it needs %llu; restore the state store from a copy, or from where it was written",
-			  j->o->state, (unsigned long long)have, (unsigned long long)(sb->store_size > need ? sb->store_size : need));
+	return 0;
+}
+
+/* The superblock places the images and the journal where this version does. */
+static int check_layout(struct job *j)
+{
+	struct state_sb plan = j->st.sb;
+	const struct state_sb *sb = &j->st.sb;
+
+	state_plan(&plan);
+	if (plan.header_off != sb->header_off || plan.old_header_off != sb->old_header_off || plan.journal_off != sb->journal_off) {
+		log_error("state store '%s' records impossible parameters; it is damaged: restore it from a copy", j->o->state);
 		return E_REFUSED;
 	}
 	if (j->st.sb_copies != 7)
@@ -561,7 +582,7 @@ static int check_identity(struct job *j)
 		return E_REFUSED;
 	}
 	j->geo = g;
-	return check_store_size(j);
+	return check_layout(j);
 }
 
 static int already_done(struct job *j)
@@ -654,11 +675,15 @@ static int check_prepared_device(struct job *j)
 	return 0;
 }
 
-/* Header images of a prepared state: 1 both good, 0 one fails its checksum (preparation cut short). */
+/* Header images of a prepared state: 1 both good, 0 one missing or failing its checksum (preparation cut short). */
 static int prepared_images_good(struct job *j)
 {
 	uint8_t *img = NULL;
-	int r = state_read_header(&j->st, &img);
+	int r;
+
+	if (!store_complete(j))
+		return 0;
+	r = state_read_header(&j->st, &img);
 
 	free(img);
 	img = NULL;
@@ -737,6 +762,8 @@ static int resume(struct job *j)
 		return r;
 	if (r == 0 && j->st.rec.phase == PHASE_DONE)
 		return already_done(j);
+	if (r == 0 && (r = check_store_size(j)) < 0)
+		return r;
 	if (r == -ENOENT) { /* prepared, never started */
 		if ((r = start_prepared(j)) != 0)
 			return r > 0 ? 0 : r;
