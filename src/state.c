@@ -367,6 +367,8 @@ int state_load_records(struct state *s)
 	s->have_rec = 0;
 	s->rec_hmac_bad = 0;
 	for (int i = 0; i < 2; i++) {
+		if (slots[i] + sizeof(buf) > s->dev.size)
+			continue; /* a store cut short while it was made: no record there */
 		r = dev_pread_full(&s->dev, buf, sizeof(buf), slots[i]);
 		if (r < 0)
 			return r;

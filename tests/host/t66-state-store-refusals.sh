@@ -111,8 +111,25 @@ t_remnants() {
 	verify_plain dev.img key orig.img $((N - H))
 }
 
+# A cut while the store was made can leave its superblocks durable but not
+# its new size (the crash tier's states): that is no truncation, and the
+# same command prepares the conversion again.
+t_cut_while_made() {
+	need_luksipc
+	small_fixture $N $H
+	LUKSIPC_TEST_FAULT=state-write:4:EIO run_rc 5 c1 st
+	for len in 8192 8704 16384 $((MiB + 4096)); do
+		cp orig.img dev.img
+		cp st st.c
+		truncate -s "$len" st.c
+		run_rc 0 c1 st.c
+		verify_plain dev.img key orig.img $((N - H))
+	done
+}
+
 run_test "state file in a missing directory: refused (3), names it" t_missing_dir
 run_test "two runs create the same state file: the second is refused (3)" t_create_race
 run_test "state truncated inside its header image: refused (3) as truncated, not EIO" t_truncated
 run_test "records or header image without a superblock, other format: refused (3); --force-state" t_remnants
+run_test "store cut short while it was made: prepared again, exit 0" t_cut_while_made
 test_done
