@@ -64,13 +64,58 @@ static int open_device(struct job *j)
 	return 0;
 }
 
+/* A state file that does not exist yet must be creatable where it is named. */
+static int check_state_dir(struct job *j)
+{
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", j->o->state);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (access(dir, W_OK | X_OK) == 0)
+		return 0;
+	if (errno == ENOENT || errno == ENOTDIR)
+		log_error("cannot create state file '%s': directory '%s' does not exist; create it, or check --state", j->o->state, dir);
+	else
+		log_error("cannot create state file '%s' in '%s': %s; check --state", j->o->state, dir, strerror(errno));
+	return E_REFUSED;
+}
+
+/*
+ * No valid superblock: an empty store, unless something of a conversion is
+ * left on it. Torn superblock copies alone are what a cut during the very
+ * first write leaves (the header image and the records come only after the
+ * superblock is durable), so only they do not count.
+ */
+static int check_remnants(struct job *j)
+{
+	char what[160];
+	int r = state_find_remnants(&j->st, what, sizeof(what));
+
+	if (r <= 0 || r == 2)
+		return r < 0 ? r : 0;
+	if (j->o->force_state) {
+		log_warn("state store '%s' holds %s but no valid superblock; --force-state: starting afresh over it", j->o->state, what);
+		return 0;
+	}
+	log_error("state store '%s' holds %s but no valid superblock, so the conversion it belonged to cannot be resumed and '%s' may be half converted; restore the state store from a copy, or use --force-state only if you know '%s' was never written",
+		  j->o->state, what, j->o->device, j->o->device);
+	return E_REFUSED;
+}
+
 static int open_state(struct job *j)
 {
 	char why[512];
 	int r;
 
 	if (access(j->o->state, F_OK) < 0 && errno == ENOENT)
-		return 0; /* created later, once every check has passed */
+		return check_state_dir(j); /* created later, once every check has passed */
 	r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_EXCL | DEV_DIRECT);
 	if (r < 0)
 		return refuse_open("state store", j->o->state, r);
@@ -91,7 +136,7 @@ static int open_state(struct job *j)
 			  j->o->state, j->st.found_format, STATE_FORMAT);
 		return E_REFUSED;
 	}
-	return r == -ENOENT ? 0 : r;
+	return r == -ENOENT ? check_remnants(j) : r;
 }
 
 int job_confirm(const char *device)
@@ -195,6 +240,37 @@ int job_check_state_store(struct job *j, uint64_t need)
 		return E_REFUSED;
 	}
 	return 0;
+}
+
+static int read_plain(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	return dev_pread_full(ctx, buf, len, off);
+}
+
+int job_check_half_converted(struct job *j, probe_read_fn rd, void *ctx, uint64_t size, const char *fs_type, const char *extra)
+{
+	char why[256] = "";
+	int r = fs_type[0] ? probe_fs_copies(rd, ctx, size, fs_type, why, sizeof(why)) : 0;
+
+	if (r < 0) {
+		log_error("cannot read device '%s' to check it for a conversion in progress: %s", j->o->device, strerror(-r));
+		return r;
+	}
+	if (r == 0 && extra && extra[0]) {
+		snprintf(why, sizeof(why), "%s", extra);
+		r = 1;
+	}
+	if (r == 0) {
+		log_verbose("no sign of a conversion in progress on '%s'", j->o->device);
+		return 0;
+	}
+	if (j->o->no_seatbelt) {
+		log_warn("device '%s' shows a sign of a conversion in progress (%s); --no-seatbelt: converting anyway", j->o->device, why);
+		return 0;
+	}
+	log_error("device '%s' shows a sign of a conversion in progress whose state is lost: %s; nothing was written: give the state store of that conversion with --state, or, only if you know no conversion ever ran on '%s', use --no-seatbelt",
+		  j->o->device, why, j->o->device);
+	return E_REFUSED;
 }
 
 static int plan_geometry(struct job *j)
@@ -311,11 +387,17 @@ int job_run_engine(struct job *j)
 /* Writes the first record once the store is verified; data moves only after it. */
 int job_first_record(struct job *j)
 {
-	struct engine e = { .dev = &j->dev, .state = &j->st, .geo = &j->geo };
-	struct state_rec rec;
-	int r = engine_first_record(&e, &rec);
+	struct state_rec rec = j->first;
 
-	return r < 0 ? r : state_commit(&j->st, &rec);
+	return state_commit(&j->st, &rec);
+}
+
+/* The record that starts the conversion, from the device as it is now. */
+static int job_make_first_record(struct job *j)
+{
+	struct engine e = { .dev = &j->dev, .state = &j->st, .geo = &j->geo };
+
+	return engine_first_record(&e, &j->first);
 }
 
 int job_create_store(struct job *j, const struct state_sb *sb)
@@ -326,16 +408,23 @@ int job_create_store(struct job *j, const struct state_sb *sb)
 
 	if (!j->state_exists) {
 		r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_CREATE | DEV_DIRECT);
+		if (r == -EEXIST) {
+			log_error("cannot create state file '%s': %s; another luksipc run may have created it just now: make sure none is running, then run again", j->o->state, strerror(-r));
+			return E_REFUSED;
+		}
 		if (r < 0) {
-			log_error("cannot create state file '%s': %s", j->o->state, strerror(-r));
-			return r;
+			log_error("cannot create state file '%s': %s; check --state", j->o->state, strerror(-r));
+			return E_REFUSED;
 		}
 		if ((r = lock_dev(&j->st.dev, "state store")) < 0)
 			return r;
 		j->state_exists = 1;
 	}
-	if (!j->st.dev.is_block && j->st.dev.size < need && (r = dev_set_size(&j->st.dev, need)) < 0)
-		return r;
+	if (!j->st.dev.is_block && j->st.dev.size < need && (r = dev_set_size(&j->st.dev, need)) < 0) {
+		log_error("cannot grow state file '%s' to %llu bytes: %s; free some space there or use another --state", j->o->state,
+			  (unsigned long long)need, strerror(-r));
+		return E_REFUSED;
+	}
 	r = state_create(&j->st, sb, j->image, j->old_image);
 	if (r == 0)
 		log_debug("state store written and read back");
@@ -406,6 +495,8 @@ static int start(struct job *j)
 	}
 	if ((r = plan_geometry(j)) < 0 || (r = job_check_filesystem(j, &j->dev, j->geo.data_size, &sb)) < 0)
 		return r;
+	if ((r = job_check_half_converted(j, read_plain, &j->dev, j->dev.size, sb.fs_type, NULL)) < 0)
+		return r;
 	sb.header_len = j->geo.header_size;
 	if ((r = job_check_state_store(j, state_plan(&sb))) < 0)
 		return r;
@@ -436,6 +527,10 @@ int job_begin(struct job *j, struct state_sb *sb)
 	log_debug("header image hashed");
 	snprintf(sb->device_path, sizeof(sb->device_path), "%s", o->device);
 	sb->created = (uint64_t)time(NULL);
+	/* The first step's source as it is now: a later run of this prepared state checks it. */
+	if ((r = job_make_first_record(j)) < 0)
+		return r;
+	sb->first = j->first.ahead;
 	if ((r = job_create_store(j, sb)) < 0)
 		return r;
 	job_write_notes(j);
@@ -446,6 +541,51 @@ int job_begin(struct job *j, struct state_sb *sb)
 	log_info("%s '%s' (%llu bytes of data) to LUKS%u; state in '%s'", sb->mode == MODE_REENCRYPT ? "re-encrypting" : "converting",
 		 o->device, (unsigned long long)j->geo.data_size, sb->luks_version, o->state);
 	return job_run_engine(j);
+}
+
+/* The superblock's layout of the store: 1 if the store holds all of it, 0 if it is shorter. */
+static int store_complete(struct job *j)
+{
+	struct state_sb plan = j->st.sb;
+	uint64_t need = state_plan(&plan);
+
+	return j->st.dev.size >= need && (j->st.dev.is_block || j->st.dev.size >= j->st.sb.store_size);
+}
+
+/*
+ * A store with a progress record must still hold everything its superblock
+ * places in it. (Without one, a short store is what a cut during its
+ * creation leaves, when the file's new size was not yet durable.)
+ */
+static int check_store_size(struct job *j)
+{
+	struct state_sb plan = j->st.sb;
+	uint64_t need = state_plan(&plan);
+
+	if (!store_complete(j)) {
+		log_error("state store '%s' is truncated: it has %llu bytes, the conversion recorded in it needs %llu; restore the state store from a copy, or from where it was written",
+			  j->o->state, (unsigned long long)j->st.dev.size, (unsigned long long)(j->st.sb.store_size > need ? j->st.sb.store_size : need));
+		return E_REFUSED;
+	}
+	return 0;
+}
+
+/* The superblock places the images and the journal where this version does. */
+static int check_layout(struct job *j)
+{
+	struct state_sb plan = j->st.sb;
+	const struct state_sb *sb = &j->st.sb;
+
+	state_plan(&plan);
+	if (plan.header_off != sb->header_off || plan.old_header_off != sb->old_header_off || plan.journal_off != sb->journal_off) {
+		log_error("state store '%s' records impossible parameters; it is damaged: restore it from a copy", j->o->state);
+		return E_REFUSED;
+	}
+	if (j->st.sb_copies != 7)
+		log_warn("state store '%s': superblock copy %s damaged; using copy %s", j->o->state,
+			 !(j->st.sb_copies & 1) ? "A is" : !(j->st.sb_copies & 2) ? "B is" : "C (at the end) is",
+			 j->st.sb_copies & 1 ? "A" : j->st.sb_copies & 2 ? "B" : "C");
+	return 0;
 }
 
 /* Everything in the superblock that must agree with the device. */
@@ -469,7 +609,7 @@ static int check_identity(struct job *j)
 		return E_REFUSED;
 	}
 	j->geo = g;
-	return 0;
+	return check_layout(j);
 }
 
 static int already_done(struct job *j)
@@ -513,6 +653,130 @@ static int unlock(struct job *j)
 	return 0;
 }
 
+/*
+ * A prepared state (no progress record) may only start if the device is
+ * still what it was prepared from: not the finished result (a stale copy of
+ * the state replayed after completion), and the first step's source
+ * unchanged (then no byte below the payload's end has been written, see
+ * docs/format.md). Reads only.
+ */
+static int check_prepared_device(struct job *j)
+{
+	const struct state_sb *sb = &j->st.sb;
+	char uuid[41];
+	uint8_t *buf = NULL;
+	uint8_t sum[32];
+	int r = probe_luks_uuid(&j->dev, uuid);
+
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (r == 0 && sb->mode == MODE_ENCRYPT) {
+		log_error("state store '%s' holds a conversion of plaintext prepared but never started, yet '%s' is already LUKS (UUID %s%s); the state is a stale copy or belongs to another device: nothing was written",
+			  j->o->state, j->o->device, uuid, strcmp(uuid, sb->luks_uuid) == 0 ? ", the UUID this state prepared: it was converted since" : "");
+		return E_REFUSED;
+	}
+	if (sb->mode == MODE_REENCRYPT) {
+		buf = dev_buf_alloc(sb->old_header_len);
+		if (!buf)
+			return -ENOMEM;
+		r = r == 0 ? dev_pread_full(&j->dev, buf, sb->old_header_len, 0) : -ENOENT;
+		if (r == 0)
+			SHA256(buf, sb->old_header_len, sum);
+		free(buf);
+		if (r < 0 && r != -ENOENT)
+			return r;
+		if (r == -ENOENT || memcmp(sum, sb->old_header_sha256, 32) != 0) {
+			log_error("state store '%s' holds a re-encryption prepared but never started, yet the LUKS header of '%s' is no longer the one it was prepared from; the state is a stale copy or belongs to another device: nothing was written",
+				  j->o->state, j->o->device);
+			return E_REFUSED;
+		}
+	}
+	if ((r = job_make_first_record(j)) < 0)
+		return r;
+	if (j->first.ahead.off != sb->first.off || j->first.ahead.len != sb->first.len ||
+	    memcmp(j->first.ahead.sha256, sb->first.sha256, 32) != 0) {
+		log_error("state store '%s' holds a conversion prepared but never started (no progress record), yet '%s' no longer holds what it held then: the state is a stale copy, its records were lost, or the device was changed; nothing was written: restore the state store from the run that wrote to '%s'",
+			  j->o->state, j->o->device, j->o->device);
+		return E_REFUSED;
+	}
+	return 0;
+}
+
+/* Header images of a prepared state: 1 both good, 0 one missing or failing its checksum (preparation cut short). */
+static int prepared_images_good(struct job *j)
+{
+	uint8_t *img = NULL;
+	int r;
+
+	if (!store_complete(j))
+		return 0;
+	r = state_read_header(&j->st, &img);
+
+	free(img);
+	img = NULL;
+	if (r == 0 && j->st.sb.mode == MODE_REENCRYPT) {
+		r = state_read_old_header(&j->st, &img);
+		free(img);
+	}
+	return r == -EBADMSG ? 0 : r < 0 ? r : 1;
+}
+
+static int start(struct job *j);
+
+/* A record that names a journal was written after the journal was durable: a bad journal is damage. */
+static int check_journal(struct job *j)
+{
+	uint64_t len = j->st.rec.journal_f - j->st.rec.journal_a;
+	uint8_t *buf;
+	int r;
+
+	if (j->st.rec.journal_f == 0)
+		return 0;
+	buf = len <= j->st.sb.journal_len ? dev_buf_alloc(len) : NULL;
+	r = buf ? state_read_journal(&j->st, buf) : len > j->st.sb.journal_len ? -EBADMSG : -ENOMEM;
+	free(buf);
+	if (r == -EBADMSG) {
+		log_error("state store '%s' is damaged: the journal of the step in progress fails its checksum, so that step cannot be redone; restore the state store from a copy",
+			  j->o->state);
+		return E_REFUSED;
+	}
+	return r;
+}
+
+/*
+ * The state holds no progress record: the device has not been written.
+ * 0 with record 1 committed, 1 when it prepared and ran the conversion
+ * afresh, or an error.
+ */
+static int start_prepared(struct job *j)
+{
+	int r = check_prepared_device(j);
+
+	if (r < 0)
+		return r;
+	r = prepared_images_good(j);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		log_info("the preparation of the conversion in '%s' was cut short before anything was written to '%s'; preparing it again",
+			 j->o->state, j->o->device);
+		j->st.have_sb = 0;
+		r = start(j);
+		return r < 0 ? r : 1;
+	}
+	if ((r = unlock(j)) < 0)
+		return r;
+	if (j->st.sb.mode == MODE_REENCRYPT && (r = reencrypt_unlock_old(j)) < 0)
+		return r;
+	r = state_load_records(&j->st);
+	if (r != -ENOENT) {
+		log_error("state store '%s' changed while it was read; make sure no other luksipc run uses it", j->o->state);
+		return r < 0 ? r : E_REFUSED;
+	}
+	log_info("starting the prepared conversion of '%s'", j->o->device);
+	return job_first_record(j);
+}
+
 static int resume(struct job *j)
 {
 	struct engine e = { .dev = &j->dev, .state = &j->st, .geo = &j->geo };
@@ -525,21 +789,29 @@ static int resume(struct job *j)
 		return r;
 	if (r == 0 && j->st.rec.phase == PHASE_DONE)
 		return already_done(j);
-	if ((r = unlock(j)) < 0)
+	if (r == 0 && (r = check_store_size(j)) < 0)
 		return r;
-	if (j->st.sb.mode == MODE_REENCRYPT && (r = reencrypt_unlock_old(j)) < 0)
-		return r;
-	r = state_load_records(&j->st);
-	if (j->st.rec_hmac_bad && (r < 0 || j->st.rec.phase == PHASE_DONE)) {
-		log_error("a progress record in '%s' fails authentication; it was not written by this conversion", j->o->state);
-		return E_REFUSED;
-	}
-	if (r == -ENOENT) { /* initialised, never started: the device is untouched */
-		log_info("starting the prepared conversion of '%s'", j->o->device);
-		if ((r = job_first_record(j)) < 0)
+	if (r == -ENOENT) { /* prepared, never started */
+		if ((r = start_prepared(j)) != 0)
+			return r > 0 ? 0 : r;
+	} else {
+		if ((r = unlock(j)) < 0)
 			return r;
-	} else if (r < 0) {
-		return r;
+		if (j->st.sb.mode == MODE_REENCRYPT && (r = reencrypt_unlock_old(j)) < 0)
+			return r;
+		r = state_load_records(&j->st);
+		if (j->st.rec_hmac_bad && (r < 0 || j->st.rec.phase == PHASE_DONE)) {
+			log_error("a progress record in '%s' fails authentication; it was not written by this conversion", j->o->state);
+			return E_REFUSED;
+		}
+		if (r == -ENOENT) {
+			log_error("state store '%s' changed while it was read; make sure no other luksipc run uses it", j->o->state);
+			return E_REFUSED;
+		}
+		if (r < 0)
+			return r;
+		if ((r = check_journal(j)) < 0)
+			return r;
 	}
 	r = engine_verify(&e);
 	if (r == -ESTALE) {

@@ -11,6 +11,7 @@
 #include "engine.h"
 #include "geometry.h"
 #include "keys.h"
+#include "probe.h"
 #include "state.h"
 
 struct job {
@@ -23,6 +24,7 @@ struct job {
 	size_t vk_len;
 	uint8_t *image;
 	struct geometry geo;
+	struct state_rec first; /* record 1: frontier P, the first step's source as prepared */
 	/* LUKS to LUKS */
 	struct key old_key;
 	uint8_t *old_vk;
@@ -43,6 +45,13 @@ int job_get_key(struct job *j, int confirm);
 /* The filesystem on plain (plaintext view of the device) must end by p. */
 int job_check_filesystem(struct job *j, struct dev *plain, uint64_t p, struct state_sb *sb);
 int job_check_state_store(struct job *j, uint64_t need);
+/*
+ * A fresh start must not meet a device half converted by a run whose state
+ * is lost: checks the filesystem's spread-out copies through rd (a view of
+ * size bytes) and takes extra, when not empty, as a sign found by the
+ * caller. Refuses (E_REFUSED, logged) on a sign unless --no-seatbelt.
+ */
+int job_check_half_converted(struct job *j, probe_read_fn rd, void *ctx, uint64_t size, const char *fs_type, const char *extra);
 /*
  * A new random volume key and a header image for it in j->image. For
  * plaintext to LUKS it also starts the engine reading (only reading) the

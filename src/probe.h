@@ -54,4 +54,20 @@ int probe_holds(const struct dev *upper, const struct dev *lower);
 /* 0 and the UUID if d starts with a LUKS header, -ENOENT if not, -errno. */
 int probe_luks_uuid(struct dev *d, char uuid[41]);
 
+/* Reads len bytes at off of a view of a device (plaintext, or decrypted on the fly). 0 or -errno. */
+typedef int (*probe_read_fn)(void *ctx, void *buf, size_t len, uint64_t off);
+
+/*
+ * Checks the copies that a filesystem of the given type spreads over the
+ * device (ext2/3/4 backup superblocks, XFS allocation group headers, btrfs
+ * mirror superblocks, the second FAT) against its primary, as far as they
+ * lie within size. 1 and a description in why when one is missing or
+ * differs: a sign of a conversion that moved data over it. 0 when all
+ * match or the type keeps none. -errno on a read error.
+ */
+int probe_fs_copies(probe_read_fn rd, void *ctx, uint64_t size, const char *type, char *why, size_t len);
+
+/* 1 if the byte histogram of buf (at least 1 KiB) is that of random data, as ciphertext is. */
+int probe_random_looking(const uint8_t *buf, size_t len);
+
 #endif

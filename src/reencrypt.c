@@ -174,6 +174,81 @@ static int plan_reencrypt(struct job *j, const struct luks_info *old)
 	return 0;
 }
 
+/* The plaintext view of a LUKS device: its payload, decrypted with the old key as it is read. */
+struct old_view {
+	struct dev *dev;
+	uint64_t base; /* the old data offset */
+	uint32_t ss;
+	struct xts *dec;
+};
+
+static int read_old_view(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct old_view *v = ctx;
+	uint64_t a = off / v->ss * v->ss;
+	uint64_t e = (off + len + v->ss - 1) / v->ss * v->ss;
+	uint8_t *tmp = malloc(e - a);
+	int r = tmp ? 0 : -ENOMEM;
+
+	if (r == 0)
+		r = dev_pread_full(v->dev, tmp, e - a, v->base + a);
+	if (r == 0)
+		r = xts_crypt(v->dec, tmp, e - a, a);
+	if (r == 0)
+		memcpy(buf, tmp + (off - a), len);
+	if (tmp)
+		explicit_bzero(tmp, e - a);
+	free(tmp);
+	return r;
+}
+
+static int read_mapping(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	return dev_pread_full(ctx, buf, len, off);
+}
+
+#define SAMPLES 16
+#define SAMPLE_SPAN (1 * MIB)
+
+/*
+ * 1 if every sampled 4 KiB of the top 1 MiB of the filesystem (or of the
+ * payload) reads as random data. A run that re-encrypted from the top leaves
+ * there data of the new key, which the old key decrypts to noise; a
+ * filesystem rarely has only incompressible data in its last megabyte.
+ */
+static int top_is_noise(probe_read_fn rd, void *ctx, uint64_t end)
+{
+	uint8_t *buf = malloc(4096);
+	int noise = 0, r = buf ? 0 : -ENOMEM;
+
+	end = end / 4096 * 4096;
+	for (int i = 0; r == 0 && i < SAMPLES && end >= SAMPLE_SPAN; i++) {
+		r = rd(ctx, buf, 4096, end - SAMPLE_SPAN + (uint64_t)i * (SAMPLE_SPAN / SAMPLES));
+		noise += r == 0 && probe_random_looking(buf, 4096);
+	}
+	if (buf)
+		explicit_bzero(buf, 4096);
+	free(buf);
+	return r < 0 ? r : noise == SAMPLES;
+}
+
+/* A fresh start must not meet a device that a run with a lost state has partly re-encrypted. */
+static int check_half_reencrypted(struct job *j, probe_read_fn rd, void *ctx, uint64_t size, const struct state_sb *sb)
+{
+	uint64_t end = sb->fs_size && sb->fs_size <= j->geo.data_size ? sb->fs_size : j->geo.data_size;
+	char extra[160] = "";
+	int r = top_is_noise(rd, ctx, end);
+
+	if (r < 0) {
+		log_error("cannot read device '%s' to check it for a conversion in progress: %s", j->o->device, strerror(-r));
+		return r;
+	}
+	if (r)
+		snprintf(extra, sizeof(extra), "the last MiB of its filesystem (below byte %llu) decrypts with the old key to random data, as data re-encrypted with another key does",
+			 (unsigned long long)end);
+	return job_check_half_converted(j, rd, ctx, size, sb->fs_type, extra);
+}
+
 /* The plaintext filesystem, decrypted in memory, must fit the new data area. */
 static int check_plaintext(struct job *j, const struct luks_info *old, struct state_sb *sb)
 {
@@ -198,6 +273,11 @@ static int check_plaintext(struct job *j, const struct luks_info *old, struct st
 		plain.target = 3; /* not traced */
 		plain.size = plain_size;
 		r = job_check_filesystem(j, &plain, j->geo.data_size, sb);
+	}
+	if (r == 0) {
+		struct old_view v = { .dev = &j->dev, .base = old->data_offset, .ss = old->sector_size, .dec = dec };
+
+		r = check_half_reencrypted(j, read_old_view, &v, plain_size, sb);
 	}
 	if (buf)
 		explicit_bzero(buf, len);
@@ -232,7 +312,13 @@ int reencrypt_start(struct job *j)
 		if ((r = get_old_key(j)) < 0 || (r = unlock_old_image(j, old.key_bytes, "on the device")) < 0)
 			return r;
 	}
-	r = j->have_readdev ? job_check_filesystem(j, &j->readdev, j->geo.data_size, &sb) : check_plaintext(j, &old, &sb);
+	if (j->have_readdev) {
+		r = job_check_filesystem(j, &j->readdev, j->geo.data_size, &sb);
+		if (r == 0)
+			r = check_half_reencrypted(j, read_mapping, &j->readdev, j->readdev.size, &sb);
+	} else {
+		r = check_plaintext(j, &old, &sb);
+	}
 	if (r < 0)
 		return r;
 	if ((r = job_get_key(j, 1)) < 0)

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,11 @@
 
 static const uint8_t sb_magic[8] = "LUKSIPC";
 static const uint8_t rec_magic[8] = "LIPCREC";
+/*
+ * STATE_FORMAT 3: copy C at the tail, the store size and the first step's
+ * evidence (2 on one line of work), the keyed "ahead" evidence (2 on the
+ * other); both together are 3.
+ */
 #define SB_VERSION STATE_FORMAT
 #define REC_VERSION STATE_FORMAT
 #define SB_SUM_OFF (STATE_SB_SIZE - 32)
@@ -33,6 +39,20 @@ static void get_str(const uint8_t *p, size_t cap, char *out, size_t outcap)
 		n = outcap - 1;
 	memcpy(out, p, n);
 	out[n] = '\0';
+}
+
+static void put_evidence(uint8_t *p, const struct evidence *e)
+{
+	put_le64(p, e->off);
+	put_le64(p + 8, e->len);
+	memcpy(p + 16, e->sha256, 32);
+}
+
+static void get_evidence(const uint8_t *p, struct evidence *e)
+{
+	e->off = get_le64(p);
+	e->len = get_le64(p + 8);
+	memcpy(e->sha256, p + 16, 32);
 }
 
 void state_sb_encode(const struct state_sb *sb, uint8_t out[STATE_SB_SIZE])
@@ -68,6 +88,8 @@ void state_sb_encode(const struct state_sb *sb, uint8_t out[STATE_SB_SIZE])
 	put_le64(out + 584, sb->journal_off);
 	put_le64(out + 592, sb->journal_len);
 	put_le32(out + 600, sb->sector_size);
+	put_le64(out + 604, sb->store_size);
+	put_evidence(out + 612, &sb->first);
 	SHA256(out, SB_SUM_OFF, out + SB_SUM_OFF);
 }
 
@@ -113,22 +135,10 @@ int state_sb_decode(const uint8_t in[STATE_SB_SIZE], struct state_sb *ret)
 	sb.journal_off = get_le64(in + 584);
 	sb.journal_len = get_le64(in + 592);
 	sb.sector_size = get_le32(in + 600);
+	sb.store_size = get_le64(in + 604);
+	get_evidence(in + 612, &sb.first);
 	*ret = sb;
 	return 0;
-}
-
-static void put_evidence(uint8_t *p, const struct evidence *e)
-{
-	put_le64(p, e->off);
-	put_le64(p + 8, e->len);
-	memcpy(p + 16, e->sha256, 32);
-}
-
-static void get_evidence(const uint8_t *p, struct evidence *e)
-{
-	e->off = get_le64(p);
-	e->len = get_le64(p + 8);
-	memcpy(e->sha256, p + 16, 32);
 }
 
 static void rec_hmac(const uint8_t *hmac_key, const uint8_t *rec, uint8_t out[32])
@@ -195,31 +205,157 @@ uint64_t state_plan(struct state_sb *sb)
 	sb->header_off = STATE_HEADER_OFF;
 	sb->old_header_off = sb->header_off + sb->header_len;
 	sb->journal_off = sb->old_header_off + sb->old_header_len;
-	return sb->journal_off + sb->journal_len;
+	return sb->journal_off + sb->journal_len + STATE_SB_SIZE;
+}
+
+uint64_t state_tail_sb_off(uint64_t size)
+{
+	return size / STATE_SB_SIZE * STATE_SB_SIZE - STATE_SB_SIZE;
 }
 
 int state_read_sb(struct state *s)
 {
-	static const uint64_t copies[] = { 0, STATE_SB_SIZE };
+	uint64_t copies[3] = { 0, STATE_SB_SIZE, 0 };
+	int n = 2;
 	uint8_t buf[STATE_SB_SIZE];
-	int r = -ENOENT, other = 0;
+	struct state_sb sb;
+	int other = 0;
 
 	s->have_sb = 0;
-	if (s->dev.size < 2 * STATE_SB_SIZE)
-		return -ENOENT;
-	for (int i = 0; i < 2 && !s->have_sb; i++) {
-		r = dev_pread_full(&s->dev, buf, sizeof(buf), copies[i]);
+	s->sb_copies = 0;
+	if (s->dev.size >= 3 * STATE_SB_SIZE) {
+		copies[2] = state_tail_sb_off(s->dev.size);
+		n = 3;
+	} else if (s->dev.size < 2 * STATE_SB_SIZE) {
+		n = (int)(s->dev.size / STATE_SB_SIZE);
+	}
+	/* Every copy is read, so that status can say which ones are damaged. */
+	for (int i = 0; i < n; i++) {
+		int r = dev_pread_full(&s->dev, buf, sizeof(buf), copies[i]);
+
 		if (r < 0)
 			return r;
-		r = state_sb_decode(buf, &s->sb);
-		if (r == 0)
-			s->have_sb = 1;
+		r = state_sb_decode(buf, &sb);
 		if (r == -EPROTO && !other) {
 			other = 1;
 			s->found_format = get_le32(buf + 8);
 		}
+		if (r != 0)
+			continue;
+		s->sb_copies |= 1 << i;
+		if (!s->have_sb) {
+			s->sb = sb;
+			s->have_sb = 1;
+		}
 	}
 	return s->have_sb ? 0 : other ? -EPROTO : -ENOENT;
+}
+
+/* 1 if the len bytes at off of the store start with magic (a short store has none). */
+static int magic_at(struct state *s, uint64_t off, const void *magic, size_t len)
+{
+	uint8_t buf[8];
+
+	if (off + len > s->dev.size || len > sizeof(buf))
+		return 0;
+	if (dev_pread_full(&s->dev, buf, len, off) < 0)
+		return -EIO;
+	return memcmp(buf, magic, len) == 0;
+}
+
+#define REMNANT_SCAN (256 * 1024 * 1024)
+
+/* A LUKS binary header (either copy) at a 4 KiB boundary from 1 MiB on. 1 found, 0 not, -errno. */
+static int luks_magic_scan(struct state *s, char *what, size_t len)
+{
+	static const uint8_t luks1[6] = { 'L', 'U', 'K', 'S', 0xba, 0xbe };
+	static const uint8_t luks2b[6] = { 'S', 'K', 'U', 'L', 0xba, 0xbe };
+	const size_t chunk = 1024 * 1024;
+	uint64_t end = s->dev.size < STATE_HEADER_OFF + REMNANT_SCAN ? s->dev.size : STATE_HEADER_OFF + REMNANT_SCAN;
+	uint8_t *buf = dev_buf_alloc(chunk);
+	int r = buf ? 0 : -ENOMEM;
+
+	for (uint64_t off = STATE_HEADER_OFF; r == 0 && off + 4096 <= end; off += chunk) {
+		size_t n = end - off < chunk ? (size_t)(end - off) / 4096 * 4096 : chunk;
+
+		if ((r = dev_pread_full(&s->dev, buf, n, off)) < 0)
+			break;
+		for (size_t i = 0; i < n; i += 4096)
+			if (memcmp(buf + i, luks1, 6) == 0 || memcmp(buf + i, luks2b, 6) == 0) {
+				snprintf(what, len, "a LUKS header image at byte %llu", (unsigned long long)(off + i));
+				r = 1;
+				break;
+			}
+	}
+	free(buf);
+	return r;
+}
+
+/* 1 if copy i of the superblock has the magic; *ret_version its format version. */
+static int sb_magic_at(struct state *s, uint64_t off, uint32_t *ret_version)
+{
+	uint8_t buf[12];
+
+	if (off + sizeof(buf) > s->dev.size)
+		return 0;
+	if (dev_pread_full(&s->dev, buf, sizeof(buf), off) < 0)
+		return -EIO;
+	*ret_version = get_le32(buf + 8);
+	return memcmp(buf, sb_magic, 8) == 0;
+}
+
+int state_find_remnants(struct state *s, char *what, size_t len)
+{
+	static const char notes[] = "luksipc converted";
+	static const char *const copy_name[] = { "A", "B", "C, at the end" };
+	const struct {
+		uint64_t off;
+		const void *magic;
+		size_t len;
+		const char *name;
+	} marks[] = {
+		{ STATE_REC_SLOT0, rec_magic, 8, "a progress record (slot 0)" },
+		{ STATE_REC_SLOT1, rec_magic, 8, "a progress record (slot 1)" },
+		{ STATE_NOTES_OFF + 4, notes, 8, "the admin notes of a conversion" },
+	};
+	uint64_t copies[3] = { 0, STATE_SB_SIZE, s->dev.size >= 3 * STATE_SB_SIZE ? state_tail_sb_off(s->dev.size) : 0 };
+	uint32_t version = 0;
+	int bad_copy = -1;
+	int r;
+
+	for (int i = 0; i < 3; i++) {
+		if (i == 2 && copies[2] == 0)
+			break;
+		if ((r = sb_magic_at(s, copies[i], &version)) < 0)
+			return r;
+		if (r && version != SB_VERSION) {
+			snprintf(what, len, "a superblock (copy %s) of state format %u, which this luksipc (format %u) does not read",
+				 copy_name[i], version, SB_VERSION);
+			return 1;
+		}
+		if (r && bad_copy < 0)
+			bad_copy = i;
+	}
+	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+		if ((r = magic_at(s, marks[i].off, marks[i].magic, marks[i].len)) < 0)
+			return r;
+		if (r) {
+			snprintf(what, len, "%s", marks[i].name);
+			return 1;
+		}
+	}
+	/*
+	 * The header images: the new one at 1 MiB, the old one (LUKS to LUKS)
+	 * right after it, each with LUKS2's second binary header inside. Their
+	 * sizes are in the lost superblock, so every 4 KiB is looked at.
+	 */
+	if ((r = luks_magic_scan(s, what, len)) != 0)
+		return r;
+	if (bad_copy >= 0) {
+		snprintf(what, len, "a superblock (copy %s) that fails its checksum", copy_name[bad_copy]);
+		return 2;
+	}
+	return 0;
 }
 
 void state_set_key(struct state *s, const uint8_t *vk, size_t vk_len)
@@ -261,6 +397,8 @@ int state_load_records(struct state *s)
 	s->have_rec = 0;
 	s->rec_hmac_bad = 0;
 	for (int i = 0; i < 2; i++) {
+		if (slots[i] + sizeof(buf) > s->dev.size)
+			continue; /* a store cut short while it was made: no record there */
 		r = dev_pread_full(&s->dev, buf, sizeof(buf), slots[i]);
 		if (r < 0)
 			return r;
@@ -371,8 +509,31 @@ int state_create(struct state *s, const struct state_sb *sb, const uint8_t *head
 	int r;
 
 	s->sb = *sb;
+	s->sb.store_size = s->dev.size;
+	if (s->dev.size < state_plan(&s->sb) || sb->header_off != s->sb.header_off)
+		return -ENOSPC;
 	/*
-	 * 1. The header image, the only copy of the volume key until the end,
+	 * 1. The superblock, three times: two at the start, one at the end, so
+	 * that no damage confined to one end makes the store look empty. It is
+	 * durable before anything else of the conversion is written, so a store
+	 * that holds a header image, notes or a record but no valid superblock
+	 * was damaged, never merely cut short. Its checksum makes a torn copy
+	 * invalid; the header's SHA-256 in it makes a missing header visible.
+	 */
+	state_sb_encode(&s->sb, buf);
+	r = dev_pwrite_full(&s->dev, buf, sizeof(buf), 0);
+	if (r == 0)
+		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), STATE_SB_SIZE);
+	if (r == 0)
+		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), state_tail_sb_off(s->dev.size));
+	if (r == 0)
+		r = dev_flush(&s->dev);
+	if (r < 0)
+		return r;
+	s->have_sb = 1;
+	s->sb_copies = 7;
+	/*
+	 * 2. The header image, the only copy of the volume key until the end,
 	 * and for LUKS to LUKS the old header, the only copy once it is
 	 * overwritten.
 	 */
@@ -382,7 +543,7 @@ int state_create(struct state *s, const struct state_sb *sb, const uint8_t *head
 	if (r == 0)
 		r = dev_flush(&s->dev);
 	/*
-	 * 2. Read back: a store that does not return what it was given is
+	 * 3. Read back: a store that does not return what it was given is
 	 * refused. Compared byte for byte with what was written (whose SHA-256
 	 * the superblock holds), which costs less than hashing it again.
 	 */
@@ -390,17 +551,6 @@ int state_create(struct state *s, const struct state_sb *sb, const uint8_t *head
 		r = read_back(s, sb->header_off, sb->header_len, header_image);
 	if (r == 0 && sb->old_header_len)
 		r = read_back(s, sb->old_header_off, sb->old_header_len, old_header_image);
-	if (r < 0)
-		return r;
-	/* 3. The superblock, twice. Its checksum makes a torn copy invalid. */
-	state_sb_encode(sb, buf);
-	r = dev_pwrite_full(&s->dev, buf, sizeof(buf), 0);
-	if (r == 0)
-		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), STATE_SB_SIZE);
-	if (r == 0)
-		r = dev_flush(&s->dev);
-	if (r == 0)
-		s->have_sb = 1;
 	return r;
 }
 
@@ -479,6 +629,11 @@ int state_wipe(struct state *s)
 		size_t n = end - off < chunk ? (size_t)(end - off) : chunk;
 		r = dev_pwrite_full(&s->dev, zero, n, off);
 	}
+	/* copy C: at the end of the store as it is, and where it was made */
+	if (r == 0 && s->dev.size >= 3 * STATE_SB_SIZE)
+		r = dev_pwrite_full(&s->dev, zero, STATE_SB_SIZE, state_tail_sb_off(s->dev.size));
+	if (r == 0 && s->sb.store_size >= 3 * STATE_SB_SIZE && s->sb.store_size <= s->dev.size)
+		r = dev_pwrite_full(&s->dev, zero, STATE_SB_SIZE, state_tail_sb_off(s->sb.store_size));
 	if (r == 0)
 		r = dev_flush(&s->dev);
 	free(zero);

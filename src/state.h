@@ -10,6 +10,8 @@
  *   1 MiB   new LUKS header image, H bytes (written and verified first)
  *   then    LUKS to LUKS only: the old header (H_old bytes), then the
  *           journal (S bytes, when the geometry needs one)
+ *   end     superblock, copy C, in the last whole 4 KiB of the store, so that
+ *           zeroing or losing the start of the store leaves a copy
  */
 #ifndef LUKSIPC_STATE_H
 #define LUKSIPC_STATE_H
@@ -29,7 +31,7 @@
 #define STATE_HEADER_OFF (1024 * 1024)
 
 /* The store's format version (superblock and records); docs/format.md. */
-#define STATE_FORMAT 2
+#define STATE_FORMAT 3
 
 #define MODE_ENCRYPT 1
 #define MODE_REENCRYPT 2
@@ -70,6 +72,8 @@ struct state_sb {
 	char old_luks_uuid[LUKS_UUID_LEN + 1];
 	uint64_t journal_off, journal_len;
 	uint32_t sector_size; /* the new encryption sector size (geo's is the larger of old and new) */
+	uint64_t store_size;  /* bytes of the store when it was made; copy C ends there */
+	struct evidence first; /* the first step's source as it was prepared (record 1's ahead) */
 };
 
 struct state_rec {
@@ -88,6 +92,7 @@ struct state {
 	struct dev dev;
 	struct state_sb sb;
 	int have_sb;
+	int sb_copies;    /* bit 0: copy A valid, bit 1: B, bit 2: C (the tail) */
 	struct state_rec rec;
 	int have_rec;
 	int rec_hmac_bad;  /* a newer record had a good checksum but a bad HMAC */
@@ -111,15 +116,26 @@ int state_rec_decode(const uint8_t in[STATE_REC_SIZE], const uint8_t state_uuid[
 /*
  * Places the header image(s) and the journal in the store: sets header_off,
  * old_header_off and journal_off from header_len, old_header_len and
- * journal_len. Returns the bytes the store needs.
+ * journal_len. Returns the bytes the store needs, copy C included.
  */
 uint64_t state_plan(struct state_sb *sb);
 
+/* Offset of superblock copy C in a store of size bytes (its last whole 4 KiB). */
+uint64_t state_tail_sb_off(uint64_t size);
 /*
- * Reads the superblock of an opened store. 0, -ENOENT (no valid copy),
- * -EPROTO (a valid copy of another format version, in s->found_format), -errno.
+ * Reads the superblock of an opened store: copy A, else B, else C (at the
+ * tail of the store as it is now). 0, -ENOENT (no valid copy), -EPROTO (a
+ * valid copy of another format version, in s->found_format), -errno.
  */
 int state_read_sb(struct state *s);
+/*
+ * With no valid superblock: looks for anything a conversion leaves on the
+ * store (a superblock copy of any version or checksum, a record, the admin
+ * notes, the header image) and describes the first found in what.
+ * 1 found; 2 only superblock copies that fail their checksum (what a cut
+ * during the very first write leaves); 0 nothing (an empty store); -errno.
+ */
+int state_find_remnants(struct state *s, char *what, size_t len);
 /* Derives the record HMAC key and the evidence key from the volume key. */
 void state_set_key(struct state *s, const uint8_t *vk, size_t vk_len);
 /*
@@ -143,8 +159,8 @@ int state_write_journal(struct state *s, const uint8_t *buf, uint64_t len);
 /* Reads the journal for the current record and checks its hash. 0, -EBADMSG, -errno. */
 int state_read_journal(struct state *s, uint8_t *buf);
 /*
- * Initialises the store: header image, flush, read back and verify, then
- * both superblock copies, flush. Nothing on the device may be written
+ * Initialises the store: the three superblock copies (sb->store_size set
+ * here), flush, then the header image(s), flush, read back and verify. Nothing on the device may be written
  * before this returns 0 and the first record is committed.
  */
 int state_create(struct state *s, const struct state_sb *sb, const uint8_t *header_image,
@@ -154,7 +170,7 @@ int state_commit(struct state *s, struct state_rec *rec);
 int state_write_notes(struct state *s, const char *text);
 /* *ret is malloc'ed and NUL-terminated; "" if none. */
 int state_read_notes(struct state *s, char **ret);
-/* Overwrites superblocks, records, notes and header image with zeros. */
+/* Overwrites the superblocks (copy C too), records, notes and header images with zeros. */
 int state_wipe(struct state *s);
 
 #endif

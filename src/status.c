@@ -41,6 +41,14 @@ static int matches_device(struct state *s, const char *path)
 		r = probe_luks_uuid(&d, uuid) == 0 && strcmp(uuid, s->sb.old_luks_uuid) == 0;
 	else
 		r = probe_luks_uuid(&d, uuid) < 0;
+	if (r == 1 && !s->have_rec) { /* prepared: the first step's source as it was then */
+		struct state_rec saved = s->rec;
+
+		memset(&s->rec, 0, sizeof(s->rec));
+		s->rec.ahead = s->sb.first;
+		r = engine_verify(&e) == 0;
+		s->rec = saved;
+	}
 	dev_close(&d);
 	return r;
 }
@@ -63,7 +71,17 @@ static int open_store(struct state *s, const char *path, int rw)
 		return E_REFUSED;
 	}
 	if (r == -ENOENT) {
-		log_error("'%s' holds no luksipc state", path);
+		char what[160];
+
+		if (state_find_remnants(s, what, sizeof(what)) == 1)
+			log_error("'%s' holds %s but no valid superblock: it is damaged; restore it from a copy", path, what);
+		else
+			log_error("'%s' holds no luksipc state", path);
+		return E_REFUSED;
+	}
+	if (r == 0 && s->dev.size < state_tail_sb_off(s->sb.store_size) + STATE_SB_SIZE && !s->dev.is_block) {
+		log_error("state store '%s' is truncated: it has %llu bytes of the %llu it was made with; restore it from a copy", path,
+			  (unsigned long long)s->dev.size, (unsigned long long)s->sb.store_size);
 		return E_REFUSED;
 	}
 	if (r == 0)

@@ -692,9 +692,9 @@ lipc_convert() {
     case $lipc_c_code in
     0) return 0 ;;
     2) lipc_fail "bad rd.luksipc.* option for '$LIPC_DEV'; fix the kernel command line" ;;
-    3) lipc_fail "conversion of '$LIPC_DEV' refused, nothing written; see the message above" ;;
+    3) lipc_fail "conversion of '$LIPC_DEV' refused by a safety check (the device or the state store '$LIPC_STATE', named above), nothing written; rebooting will not help: fix what the message names" ;;
     4) lipc_fail "key rejected for '$LIPC_DEV', nothing written; check rd.luksipc.key= or the passphrase" ;;
-    5) lipc_fail "I/O error converting '$LIPC_DEV'; the state is consistent: fix the cause and reboot to resume" ;;
+    5) lipc_fail "I/O error converting '$LIPC_DEV' (a read, write or flush failed; see the message above and dmesg); the state is consistent: fix the disk and reboot to resume" ;;
     6) lipc_fail "conversion of '$LIPC_DEV' interrupted; reboot to resume" ;;
     *) lipc_fail "luksipc failed with exit code $lipc_c_code on '$LIPC_DEV'; reboot to resume" ;;
     esac

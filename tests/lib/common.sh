@@ -106,8 +106,8 @@ run_test() {
 	if [ "$rc" -eq 0 ]; then
 		test_passed=$((test_passed + 1))
 		echo "ok $test_count - $name (${secs}s)"
-		# counts a passing test reports (the crash enumeration's state count)
-		grep '^crash states:' "$T/.log" | sed 's/^/#   /' || true
+		# counts a passing test reports (crash states; the corruption tally)
+		grep -E '^(crash states|tally):' "$T/.log" | sed 's/^/#   /' || true
 		[ -z "${VERBOSE:-}" ] || sed 's/^/#   /' "$T/.log"
 	elif [ "$rc" -eq 77 ] && [ -f "$T/.skip" ]; then
 		test_skipped=$((test_skipped + 1))

@@ -31,6 +31,10 @@ static void test_sb(void)
 	struct state_sb sb = sample_sb(), out;
 	uint8_t buf[STATE_SB_SIZE];
 
+	sb.store_size = (17 << 20) + 4096;
+	sb.first.off = 5 << 20;
+	sb.first.len = 1 << 20;
+	memset(sb.first.sha256, 0x5a, 32);
 	state_sb_encode(&sb, buf);
 	CHECK(state_sb_decode(buf, &out) == 0);
 	CHECK(memcmp(&out.geo, &sb.geo, sizeof(sb.geo)) == 0);
@@ -39,6 +43,7 @@ static void test_sb(void)
 	CHECK(strcmp(out.device_path, sb.device_path) == 0);
 	CHECK(memcmp(out.header_sha256, sb.header_sha256, 32) == 0);
 	CHECK(out.fs_size == sb.fs_size && out.created == sb.created);
+	CHECK(out.store_size == sb.store_size && memcmp(&out.first, &sb.first, sizeof(sb.first)) == 0);
 	/* any flipped byte is detected */
 	for (size_t i = 0; i < sizeof(buf); i += 97) {
 		buf[i] ^= 0x01;
@@ -95,7 +100,7 @@ int main(void)
 	test_rec();
 	{
 		struct state_sb plan = { .header_len = 16 << 20, .old_header_len = 2 << 20, .journal_len = 1 << 20 };
-		CHECK(state_plan(&plan) == (20 << 20));
+		CHECK(state_plan(&plan) == (20 << 20) + STATE_SB_SIZE); /* copy C at the end */
 		CHECK(plan.header_off == 1 << 20 && plan.old_header_off == 17 << 20 && plan.journal_off == 19 << 20);
 	}
 	UNIT_DONE("state");
