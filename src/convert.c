@@ -691,6 +691,20 @@ static int check_prepared_device(struct job *j)
 			return E_REFUSED;
 		}
 	}
+	return 0;
+}
+
+/*
+ * The first step's source as it is now against the evidence taken when the
+ * state was prepared. That evidence is keyed (docs/format.md), so this runs
+ * after unlock; a preparation cut short (no good header image, so no key)
+ * never had a record and wrote nothing, and the checks above cover it.
+ */
+static int check_prepared_first(struct job *j)
+{
+	const struct state_sb *sb = &j->st.sb;
+	int r;
+
 	if ((r = job_make_first_record(j)) < 0)
 		return r;
 	if (j->first.ahead.off != sb->first.off || j->first.ahead.len != sb->first.len ||
@@ -767,6 +781,8 @@ static int start_prepared(struct job *j)
 	if ((r = unlock(j)) < 0)
 		return r;
 	if (j->st.sb.mode == MODE_REENCRYPT && (r = reencrypt_unlock_old(j)) < 0)
+		return r;
+	if ((r = check_prepared_first(j)) != 0)
 		return r;
 	r = state_load_records(&j->st);
 	if (r != -ENOENT) {
