@@ -248,7 +248,13 @@ int state_read_sb(struct state *s)
 			s->have_sb = 1;
 		}
 	}
-	return s->have_sb ? 0 : other ? -EPROTO : -ENOENT;
+	/*
+	 * A copy of another version has a valid checksum, so it is no torn
+	 * write: the store is refused even when another copy reads as ours.
+	 */
+	if (other)
+		s->have_sb = 0;
+	return other ? -EPROTO : s->have_sb ? 0 : -ENOENT;
 }
 
 /* 1 if the len bytes at off of the store start with magic (a short store has none). */
