@@ -25,7 +25,7 @@ SANITIZE_TESTS ?= t10 t60 t66 t67
 
 $(BUILD)/fuzz/fuzz_state: tests/fuzz/fuzz_state.c $(FUZZ_SRCS) $(wildcard src/*.h) | $(BUILD)/deps.stamp
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(CPPFLAGS) -DLUKSIPC_TEST_HOOKS -Isrc -o $@ tests/fuzz/fuzz_state.c $(FUZZ_SRCS) $(FUZZ_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(CPPFLAGS) -Isrc -o $@ tests/fuzz/fuzz_state.c $(FUZZ_SRCS) $(FUZZ_LIBS)
 
 # The seeds come from runs interrupted through LUKSIPC_TEST_FAULT: a binary
 # that honours the test hooks.

@@ -75,7 +75,7 @@ head -c 5000 "$out/mid" >"$out/short"
 echo "$(find "$out" -type f | wc -l) seeds in $out"
 # An interrupted run leaves a converting record; a binary without the test
 # hooks finishes every run, and the corpus lacks the interesting states.
-if ! "$bin" status --state "$out/mid" 2>/dev/null | grep -q '^phase: converting$'; then
+if ! "$bin" status --state mid.st 2>/dev/null | grep -q '^phase: converting$'; then
 	echo "make-seeds: $bin ignored LUKSIPC_TEST_FAULT, so no seed is an interrupted run; use a test build" >&2
 	exit 1
 fi
