@@ -173,7 +173,12 @@ t_wrong_key_resume() {
 	LUKSIPC_TEST_FAULT=write:3:EIO run_rc 5 c1 -d dev.img --state st --key-file key
 	random_key other
 	refuse 4 dev.img st -- c1 -d dev.img --state st --key-file other
-	head -c 63 key >prefix
+	# PBKDF2's HMAC pads a password shorter than the hash block with zero
+	# bytes, so a key ending in 0x00 and its prefix without that byte are
+	# the same password (1 run in 256). Cut the prefix before the last
+	# nonzero byte instead: a real difference, never a padding twin.
+	keep=$(od -An -v -tu1 key | awk '{for (i = 1; i <= NF; i++) {n++; if ($i != 0) last = n}} END {print last - 1}')
+	head -c "$keep" key >prefix
 	refuse 4 dev.img st -- c1 -d dev.img --state st --key-file prefix
 	run_rc 0 c1 -d dev.img --state st --key-file key
 	verify_plain dev.img key orig.img $((N - H))
