@@ -102,7 +102,7 @@ static int is_plain(const char *s)
 	return *s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/:=+@,") == strlen(s);
 }
 
-/* The /dev node a device spec names, as passdev needs it; 0 or -EINVAL. */
+/* The /dev node a device spec names, for the mount in the notes; 0 or -EINVAL. */
 static int dev_node(const char *spec, char *buf, size_t len)
 {
 	static const struct { const char *tag, *dir; } map[] = {
