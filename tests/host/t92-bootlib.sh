@@ -16,7 +16,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 
 # LIPC_LIB: another copy of the library (to watch an old one fail)
-LIB=${LIPC_LIB:-$TESTS_ROOT/dracut-module/55luksipc/luksipc-lib.sh}
+LIB=${LIPC_LIB:-$TESTS_ROOT/boot/luksipc-lib.sh}
 SIZE_MIB=400
 BS=4096
 LIM=$(((SIZE_MIB - 16) * MiB / BS))
@@ -57,7 +57,7 @@ sb_field() {
 boot_resize() {
 	(
 		LIPC_CMDLINE=
-		# shellcheck source=dracut-module/55luksipc/luksipc-lib.sh
+		# shellcheck source=boot/luksipc-lib.sh
 		. "$LIB"
 		lipc_dev_bytes() { stat -c %s "$1"; }
 		LIPC_DEV=$1
@@ -128,7 +128,7 @@ t_refuse_full() {
 keydev_mount() {
 	(
 		LIPC_CMDLINE=
-		# shellcheck source=dracut-module/55luksipc/luksipc-lib.sh
+		# shellcheck source=boot/luksipc-lib.sh
 		. "$LIB"
 		blkid() { [ -z "$KD_TYPE" ] || echo "$KD_TYPE"; }
 		modprobe() { echo "modprobe $*" >>"$T/calls"; }
