@@ -55,6 +55,11 @@ install() {
     inst_multiple cryptsetup blkid e2fsck resize2fs dumpe2fs mount umount \
         readlink sleep cat mkdir chmod
     inst_multiple -o stty plymouth udevadm modprobe
+    # the copy of boot/luksipc-lib.sh that make install-boot puts here
+    if ! [[ -r $moddir/luksipc-lib.sh ]]; then
+        derror "luksipc: $moddir/luksipc-lib.sh is missing; reinstall luksipc (make install-boot)"
+        return 1
+    fi
     inst_simple "$moddir/luksipc-lib.sh" /usr/lib/luksipc/luksipc-lib.sh
     inst_script "$moddir/luksipc-boot.sh" /usr/sbin/luksipc-boot
 
