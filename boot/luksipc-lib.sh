@@ -30,6 +30,11 @@ LIPC_MODE=encrypt
 LIPC_TEST_HOOKS=/etc/luksipc/test-hooks
 LIPC_TEST_HOLD=
 
+
+# ==== util ==================================================================
+# Messages (console and plymouth), the one-line error, and small pure
+# helpers the other sections share.
+
 lipc_log() {
     echo "luksipc: $*" >&2
     lipc_plymouth_msg "luksipc: $*"
@@ -45,26 +50,6 @@ lipc_fail() {
     # shellcheck disable=SC2034 # read by the adapter
     LIPC_ERROR="luksipc: error: $*"
     return 1
-}
-
-# lipc_arg NAME: print the value of the last NAME=VALUE on the command line;
-# false when NAME= is absent.
-lipc_arg() {
-    lipc_a_found=1
-    lipc_a_val=
-    set -f
-    # shellcheck disable=SC2086 # word splitting of the command line is wanted
-    for lipc_a_w in ${LIPC_CMDLINE-$(cat /proc/cmdline 2>/dev/null)}; do
-        case $lipc_a_w in
-        "$1"=*)
-            lipc_a_val=${lipc_a_w#*=}
-            lipc_a_found=0
-            ;;
-        esac
-    done
-    set +f
-    [ "$lipc_a_found" = 0 ] || return 1
-    printf '%s\n' "$lipc_a_val"
 }
 
 lipc_uptime() {
@@ -88,6 +73,63 @@ lipc_size_bytes() {
     esac
 }
 
+# lipc_oneline TEXT...: TEXT with every run of blanks and newlines made one
+# space, so that a tool's message fits the one-line error.
+lipc_oneline() {
+    set -f
+    # shellcheck disable=SC2048,SC2086 # splitting on blanks is the point
+    set -- $*
+    set +f
+    printf '%s\n' "$*"
+}
+
+
+# ==== cmdline ===============================================================
+# The kernel command line (LIPC_CMDLINE, else /proc/cmdline): rd.luksipc=
+# and root=. The other rd.luksipc.* flags are read where they are used.
+
+# lipc_arg NAME: print the value of the last NAME=VALUE on the command line;
+# false when NAME= is absent.
+lipc_arg() {
+    lipc_a_found=1
+    lipc_a_val=
+    set -f
+    # shellcheck disable=SC2086 # word splitting of the command line is wanted
+    for lipc_a_w in ${LIPC_CMDLINE-$(cat /proc/cmdline 2>/dev/null)}; do
+        case $lipc_a_w in
+        "$1"=*)
+            lipc_a_val=${lipc_a_w#*=}
+            lipc_a_found=0
+            ;;
+        esac
+    done
+    set +f
+    [ "$lipc_a_found" = 0 ] || return 1
+    printf '%s\n' "$lipc_a_val"
+}
+
+# lipc_setup: LIPC_DEVSPEC from rd.luksipc=; false when it is absent, empty
+# or 0 (nothing to do).
+lipc_setup() {
+    LIPC_DEVSPEC=$(lipc_arg rd.luksipc) || return 1
+    [ "$LIPC_DEVSPEC" != 0 ] || return 1
+    [ -n "$LIPC_DEVSPEC" ] || return 1
+    return 0
+}
+
+# lipc_root_spec: the device root= names ("block:" prefix of dracut removed).
+lipc_root_spec() {
+    lipc_rs=$(lipc_arg root) || return 1
+    lipc_rs=${lipc_rs#block:}
+    [ -n "$lipc_rs" ] && echo "$lipc_rs"
+}
+
+
+# ==== devices ===============================================================
+# The device to convert and the state store: waiting for a device to
+# appear, sysfs, and what `luksipc status` recorded (LIPC_STATUS,
+# LIPC_PHASE).
+
 # lipc_resolve SPEC: print the block device node SPEC names, if present.
 lipc_resolve() {
     lipc_r_dev=
@@ -108,13 +150,6 @@ lipc_resolve() {
         [ -b "$lipc_r_dev" ] || return 1
     fi
     readlink -f "$lipc_r_dev" 2>/dev/null || echo "$lipc_r_dev"
-}
-
-# lipc_root_spec: the device root= names ("block:" prefix of dracut removed).
-lipc_root_spec() {
-    lipc_rs=$(lipc_arg root) || return 1
-    lipc_rs=${lipc_rs#block:}
-    [ -n "$lipc_rs" ] && echo "$lipc_rs"
 }
 
 lipc_settle() {
@@ -146,32 +181,6 @@ lipc_wait() {
     done
 }
 
-# lipc_status_get FIELD: value of "FIELD: value" in LIPC_STATUS.
-lipc_status_get() {
-    printf '%s\n' "$LIPC_STATUS" | while IFS= read -r lipc_sg_line; do
-        case $lipc_sg_line in
-        "$1":*)
-            lipc_sg_v=${lipc_sg_line#*:}
-            lipc_sg_v=${lipc_sg_v# *}
-            printf '%s\n' "${lipc_sg_v%% *}"
-            break
-            ;;
-        esac
-    done
-}
-
-# lipc_load_status: LIPC_PHASE is the recorded phase, or "none" when the
-# state store holds no luksipc state yet (blank side partition).
-lipc_load_status() {
-    if LIPC_STATUS=$("$LIPC_BIN" status --state "$LIPC_STATE" 2>/dev/null); then
-        LIPC_PHASE=$(lipc_status_get phase)
-        [ -n "$LIPC_PHASE" ] || LIPC_PHASE=none
-    else
-        LIPC_STATUS=
-        LIPC_PHASE=none
-    fi
-}
-
 lipc_sysname() {
     lipc_sn=$(readlink -f "$1" 2>/dev/null) || lipc_sn=$1
     echo "${lipc_sn##*/}"
@@ -197,6 +206,32 @@ lipc_is_crypt_mapping() {
 lipc_dev_bytes() {
     read -r lipc_db <"/sys/class/block/$(lipc_sysname "$1")/size" || return 1
     echo $((lipc_db * 512))
+}
+
+# lipc_status_get FIELD: value of "FIELD: value" in LIPC_STATUS.
+lipc_status_get() {
+    printf '%s\n' "$LIPC_STATUS" | while IFS= read -r lipc_sg_line; do
+        case $lipc_sg_line in
+        "$1":*)
+            lipc_sg_v=${lipc_sg_line#*:}
+            lipc_sg_v=${lipc_sg_v# *}
+            printf '%s\n' "${lipc_sg_v%% *}"
+            break
+            ;;
+        esac
+    done
+}
+
+# lipc_load_status: LIPC_PHASE is the recorded phase, or "none" when the
+# state store holds no luksipc state yet (blank side partition).
+lipc_load_status() {
+    if LIPC_STATUS=$("$LIPC_BIN" status --state "$LIPC_STATE" 2>/dev/null); then
+        LIPC_PHASE=$(lipc_status_get phase)
+        [ -n "$LIPC_PHASE" ] || LIPC_PHASE=none
+    else
+        LIPC_STATUS=
+        LIPC_PHASE=none
+    fi
 }
 
 # lipc_find_device: set LIPC_DEV, the device to convert (or converted).
@@ -237,6 +272,12 @@ lipc_find_device() {
         return 1
     fi
 }
+
+
+# ==== keys ==================================================================
+# The key: a passphrase asked the way this initramfs asks, or a key file
+# on a key device mounted read-only (also used by initramfs-tools/keydev);
+# how it is handed to luksipc and cryptsetup, and released.
 
 # lipc_read_tty PROMPT: read a line without echo from the console.
 lipc_read_tty() {
@@ -285,16 +326,6 @@ lipc_ask_passphrase() {
         lipc_ap_again=
     fi
     [ -n "$LIPC_PASS" ] || { lipc_fail "empty passphrase for '$LIPC_DEV'"; return 1; }
-}
-
-# lipc_oneline TEXT...: TEXT with every run of blanks and newlines made one
-# space, so that a tool's message fits the one-line error.
-lipc_oneline() {
-    set -f
-    # shellcheck disable=SC2048,SC2086 # splitting on blanks is the point
-    set -- $*
-    set +f
-    printf '%s\n' "$*"
 }
 
 # lipc_mount_ro DEV MNT WHERE: mount the key device DEV read-only on MNT;
@@ -424,6 +455,21 @@ lipc_with_key() {
         printf '%s' "$LIPC_PASS" | "$@" --key-file -
     fi
 }
+
+# lipc_convert_key CMD...: lipc_with_key, except that a passphrase that is
+# both the old and the new key is passed as a file.
+lipc_convert_key() {
+    if [ -n "$LIPC_CONVKEY" ]; then
+        "$@" --key-file "$LIPC_CONVKEY" </dev/null
+    else
+        lipc_with_key "$@"
+    fi
+}
+
+
+# ==== resize ================================================================
+# rd.luksipc.resize=1: shrink an ext2/3/4 filesystem by the header size
+# before the conversion starts (dumpe2fs, e2fsck, resize2fs).
 
 # lipc_header_bytes: the header size the conversion will use.
 lipc_header_bytes() {
@@ -587,8 +633,11 @@ lipc_resize() {
     fi
 }
 
-# lipc_progress: turn --progress-json lines into console and plymouth
-# lines; anything else (warnings, errors) is passed through.
+
+# ==== progress ==============================================================
+# The converter's --progress-json lines, shown on the console and plymouth.
+
+# lipc_json LINE KEY: the value of "KEY": in the one-line JSON object LINE.
 lipc_json() {
     lipc_j=${1#*\""$2"\":}
     lipc_j=${lipc_j%%[,\}]*}
@@ -596,6 +645,8 @@ lipc_json() {
     echo "${lipc_j%\"}"
 }
 
+# lipc_progress: turn --progress-json lines into console and plymouth
+# lines; anything else (warnings, errors) is passed through.
 lipc_progress() {
     lipc_p_last=
     while IFS= read -r lipc_p_line; do
@@ -623,32 +674,29 @@ lipc_progress() {
     done
 }
 
-# lipc_convert_args: the pass-through rd.luksipc.* options, the mode, the
-# old key and what the admin notes should name; one word a line.
-lipc_convert_args() {
-    for lipc_ca in type sector-size pbkdf pbkdf-force-iterations header-size step-size; do
-        lipc_ca_v=$(lipc_arg "rd.luksipc.$lipc_ca") || continue
-        printf '%s\n' "--$lipc_ca" "$lipc_ca_v"
-    done
-    if [ "$LIPC_MODE" = reencrypt ]; then
-        echo --reencrypt
-        [ -z "$LIPC_OLDKEYFILE" ] || printf '%s\n' --old-key-file "$LIPC_OLDKEYFILE"
-    fi
-    if lipc_ca_v=$(lipc_arg rd.luksipc.name); then
-        printf '%s\n' --note-name "$lipc_ca_v"
-    fi
-    [ -z "$LIPC_NOTEKEY" ] || printf '%s\n' --note-key-file "$LIPC_NOTEKEY"
-    printf '%s\n' --note-framework "$LIPC_FRAMEWORK"
-}
 
-# lipc_convert_key CMD...: lipc_with_key, except that a passphrase that is
-# both the old and the new key is passed as a file.
-lipc_convert_key() {
-    if [ -n "$LIPC_CONVKEY" ]; then
-        "$@" --key-file "$LIPC_CONVKEY" </dev/null
-    else
-        lipc_with_key "$@"
+# ==== convert ===============================================================
+# Running `luksipc convert`: the mode the state allows, the test-hook
+# environment, the options passed through, the exit code as one line, and
+# the admin notes afterwards.
+
+# lipc_check_mode: a started or finished state must be of the mode asked for.
+lipc_check_mode() {
+    [ "$LIPC_PHASE" != none ] || return 0
+    lipc_cm=$(lipc_status_get mode)
+    [ -n "$lipc_cm" ] || lipc_cm=encrypt
+    [ "$lipc_cm" != "$LIPC_MODE" ] || return 0
+    if [ "$LIPC_PHASE" != 'done' ]; then
+        lipc_fail "the state on '$LIPC_STATE' is an unfinished $lipc_cm conversion; set rd.luksipc.mode=$lipc_cm to resume it"
+        return 1
     fi
+    if [ "$LIPC_MODE" = reencrypt ]; then
+        lipc_fail "the state on '$LIPC_STATE' holds a finished $lipc_cm conversion; to re-encrypt, wipe it first (luksipc finalize --state $LIPC_STATE) or name another state partition"
+        return 1
+    fi
+    # rd.luksipc.mode=encrypt (or none) after a finished re-encryption:
+    # the device is LUKS, only open it
+    LIPC_MODE=$lipc_cm
 }
 
 # lipc_test_env: outside a test image, no LUKSIPC_TEST_* variable reaches
@@ -674,6 +722,24 @@ lipc_test_env() {
         unset "$lipc_te"
     done
     unset LUKSIPC_TEST_TRACE LUKSIPC_TEST_FAULT LUKSIPC_TEST_DELAY_MS LUKSIPC_TEST_HEADER_DELAY_MS
+}
+
+# lipc_convert_args: the pass-through rd.luksipc.* options, the mode, the
+# old key and what the admin notes should name; one word a line.
+lipc_convert_args() {
+    for lipc_ca in type sector-size pbkdf pbkdf-force-iterations header-size step-size; do
+        lipc_ca_v=$(lipc_arg "rd.luksipc.$lipc_ca") || continue
+        printf '%s\n' "--$lipc_ca" "$lipc_ca_v"
+    done
+    if [ "$LIPC_MODE" = reencrypt ]; then
+        echo --reencrypt
+        [ -z "$LIPC_OLDKEYFILE" ] || printf '%s\n' --old-key-file "$LIPC_OLDKEYFILE"
+    fi
+    if lipc_ca_v=$(lipc_arg rd.luksipc.name); then
+        printf '%s\n' --note-name "$lipc_ca_v"
+    fi
+    [ -z "$LIPC_NOTEKEY" ] || printf '%s\n' --note-key-file "$LIPC_NOTEKEY"
+    printf '%s\n' --note-framework "$LIPC_FRAMEWORK"
 }
 
 lipc_convert() {
@@ -727,6 +793,18 @@ lipc_notes() {
     done <"$LIPC_RUN/notes"
 }
 
+
+# ==== open ==================================================================
+# Opening the LUKS device, so that root= finds the filesystem inside.
+
+# lipc_refresh DEV: the header replaced the filesystem signature; make udev
+# drop the stale by-uuid link before the mapping brings it back.
+lipc_refresh() {
+    command -v udevadm >/dev/null 2>&1 || return 0
+    udevadm trigger --action=change "$1" >/dev/null 2>&1 || :
+    lipc_settle 10
+}
+
 # lipc_open: open the LUKS device so that root=UUID=<filesystem> resolves.
 lipc_open() {
     if lipc_o_name=$(lipc_holder "$LIPC_DEV"); then
@@ -744,39 +822,10 @@ lipc_open() {
     lipc_settle 10
 }
 
-# lipc_refresh DEV: the header replaced the filesystem signature; make udev
-# drop the stale by-uuid link before the mapping brings it back.
-lipc_refresh() {
-    command -v udevadm >/dev/null 2>&1 || return 0
-    udevadm trigger --action=change "$1" >/dev/null 2>&1 || :
-    lipc_settle 10
-}
 
-lipc_setup() {
-    LIPC_DEVSPEC=$(lipc_arg rd.luksipc) || return 1
-    [ "$LIPC_DEVSPEC" != 0 ] || return 1
-    [ -n "$LIPC_DEVSPEC" ] || return 1
-    return 0
-}
-
-# lipc_check_mode: a started or finished state must be of the mode asked for.
-lipc_check_mode() {
-    [ "$LIPC_PHASE" != none ] || return 0
-    lipc_cm=$(lipc_status_get mode)
-    [ -n "$lipc_cm" ] || lipc_cm=encrypt
-    [ "$lipc_cm" != "$LIPC_MODE" ] || return 0
-    if [ "$LIPC_PHASE" != 'done' ]; then
-        lipc_fail "the state on '$LIPC_STATE' is an unfinished $lipc_cm conversion; set rd.luksipc.mode=$lipc_cm to resume it"
-        return 1
-    fi
-    if [ "$LIPC_MODE" = reencrypt ]; then
-        lipc_fail "the state on '$LIPC_STATE' holds a finished $lipc_cm conversion; to re-encrypt, wipe it first (luksipc finalize --state $LIPC_STATE) or name another state partition"
-        return 1
-    fi
-    # rd.luksipc.mode=encrypt (or none) after a finished re-encryption:
-    # the device is LUKS, only open it
-    LIPC_MODE=$lipc_cm
-}
+# ==== run ===================================================================
+# The entry point for the adapters (see the contract at the top) and the
+# order of the steps.
 
 # lipc_framework: LIPC_FRAMEWORK, unless the adapter set it.
 lipc_framework() {
