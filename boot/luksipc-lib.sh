@@ -11,8 +11,17 @@
 #     one-line reason in LIPC_ERROR; the adapter then enters its emergency
 #     path (dracut: die / OnFailure=emergency.target, initramfs-tools: panic)
 #     and writes nothing more.
-# Every name this file defines starts with lipc_ or LIPC_ (no `local` in POSIX
-# sh).
+#   initramfs-tools/keydev (a crypttab keyscript) also calls lipc_arg,
+#   lipc_is_uint, lipc_fail, lipc_key_spec and lipc_release_key.
+#
+# POSIX sh plus `local`, which every shell it runs in has (dash, busybox ash,
+# klibc sh, bash). Functions keep their own variables local; the globals are
+# the state the steps share. Every function and global starts with lipc_ or
+# LIPC_.
+#
+# Sections: util, cmdline, devices, keys, resize, progress, convert, open,
+# run (the entry point).
+# shellcheck disable=SC3043 # local: see above
 
 LIPC_BIN=${LIPC_BIN:-luksipc}
 LIPC_RUN=${LIPC_RUN:-/run/luksipc}
@@ -24,6 +33,9 @@ LIPC_NOTEKEY=
 LIPC_PASS=
 LIPC_KEYMNT=
 LIPC_MODE=encrypt
+# Also shared, set by the steps: LIPC_DEVSPEC and LIPC_TIMEOUT (cmdline,
+# lipc_main); LIPC_STATE, LIPC_DEV, LIPC_STATUS and LIPC_PHASE (devices);
+# LIPC_RZ_* (resize: the ext superblock).
 # Present only in the QEMU test images (qemu-tests/lib/initrd-builders.sh).
 # Set here, not taken from the environment: initramfs-tools turns NAME=value
 # words of the kernel command line into environment variables.
@@ -53,8 +65,9 @@ lipc_fail() {
 }
 
 lipc_uptime() {
-    read -r lipc_u_t _ </proc/uptime
-    echo "${lipc_u_t%%.*}"
+    local t
+    read -r t _ </proc/uptime
+    echo "${t%%.*}"
 }
 
 lipc_is_uint() {
@@ -63,13 +76,14 @@ lipc_is_uint() {
 
 # lipc_size_bytes SIZE: bytes from "N", "NK", "NM" or "NG" (binary).
 lipc_size_bytes() {
-    lipc_s_n=${1%[KkMmGg]}
-    lipc_is_uint "$lipc_s_n" || return 1
+    local n
+    n=${1%[KkMmGg]}
+    lipc_is_uint "$n" || return 1
     case $1 in
-    *[Kk]) echo $((lipc_s_n * 1024)) ;;
-    *[Mm]) echo $((lipc_s_n * 1048576)) ;;
-    *[Gg]) echo $((lipc_s_n * 1073741824)) ;;
-    *) echo "$lipc_s_n" ;;
+    *[Kk]) echo $((n * 1024)) ;;
+    *[Mm]) echo $((n * 1048576)) ;;
+    *[Gg]) echo $((n * 1073741824)) ;;
+    *) echo "$n" ;;
     esac
 }
 
@@ -91,21 +105,22 @@ lipc_oneline() {
 # lipc_arg NAME: print the value of the last NAME=VALUE on the command line;
 # false when NAME= is absent.
 lipc_arg() {
-    lipc_a_found=1
-    lipc_a_val=
+    local found val w
+    found=1
+    val=
     set -f
     # shellcheck disable=SC2086 # word splitting of the command line is wanted
-    for lipc_a_w in ${LIPC_CMDLINE-$(cat /proc/cmdline 2>/dev/null)}; do
-        case $lipc_a_w in
+    for w in ${LIPC_CMDLINE-$(cat /proc/cmdline 2>/dev/null)}; do
+        case $w in
         "$1"=*)
-            lipc_a_val=${lipc_a_w#*=}
-            lipc_a_found=0
+            val=${w#*=}
+            found=0
             ;;
         esac
     done
     set +f
-    [ "$lipc_a_found" = 0 ] || return 1
-    printf '%s\n' "$lipc_a_val"
+    [ "$found" = 0 ] || return 1
+    printf '%s\n' "$val"
 }
 
 # lipc_setup: LIPC_DEVSPEC from rd.luksipc=; false when it is absent, empty
@@ -119,9 +134,10 @@ lipc_setup() {
 
 # lipc_root_spec: the device root= names ("block:" prefix of dracut removed).
 lipc_root_spec() {
-    lipc_rs=$(lipc_arg root) || return 1
-    lipc_rs=${lipc_rs#block:}
-    [ -n "$lipc_rs" ] && echo "$lipc_rs"
+    local spec
+    spec=$(lipc_arg root) || return 1
+    spec=${spec#block:}
+    [ -n "$spec" ] && echo "$spec"
 }
 
 
@@ -132,24 +148,25 @@ lipc_root_spec() {
 
 # lipc_resolve SPEC: print the block device node SPEC names, if present.
 lipc_resolve() {
-    lipc_r_dev=
+    local dev
+    dev=
     case $1 in
-    UUID=*) lipc_r_dev=/dev/disk/by-uuid/${1#UUID=} ;;
-    PARTUUID=*) lipc_r_dev=/dev/disk/by-partuuid/${1#PARTUUID=} ;;
-    LABEL=*) lipc_r_dev=/dev/disk/by-label/${1#LABEL=} ;;
-    PARTLABEL=*) lipc_r_dev=/dev/disk/by-partlabel/${1#PARTLABEL=} ;;
-    /dev/*) lipc_r_dev=$1 ;;
+    UUID=*) dev=/dev/disk/by-uuid/${1#UUID=} ;;
+    PARTUUID=*) dev=/dev/disk/by-partuuid/${1#PARTUUID=} ;;
+    LABEL=*) dev=/dev/disk/by-label/${1#LABEL=} ;;
+    PARTLABEL=*) dev=/dev/disk/by-partlabel/${1#PARTLABEL=} ;;
+    /dev/*) dev=$1 ;;
     *) return 1 ;;
     esac
-    if ! [ -b "$lipc_r_dev" ]; then
+    if ! [ -b "$dev" ]; then
         case $1 in
         /dev/*) return 1 ;;
         esac
         command -v blkid >/dev/null 2>&1 || return 1
-        lipc_r_dev=$(blkid -l -t "$1" -o device 2>/dev/null) || return 1
-        [ -b "$lipc_r_dev" ] || return 1
+        dev=$(blkid -l -t "$1" -o device 2>/dev/null) || return 1
+        [ -b "$dev" ] || return 1
     fi
-    readlink -f "$lipc_r_dev" 2>/dev/null || echo "$lipc_r_dev"
+    readlink -f "$dev" 2>/dev/null || echo "$dev"
 }
 
 lipc_settle() {
@@ -161,20 +178,21 @@ lipc_settle() {
 # SPECs resolves, print its node. A SPEC "=path" is taken as is when it is
 # a block device that luksipc status confirms (see lipc_candidate_ok).
 lipc_wait() {
-    lipc_w_what=$1
+    local what end said spec dev
+    what=$1
     shift
-    lipc_w_end=$(($(lipc_uptime) + LIPC_TIMEOUT))
-    lipc_w_said=
+    end=$(($(lipc_uptime) + LIPC_TIMEOUT))
+    said=
     while :; do
-        for lipc_w_spec in "$@"; do
-            lipc_w_dev=$(lipc_resolve "$lipc_w_spec") || continue
-            echo "$lipc_w_dev"
+        for spec in "$@"; do
+            dev=$(lipc_resolve "$spec") || continue
+            echo "$dev"
             return 0
         done
-        [ "$(lipc_uptime)" -lt "$lipc_w_end" ] || return 1
-        if [ -z "$lipc_w_said" ]; then
-            lipc_log "waiting up to ${LIPC_TIMEOUT} s for $lipc_w_what $1"
-            lipc_w_said=1
+        [ "$(lipc_uptime)" -lt "$end" ] || return 1
+        if [ -z "$said" ]; then
+            lipc_log "waiting up to ${LIPC_TIMEOUT} s for $what $1"
+            said=1
         fi
         lipc_settle 1
         sleep 1
@@ -182,40 +200,45 @@ lipc_wait() {
 }
 
 lipc_sysname() {
-    lipc_sn=$(readlink -f "$1" 2>/dev/null) || lipc_sn=$1
-    echo "${lipc_sn##*/}"
+    local path
+    path=$(readlink -f "$1" 2>/dev/null) || path=$1
+    echo "${path##*/}"
 }
 
 # lipc_holder DEV: print the dm name of a mapping stacked on DEV, if any.
 lipc_holder() {
-    for lipc_h in /sys/class/block/"$(lipc_sysname "$1")"/holders/*; do
-        [ -r "$lipc_h/dm/name" ] || continue
-        cat "$lipc_h/dm/name"
+    local h
+    for h in /sys/class/block/"$(lipc_sysname "$1")"/holders/*; do
+        [ -r "$h/dm/name" ] || continue
+        cat "$h/dm/name"
         return 0
     done
     return 1
 }
 
 lipc_is_crypt_mapping() {
-    lipc_icm=/sys/class/block/$(lipc_sysname "$1")/dm/uuid
-    [ -r "$lipc_icm" ] || return 1
-    case $(cat "$lipc_icm") in CRYPT-*) return 0 ;; esac
+    local uuid_file
+    uuid_file=/sys/class/block/$(lipc_sysname "$1")/dm/uuid
+    [ -r "$uuid_file" ] || return 1
+    case $(cat "$uuid_file") in CRYPT-*) return 0 ;; esac
     return 1
 }
 
 lipc_dev_bytes() {
-    read -r lipc_db <"/sys/class/block/$(lipc_sysname "$1")/size" || return 1
-    echo $((lipc_db * 512))
+    local sectors
+    read -r sectors <"/sys/class/block/$(lipc_sysname "$1")/size" || return 1
+    echo $((sectors * 512))
 }
 
 # lipc_status_get FIELD: value of "FIELD: value" in LIPC_STATUS.
 lipc_status_get() {
-    printf '%s\n' "$LIPC_STATUS" | while IFS= read -r lipc_sg_line; do
-        case $lipc_sg_line in
+    local line v
+    printf '%s\n' "$LIPC_STATUS" | while IFS= read -r line; do
+        case $line in
         "$1":*)
-            lipc_sg_v=${lipc_sg_line#*:}
-            lipc_sg_v=${lipc_sg_v# *}
-            printf '%s\n' "${lipc_sg_v%% *}"
+            v=${line#*:}
+            v=${v# *}
+            printf '%s\n' "${v%% *}"
             break
             ;;
         esac
@@ -239,24 +262,25 @@ lipc_load_status() {
 # (a filesystem UUID or root=UUID=), so the LUKS UUID and the path recorded
 # in the state are tried as well; a recorded path must match the state.
 lipc_find_device() {
-    lipc_fd_luks=
-    lipc_fd_rec=
+    local luks_uuid recorded
+    luks_uuid=
+    recorded=
     if [ "$LIPC_PHASE" != none ]; then
-        lipc_fd_luks=$(lipc_status_get luks-uuid)
-        lipc_fd_rec=$(lipc_status_get device)
+        luks_uuid=$(lipc_status_get luks-uuid)
+        recorded=$(lipc_status_get device)
     fi
     case $LIPC_PHASE in
     header | 'done')
-        set -- ${lipc_fd_luks:+"UUID=$lipc_fd_luks"} "$LIPC_DEVSPEC"
+        set -- ${luks_uuid:+"UUID=$luks_uuid"} "$LIPC_DEVSPEC"
         ;;
     *)
         set -- "$LIPC_DEVSPEC"
         ;;
     esac
     if ! LIPC_DEV=$(lipc_wait device "$@"); then
-        if [ -n "$lipc_fd_rec" ] && [ -b "$lipc_fd_rec" ] &&
-            "$LIPC_BIN" status --state "$LIPC_STATE" -d "$lipc_fd_rec" >/dev/null 2>&1; then
-            LIPC_DEV=$(readlink -f "$lipc_fd_rec")
+        if [ -n "$recorded" ] && [ -b "$recorded" ] &&
+            "$LIPC_BIN" status --state "$LIPC_STATE" -d "$recorded" >/dev/null 2>&1; then
+            LIPC_DEV=$(readlink -f "$recorded")
         else
             lipc_fail "device '$LIPC_DEVSPEC' did not appear within ${LIPC_TIMEOUT} s; check rd.luksipc= and rd.luksipc.timeout="
             return 1
@@ -281,17 +305,18 @@ lipc_find_device() {
 
 # lipc_read_tty PROMPT: read a line without echo from the console.
 lipc_read_tty() {
-    lipc_rt_tty=/dev/console
-    [ -t 0 ] && lipc_rt_tty=/dev/stdin
-    printf '%s' "$1" >"$lipc_rt_tty"
-    stty -echo <"$lipc_rt_tty" 2>/dev/null
-    IFS= read -r lipc_rt_pass <"$lipc_rt_tty"
-    lipc_rt_rc=$?
-    stty echo <"$lipc_rt_tty" 2>/dev/null
-    echo >"$lipc_rt_tty"
-    [ "$lipc_rt_rc" = 0 ] || return 1
-    printf '%s' "$lipc_rt_pass"
-    lipc_rt_pass=
+    local tty pass rc
+    tty=/dev/console
+    [ -t 0 ] && tty=/dev/stdin
+    printf '%s' "$1" >"$tty"
+    stty -echo <"$tty" 2>/dev/null
+    IFS= read -r pass <"$tty"
+    rc=$?
+    stty echo <"$tty" 2>/dev/null
+    echo >"$tty"
+    [ "$rc" = 0 ] || return 1
+    printf '%s' "$pass"
+    pass=
 }
 
 # lipc_ask PROMPT: print one passphrase, asked the way this initrd asks.
@@ -306,6 +331,7 @@ lipc_ask() {
 }
 
 lipc_ask_passphrase() {
+    local again
     if [ "$LIPC_PHASE" != none ]; then
         LIPC_PASS=$(lipc_ask "Passphrase to resume converting $LIPC_DEV:") ||
             { lipc_fail "no passphrase entered for '$LIPC_DEV'"; return 1; }
@@ -316,14 +342,14 @@ lipc_ask_passphrase() {
     else
         LIPC_PASS=$(lipc_ask "New passphrase for $LIPC_DEV:") ||
             { lipc_fail "no passphrase entered for '$LIPC_DEV'"; return 1; }
-        lipc_ap_again=$(lipc_ask "Repeat the passphrase for $LIPC_DEV:") ||
+        again=$(lipc_ask "Repeat the passphrase for $LIPC_DEV:") ||
             { lipc_fail "no passphrase entered for '$LIPC_DEV'"; return 1; }
-        if [ "$LIPC_PASS" != "$lipc_ap_again" ]; then
-            lipc_ap_again=
+        if [ "$LIPC_PASS" != "$again" ]; then
+            again=
             lipc_fail "passphrases for '$LIPC_DEV' differ; reboot to try again"
             return 1
         fi
-        lipc_ap_again=
+        again=
     fi
     [ -n "$LIPC_PASS" ] || { lipc_fail "empty passphrase for '$LIPC_DEV'"; return 1; }
 }
@@ -335,16 +361,17 @@ lipc_ask_passphrase() {
 # local-top; so name the type blkid finds and load its module (quietly: it
 # may be built in).
 lipc_mount_ro() {
-    lipc_mr_type=$(blkid -p -s TYPE -o value "$1" 2>/dev/null)
-    if [ -z "$lipc_mr_type" ]; then
+    local fstype err
+    fstype=$(blkid -p -s TYPE -o value "$1" 2>/dev/null)
+    if [ -z "$fstype" ]; then
         lipc_fail "key device '$1' holds no filesystem that blkid recognises; check $3 names the device that holds the key file"
         return 1
     fi
     if command -v modprobe >/dev/null 2>&1; then
-        modprobe -q "fs-$lipc_mr_type" 2>/dev/null || modprobe -q "$lipc_mr_type" 2>/dev/null || :
+        modprobe -q "fs-$fstype" 2>/dev/null || modprobe -q "$fstype" 2>/dev/null || :
     fi
-    if ! lipc_mr_err=$(mount -t "$lipc_mr_type" -o ro "$1" "$2" 2>&1); then
-        lipc_fail "cannot mount key device '$1' ($lipc_mr_type) read-only: $(lipc_oneline "${lipc_mr_err:-mount gave no reason}"); check $3 and that the initramfs has the $lipc_mr_type module"
+    if ! err=$(mount -t "$fstype" -o ro "$1" "$2" 2>&1); then
+        lipc_fail "cannot mount key device '$1' ($fstype) read-only: $(lipc_oneline "${err:-mount gave no reason}"); check $3 and that the initramfs has the $fstype module"
         return 1
     fi
 }
@@ -352,8 +379,9 @@ lipc_mount_ro() {
 # lipc_key_file FLAG MNT: print the file that FLAG=PATH[:KEYDEV] names (see
 # lipc_key_spec); false when FLAG is absent.
 lipc_key_file() {
-    lipc_kf=$(lipc_arg "$1") || return 1
-    lipc_key_spec "$1=$lipc_kf" "$lipc_kf" "$2"
+    local val
+    val=$(lipc_arg "$1") || return 1
+    lipc_key_spec "$1=$val" "$val" "$2"
 }
 
 # lipc_key_spec WHERE SPEC MNT: print the file that SPEC (PATH[:KEYDEV])
@@ -363,39 +391,40 @@ lipc_key_file() {
 # the messages. Mounts are
 # recorded in LIPC_KEYMNT.
 lipc_key_spec() {
-    lipc_kf=$2
-    lipc_kf_path=${lipc_kf%%:*}
-    lipc_kf_spec=
-    case $lipc_kf in *:*) lipc_kf_spec=${lipc_kf#*:} ;; esac
-    if [ -z "$lipc_kf_path" ]; then
+    local path keydev dev mnt m file spec
+    spec=$2
+    path=${spec%%:*}
+    keydev=
+    case $spec in *:*) keydev=${spec#*:} ;; esac
+    if [ -z "$path" ]; then
         lipc_fail "$1 names no key file; write it as PATH[:DEVICE]"
         return 2
     fi
-    if [ -n "$lipc_kf_spec" ]; then
-        lipc_kf_dev=$(lipc_wait "key device" "$lipc_kf_spec") || {
-            lipc_fail "key device '$lipc_kf_spec' did not appear within ${LIPC_TIMEOUT} s; check $1"
+    if [ -n "$keydev" ]; then
+        dev=$(lipc_wait "key device" "$keydev") || {
+            lipc_fail "key device '$keydev' did not appear within ${LIPC_TIMEOUT} s; check $1"
             return 2
         }
-        lipc_kf_mnt=
-        for lipc_kf_m in $LIPC_KEYMNT; do
-            [ "$(cat "$lipc_kf_m.dev" 2>/dev/null)" = "$lipc_kf_dev" ] && lipc_kf_mnt=$lipc_kf_m
+        mnt=
+        for m in $LIPC_KEYMNT; do
+            [ "$(cat "$m.dev" 2>/dev/null)" = "$dev" ] && mnt=$m
         done
-        if [ -z "$lipc_kf_mnt" ]; then
-            lipc_kf_mnt=$LIPC_RUN/$3
-            mkdir -p "$lipc_kf_mnt"
-            lipc_mount_ro "$lipc_kf_dev" "$lipc_kf_mnt" "$1" || return 2
-            echo "$lipc_kf_dev" >"$lipc_kf_mnt.dev"
-            LIPC_KEYMNT="$LIPC_KEYMNT $lipc_kf_mnt"
+        if [ -z "$mnt" ]; then
+            mnt=$LIPC_RUN/$3
+            mkdir -p "$mnt"
+            lipc_mount_ro "$dev" "$mnt" "$1" || return 2
+            echo "$dev" >"$mnt.dev"
+            LIPC_KEYMNT="$LIPC_KEYMNT $mnt"
         fi
-        lipc_kf_file=$lipc_kf_mnt/${lipc_kf_path#/}
+        file=$mnt/${path#/}
     else
-        lipc_kf_file=$lipc_kf_path
+        file=$path
     fi
-    if ! [ -f "$lipc_kf_file" ] || ! [ -s "$lipc_kf_file" ]; then
-        lipc_fail "key file '$lipc_kf_path' is missing or empty; check $1"
+    if ! [ -f "$file" ] || ! [ -s "$file" ]; then
+        lipc_fail "key file '$path' is missing or empty; check $1"
         return 2
     fi
-    echo "$lipc_kf_file"
+    echo "$file"
 }
 
 # lipc_get_key: LIPC_KEYFILE (rd.luksipc.key=PATH[:DEVICE]) or LIPC_PASS;
@@ -433,15 +462,16 @@ lipc_get_key() {
 }
 
 lipc_release_key() {
+    local mnt
     LIPC_PASS=
     if [ -n "$LIPC_CONVKEY" ]; then
         rm -f "$LIPC_CONVKEY"
         LIPC_CONVKEY=
     fi
     rm -f "$LIPC_RUN/kf"
-    for lipc_rk in $LIPC_KEYMNT; do
-        umount "$lipc_rk" 2>/dev/null
-        rm -f "$lipc_rk.dev"
+    for mnt in $LIPC_KEYMNT; do
+        umount "$mnt" 2>/dev/null
+        rm -f "$mnt.dev"
     done
     LIPC_KEYMNT=
 }
@@ -473,8 +503,9 @@ lipc_convert_key() {
 
 # lipc_header_bytes: the header size the conversion will use.
 lipc_header_bytes() {
-    if lipc_hb=$(lipc_arg rd.luksipc.header-size); then
-        lipc_size_bytes "$lipc_hb"
+    local size
+    if size=$(lipc_arg rd.luksipc.header-size); then
+        lipc_size_bytes "$size"
     elif [ "$(lipc_arg rd.luksipc.type)" = luks1 ]; then
         echo 2097152
     else
@@ -482,13 +513,17 @@ lipc_header_bytes() {
     fi
 }
 
+# lipc_dumpe2fs_get TEXT FIELD: the first word after "FIELD:" in TEXT,
+# dumpe2fs -h output.
 lipc_dumpe2fs_get() {
-    printf '%s\n' "$lipc_rz_sb" | while IFS= read -r lipc_dg_line; do
-        case $lipc_dg_line in
-        "$1:"*)
-            lipc_dg_v=${lipc_dg_line#*:}
+    local field line v
+    field=$2
+    printf '%s\n' "$1" | while IFS= read -r line; do
+        case $line in
+        "$field:"*)
+            v=${line#*:}
             # shellcheck disable=SC2086 # split off the first word
-            set -- $lipc_dg_v
+            set -- $v
             echo "$1"
             break
             ;;
@@ -499,60 +534,62 @@ lipc_dumpe2fs_get() {
 # lipc_sb_read: LIPC_RZ_* from the superblock of LIPC_DEV (dumpe2fs -h,
 # read only); false when it cannot be read.
 lipc_sb_read() {
-    lipc_rz_sb=$(dumpe2fs -h "$LIPC_DEV" 2>/dev/null) || return 1
-    LIPC_RZ_BS=$(lipc_dumpe2fs_get "Block size")
-    LIPC_RZ_BC=$(lipc_dumpe2fs_get "Block count")
-    LIPC_RZ_FREE=$(lipc_dumpe2fs_get "Free blocks")
-    LIPC_RZ_FIRST=$(lipc_dumpe2fs_get "First block")
-    LIPC_RZ_BPG=$(lipc_dumpe2fs_get "Blocks per group")
-    LIPC_RZ_IPG=$(lipc_dumpe2fs_get "Inodes per group")
-    lipc_sr_ic=$(lipc_dumpe2fs_get "Inode count")
-    lipc_sr_fi=$(lipc_dumpe2fs_get "Free inodes")
-    for lipc_sr_v in "$LIPC_RZ_BS" "$LIPC_RZ_BC" "$LIPC_RZ_FREE" "$LIPC_RZ_FIRST" \
-        "$LIPC_RZ_BPG" "$LIPC_RZ_IPG" "$lipc_sr_ic" "$lipc_sr_fi"; do
-        lipc_is_uint "$lipc_sr_v" || return 1
+    local sb icount ifree v
+    sb=$(dumpe2fs -h "$LIPC_DEV" 2>/dev/null) || return 1
+    LIPC_RZ_BS=$(lipc_dumpe2fs_get "$sb" "Block size")
+    LIPC_RZ_BC=$(lipc_dumpe2fs_get "$sb" "Block count")
+    LIPC_RZ_FREE=$(lipc_dumpe2fs_get "$sb" "Free blocks")
+    LIPC_RZ_FIRST=$(lipc_dumpe2fs_get "$sb" "First block")
+    LIPC_RZ_BPG=$(lipc_dumpe2fs_get "$sb" "Blocks per group")
+    LIPC_RZ_IPG=$(lipc_dumpe2fs_get "$sb" "Inodes per group")
+    icount=$(lipc_dumpe2fs_get "$sb" "Inode count")
+    ifree=$(lipc_dumpe2fs_get "$sb" "Free inodes")
+    for v in "$LIPC_RZ_BS" "$LIPC_RZ_BC" "$LIPC_RZ_FREE" "$LIPC_RZ_FIRST" \
+        "$LIPC_RZ_BPG" "$LIPC_RZ_IPG" "$icount" "$ifree"; do
+        lipc_is_uint "$v" || return 1
     done
     [ "$LIPC_RZ_BS" -gt 0 ] && [ "$LIPC_RZ_BPG" -gt 0 ] || return 1
-    LIPC_RZ_IUSED=$((lipc_sr_ic - lipc_sr_fi))
+    LIPC_RZ_IUSED=$((icount - ifree))
 }
 
 # lipc_tail_free FROM: print how many blocks at or above block FROM are
 # free, from dumpe2fs's per-group free ranges (read only).
 lipc_tail_free() {
-    lipc_tf_from=$1
-    lipc_tf_all=$(dumpe2fs "$LIPC_DEV" 2>/dev/null) || return 1
-    printf '%s\n' "$lipc_tf_all" | {
-        lipc_tf=0
-        lipc_tf_in=
-        while IFS= read -r lipc_tf_l; do
-            case $lipc_tf_l in
+    local from dump inside line last ranges r a b free
+    from=$1
+    dump=$(dumpe2fs "$LIPC_DEV" 2>/dev/null) || return 1
+    printf '%s\n' "$dump" | {
+        free=0
+        inside=
+        while IFS= read -r line; do
+            case $line in
             'Group '*'(Blocks '*-*')'*)
-                lipc_tf_e=${lipc_tf_l#*(Blocks }
-                lipc_tf_e=${lipc_tf_e%%)*}
-                lipc_tf_e=${lipc_tf_e#*-}
-                lipc_tf_in=
-                [ "$lipc_tf_e" -lt "$lipc_tf_from" ] || lipc_tf_in=1
+                last=${line#*(Blocks }
+                last=${last%%)*}
+                last=${last#*-}
+                inside=
+                [ "$last" -lt "$from" ] || inside=1
                 ;;
             '  Free blocks: '*)
-                [ -n "$lipc_tf_in" ] || continue
-                lipc_tf_r=${lipc_tf_l#*: }
+                [ -n "$inside" ] || continue
+                ranges=${line#*: }
                 IFS=', '
                 set -f
                 # shellcheck disable=SC2086 # one range per word
-                set -- $lipc_tf_r
+                set -- $ranges
                 set +f
                 IFS=' 	
 '
-                for lipc_tf_x in "$@"; do
-                    lipc_tf_a=${lipc_tf_x%-*}
-                    lipc_tf_b=${lipc_tf_x#*-}
-                    [ "$lipc_tf_a" -ge "$lipc_tf_from" ] || lipc_tf_a=$lipc_tf_from
-                    [ "$lipc_tf_b" -lt "$lipc_tf_a" ] || lipc_tf=$((lipc_tf + lipc_tf_b - lipc_tf_a + 1))
+                for r in "$@"; do
+                    a=${r%-*}
+                    b=${r#*-}
+                    [ "$a" -ge "$from" ] || a=$from
+                    [ "$b" -lt "$a" ] || free=$((free + b - a + 1))
                 done
                 ;;
             esac
         done
-        echo "$lipc_tf"
+        echo "$free"
     }
 }
 
@@ -570,22 +607,23 @@ lipc_mib_up() {
 # estimate adds a flex group's worth of inode tables and whole groups, and
 # refuses filesystems that have ample room (issue 16).
 lipc_resize_room() {
-    lipc_rr_tail=$((LIPC_RZ_BC - $1))
-    if ! lipc_rr_tf=$(lipc_tail_free "$1") || ! lipc_is_uint "$lipc_rr_tf"; then
+    local tail tail_free move have need groups
+    tail=$((LIPC_RZ_BC - $1))
+    if ! tail_free=$(lipc_tail_free "$1") || ! lipc_is_uint "$tail_free"; then
         lipc_fail "cannot read the free blocks of '$LIPC_DEV' (dumpe2fs)"
         return 1
     fi
-    lipc_rr_move=$((lipc_rr_tail - lipc_rr_tf))
-    lipc_rr_have=$((LIPC_RZ_FREE - lipc_rr_tf))
-    lipc_rr_need=$((2 * lipc_rr_move + 64))
-    if [ "$lipc_rr_have" -lt "$lipc_rr_need" ]; then
-        lipc_fail "filesystem on '$LIPC_DEV' is too full to give up its last $(lipc_mib_up "$lipc_rr_tail") MiB to the LUKS header: it needs $(lipc_mib_up "$lipc_rr_need") MiB free below the new end and has $(lipc_mib_up "$lipc_rr_have") MiB; free $(lipc_mib_up $((lipc_rr_need - lipc_rr_have))) MiB more (delete files) or make the partition that much bigger, then reboot"
+    move=$((tail - tail_free))
+    have=$((LIPC_RZ_FREE - tail_free))
+    need=$((2 * move + 64))
+    if [ "$have" -lt "$need" ]; then
+        lipc_fail "filesystem on '$LIPC_DEV' is too full to give up its last $(lipc_mib_up "$tail") MiB to the LUKS header: it needs $(lipc_mib_up "$need") MiB free below the new end and has $(lipc_mib_up "$have") MiB; free $(lipc_mib_up $((need - have))) MiB more (delete files) or make the partition that much bigger, then reboot"
         return 1
     fi
-    lipc_rr_groups=$((($1 - LIPC_RZ_FIRST) / LIPC_RZ_BPG))
-    [ "$lipc_rr_groups" -ge 1 ] || lipc_rr_groups=1
-    if [ "$LIPC_RZ_IUSED" -gt $((lipc_rr_groups * LIPC_RZ_IPG)) ]; then
-        lipc_fail "filesystem on '$LIPC_DEV' has too many files ($LIPC_RZ_IUSED inodes) to give up its last $(lipc_mib_up "$lipc_rr_tail") MiB: the groups left hold $((lipc_rr_groups * LIPC_RZ_IPG)); delete files or make the partition bigger, then reboot"
+    groups=$((($1 - LIPC_RZ_FIRST) / LIPC_RZ_BPG))
+    [ "$groups" -ge 1 ] || groups=1
+    if [ "$LIPC_RZ_IUSED" -gt $((groups * LIPC_RZ_IPG)) ]; then
+        lipc_fail "filesystem on '$LIPC_DEV' has too many files ($LIPC_RZ_IUSED inodes) to give up its last $(lipc_mib_up "$tail") MiB: the groups left hold $((groups * LIPC_RZ_IPG)); delete files or make the partition bigger, then reboot"
         return 1
     fi
 }
@@ -597,38 +635,39 @@ lipc_resize_room() {
 # resize2fs -f, then e2fsck -fn must be clean and the block count within
 # the limit before the conversion may start.
 lipc_resize() {
-    lipc_rz_type=$(blkid -p -s TYPE -o value "$LIPC_DEV" 2>/dev/null)
-    case $lipc_rz_type in
+    local fstype hdr size max
+    fstype=$(blkid -p -s TYPE -o value "$LIPC_DEV" 2>/dev/null)
+    case $fstype in
     ext2 | ext3 | ext4) ;;
     *)
-        lipc_log "rd.luksipc.resize=1: '$LIPC_DEV' holds '${lipc_rz_type:-no filesystem}', not ext2/3/4; not resizing"
+        lipc_log "rd.luksipc.resize=1: '$LIPC_DEV' holds '${fstype:-no filesystem}', not ext2/3/4; not resizing"
         return 0
         ;;
     esac
-    lipc_rz_h=$(lipc_header_bytes) || { lipc_fail "bad rd.luksipc.header-size="; return 1; }
-    lipc_rz_n=$(lipc_dev_bytes "$LIPC_DEV") || { lipc_fail "cannot read the size of '$LIPC_DEV'"; return 1; }
+    hdr=$(lipc_header_bytes) || { lipc_fail "bad rd.luksipc.header-size="; return 1; }
+    size=$(lipc_dev_bytes "$LIPC_DEV") || { lipc_fail "cannot read the size of '$LIPC_DEV'"; return 1; }
     lipc_sb_read || { lipc_fail "cannot read the ext superblock of '$LIPC_DEV'"; return 1; }
-    [ "$lipc_rz_n" -gt "$lipc_rz_h" ] || { lipc_fail "device '$LIPC_DEV' is smaller than the header"; return 1; }
-    lipc_rz_max=$(((lipc_rz_n - lipc_rz_h) / LIPC_RZ_BS))
-    if [ "$LIPC_RZ_BC" -le "$lipc_rz_max" ]; then
+    [ "$size" -gt "$hdr" ] || { lipc_fail "device '$LIPC_DEV' is smaller than the header"; return 1; }
+    max=$(((size - hdr) / LIPC_RZ_BS))
+    if [ "$LIPC_RZ_BC" -le "$max" ]; then
         lipc_log "filesystem on '$LIPC_DEV' already leaves room for the header; not resizing"
         return 0
     fi
-    lipc_resize_room "$lipc_rz_max" || return 1
+    lipc_resize_room "$max" || return 1
     lipc_log "checking the filesystem on '$LIPC_DEV' before shrinking it"
     e2fsck -f -y "$LIPC_DEV" >&2
     [ $? -lt 4 ] || { lipc_fail "e2fsck found errors it could not fix on '$LIPC_DEV'; nothing converted; run e2fsck -f by hand"; return 1; }
     lipc_sb_read || { lipc_fail "cannot read the ext superblock of '$LIPC_DEV' after e2fsck"; return 1; }
-    lipc_resize_room "$lipc_rz_max" || return 1
-    lipc_log "shrinking the filesystem on '$LIPC_DEV' from $LIPC_RZ_BC to $lipc_rz_max blocks of $LIPC_RZ_BS bytes"
-    resize2fs -f "$LIPC_DEV" "$lipc_rz_max" >&2 ||
+    lipc_resize_room "$max" || return 1
+    lipc_log "shrinking the filesystem on '$LIPC_DEV' from $LIPC_RZ_BC to $max blocks of $LIPC_RZ_BS bytes"
+    resize2fs -f "$LIPC_DEV" "$max" >&2 ||
         { lipc_fail "resize2fs failed on '$LIPC_DEV'; nothing converted; run e2fsck -f and resize2fs by hand"; return 1; }
     if ! e2fsck -f -n "$LIPC_DEV" >&2; then
         lipc_fail "the filesystem on '$LIPC_DEV' is not clean after resize2fs; nothing converted; run e2fsck -f by hand"
         return 1
     fi
-    if ! lipc_sb_read || [ "$LIPC_RZ_BC" -gt "$lipc_rz_max" ]; then
-        lipc_fail "the filesystem on '$LIPC_DEV' still ends after block $lipc_rz_max after resize2fs; nothing converted; shrink it by hand"
+    if ! lipc_sb_read || [ "$LIPC_RZ_BC" -gt "$max" ]; then
+        lipc_fail "the filesystem on '$LIPC_DEV' still ends after block $max after resize2fs; nothing converted; shrink it by hand"
         return 1
     fi
 }
@@ -639,37 +678,39 @@ lipc_resize() {
 
 # lipc_json LINE KEY: the value of "KEY": in the one-line JSON object LINE.
 lipc_json() {
-    lipc_j=${1#*\""$2"\":}
-    lipc_j=${lipc_j%%[,\}]*}
-    lipc_j=${lipc_j#\"}
-    echo "${lipc_j%\"}"
+    local v
+    v=${1#*\""$2"\":}
+    v=${v%%[,\}]*}
+    v=${v#\"}
+    echo "${v%\"}"
 }
 
 # lipc_progress: turn --progress-json lines into console and plymouth
 # lines; anything else (warnings, errors) is passed through.
 lipc_progress() {
-    lipc_p_last=
-    while IFS= read -r lipc_p_line; do
-        case $lipc_p_line in
+    local last line pct copied total eta msg
+    last=
+    while IFS= read -r line; do
+        case $line in
         '{"phase":"header"'*)
             lipc_log "all data of $LIPC_DEV converted; writing the new LUKS header"
             ;;
         '{'*'"percent"'*)
-            lipc_p_pct=$(lipc_json "$lipc_p_line" percent)
-            lipc_p_done=$(lipc_json "$lipc_p_line" 'done')
-            lipc_p_tot=$(lipc_json "$lipc_p_line" total)
-            lipc_p_eta=$(lipc_json "$lipc_p_line" eta_s)
-            lipc_p_eta=${lipc_p_eta%%.*}
-            lipc_is_uint "$lipc_p_eta" || lipc_p_eta=0
-            lipc_is_uint "$lipc_p_done" || lipc_p_done=0
-            lipc_is_uint "$lipc_p_tot" || lipc_p_tot=0
-            lipc_p_msg=$(printf 'converting %s: %s%% (%s / %s MiB, ETA %d:%02d)' \
-                "$LIPC_DEV" "$lipc_p_pct" $((lipc_p_done / 1048576)) \
-                $((lipc_p_tot / 1048576)) $((lipc_p_eta / 60)) $((lipc_p_eta % 60)))
-            [ "$lipc_p_msg" = "$lipc_p_last" ] || lipc_log "$lipc_p_msg"
-            lipc_p_last=$lipc_p_msg
+            pct=$(lipc_json "$line" percent)
+            copied=$(lipc_json "$line" 'done')
+            total=$(lipc_json "$line" total)
+            eta=$(lipc_json "$line" eta_s)
+            eta=${eta%%.*}
+            lipc_is_uint "$eta" || eta=0
+            lipc_is_uint "$copied" || copied=0
+            lipc_is_uint "$total" || total=0
+            msg=$(printf 'converting %s: %s%% (%s / %s MiB, ETA %d:%02d)' \
+                "$LIPC_DEV" "$pct" $((copied / 1048576)) \
+                $((total / 1048576)) $((eta / 60)) $((eta % 60)))
+            [ "$msg" = "$last" ] || lipc_log "$msg"
+            last=$msg
             ;;
-        *) printf '%s\n' "$lipc_p_line" >&2 ;;
+        *) printf '%s\n' "$line" >&2 ;;
         esac
     done
 }
@@ -682,21 +723,22 @@ lipc_progress() {
 
 # lipc_check_mode: a started or finished state must be of the mode asked for.
 lipc_check_mode() {
+    local mode
     [ "$LIPC_PHASE" != none ] || return 0
-    lipc_cm=$(lipc_status_get mode)
-    [ -n "$lipc_cm" ] || lipc_cm=encrypt
-    [ "$lipc_cm" != "$LIPC_MODE" ] || return 0
+    mode=$(lipc_status_get mode)
+    [ -n "$mode" ] || mode=encrypt
+    [ "$mode" != "$LIPC_MODE" ] || return 0
     if [ "$LIPC_PHASE" != 'done' ]; then
-        lipc_fail "the state on '$LIPC_STATE' is an unfinished $lipc_cm conversion; set rd.luksipc.mode=$lipc_cm to resume it"
+        lipc_fail "the state on '$LIPC_STATE' is an unfinished $mode conversion; set rd.luksipc.mode=$mode to resume it"
         return 1
     fi
     if [ "$LIPC_MODE" = reencrypt ]; then
-        lipc_fail "the state on '$LIPC_STATE' holds a finished $lipc_cm conversion; to re-encrypt, wipe it first (luksipc finalize --state $LIPC_STATE) or name another state partition"
+        lipc_fail "the state on '$LIPC_STATE' holds a finished $mode conversion; to re-encrypt, wipe it first (luksipc finalize --state $LIPC_STATE) or name another state partition"
         return 1
     fi
     # rd.luksipc.mode=encrypt (or none) after a finished re-encryption:
     # the device is LUKS, only open it
-    LIPC_MODE=$lipc_cm
+    LIPC_MODE=$mode
 }
 
 # lipc_test_env: outside a test image, no LUKSIPC_TEST_* variable reaches
@@ -705,21 +747,22 @@ lipc_check_mode() {
 # build between the header write and the record "done" (LIPC_TEST_HOLD),
 # so that a power cut can land there.
 lipc_test_env() {
+    local l v
     if [ -e "$LIPC_TEST_HOOKS" ]; then
         LIPC_TEST_HOLD=$(lipc_arg rd.luksipc.test-header-delay) && lipc_is_uint "$LIPC_TEST_HOLD" || LIPC_TEST_HOLD=
         return 0
     fi
     ! lipc_arg rd.luksipc.test-header-delay >/dev/null ||
         lipc_log "ignoring rd.luksipc.test-header-delay: this initramfs is not a test image"
-    for lipc_te in $(export -p | while IFS= read -r lipc_te_l; do
-        lipc_te_l=${lipc_te_l#export }
-        lipc_te_l=${lipc_te_l#declare -x }
-        case ${lipc_te_l%%=*} in
-        LUKSIPC_TEST_* ) printf '%s\n' "${lipc_te_l%%=*}" ;;
+    for v in $(export -p | while IFS= read -r l; do
+        l=${l#export }
+        l=${l#declare -x }
+        case ${l%%=*} in
+        LUKSIPC_TEST_* ) printf '%s\n' "${l%%=*}" ;;
         esac
     done); do
-        case $lipc_te in *[!A-Za-z0-9_]*) continue ;; esac
-        unset "$lipc_te"
+        case $v in *[!A-Za-z0-9_]*) continue ;; esac
+        unset "$v"
     done
     unset LUKSIPC_TEST_TRACE LUKSIPC_TEST_FAULT LUKSIPC_TEST_DELAY_MS LUKSIPC_TEST_HEADER_DELAY_MS
 }
@@ -727,31 +770,33 @@ lipc_test_env() {
 # lipc_convert_args: the pass-through rd.luksipc.* options, the mode, the
 # old key and what the admin notes should name; one word a line.
 lipc_convert_args() {
-    for lipc_ca in type sector-size pbkdf pbkdf-force-iterations header-size step-size; do
-        lipc_ca_v=$(lipc_arg "rd.luksipc.$lipc_ca") || continue
-        printf '%s\n' "--$lipc_ca" "$lipc_ca_v"
+    local v opt
+    for opt in type sector-size pbkdf pbkdf-force-iterations header-size step-size; do
+        v=$(lipc_arg "rd.luksipc.$opt") || continue
+        printf '%s\n' "--$opt" "$v"
     done
     if [ "$LIPC_MODE" = reencrypt ]; then
         echo --reencrypt
         [ -z "$LIPC_OLDKEYFILE" ] || printf '%s\n' --old-key-file "$LIPC_OLDKEYFILE"
     fi
-    if lipc_ca_v=$(lipc_arg rd.luksipc.name); then
-        printf '%s\n' --note-name "$lipc_ca_v"
+    if v=$(lipc_arg rd.luksipc.name); then
+        printf '%s\n' --note-name "$v"
     fi
     [ -z "$LIPC_NOTEKEY" ] || printf '%s\n' --note-key-file "$LIPC_NOTEKEY"
     printf '%s\n' --note-framework "$LIPC_FRAMEWORK"
 }
 
 lipc_convert() {
-    lipc_c_args=$(lipc_convert_args)
-    lipc_c_rc=$LIPC_RUN/convert.rc
-    echo 1 >"$lipc_c_rc"
-    lipc_c_what="to LUKS"
-    [ "$LIPC_MODE" = encrypt ] || lipc_c_what="from LUKS to LUKS with a new volume key"
+    local args rcfile what code
+    args=$(lipc_convert_args)
+    rcfile=$LIPC_RUN/convert.rc
+    echo 1 >"$rcfile"
+    what="to LUKS"
+    [ "$LIPC_MODE" = encrypt ] || what="from LUKS to LUKS with a new volume key"
     if [ "$LIPC_PHASE" = none ]; then
-        lipc_log "converting '$LIPC_DEV' $lipc_c_what in place, state on '$LIPC_STATE'; do not power off (a cut resumes at the next boot)"
+        lipc_log "converting '$LIPC_DEV' $what in place, state on '$LIPC_STATE'; do not power off (a cut resumes at the next boot)"
     else
-        lipc_log "resuming the conversion of '$LIPC_DEV' $lipc_c_what ($(lipc_status_get 'done') of $(lipc_status_get data-size) bytes done, phase $LIPC_PHASE), state on '$LIPC_STATE'"
+        lipc_log "resuming the conversion of '$LIPC_DEV' $what ($(lipc_status_get 'done') of $(lipc_status_get data-size) bytes done, phase $LIPC_PHASE), state on '$LIPC_STATE'"
     fi
     # shellcheck disable=SC2086 # one option or value per line, no blanks
     {
@@ -763,33 +808,34 @@ lipc_convert() {
                 export LUKSIPC_TEST_HEADER_DELAY_MS
             fi
             lipc_convert_key "$LIPC_BIN" convert -d "$LIPC_DEV" --state "$LIPC_STATE" \
-                --batch --progress-json $lipc_c_args 2>&1)
-        echo $? >"$lipc_c_rc"
+                --batch --progress-json $args 2>&1)
+        echo $? >"$rcfile"
     } | lipc_progress
-    read -r lipc_c_code <"$lipc_c_rc"
-    case $lipc_c_code in
+    read -r code <"$rcfile"
+    case $code in
     0) return 0 ;;
     2) lipc_fail "bad rd.luksipc.* option for '$LIPC_DEV'; fix the kernel command line" ;;
     3) lipc_fail "conversion of '$LIPC_DEV' refused by a safety check (the device or the state store '$LIPC_STATE', named above), nothing written; rebooting will not help: fix what the message names" ;;
     4) lipc_fail "key rejected for '$LIPC_DEV', nothing written; check rd.luksipc.key= or the passphrase" ;;
     5) lipc_fail "I/O error converting '$LIPC_DEV' (a read, write or flush failed; see the message above and dmesg); the state is consistent: fix the disk and reboot to resume" ;;
     6) lipc_fail "conversion of '$LIPC_DEV' interrupted; reboot to resume" ;;
-    *) lipc_fail "luksipc failed with exit code $lipc_c_code on '$LIPC_DEV'; reboot to resume" ;;
+    *) lipc_fail "luksipc failed with exit code $code on '$LIPC_DEV'; reboot to resume" ;;
     esac
 }
 
 lipc_notes() {
+    local fw line
     if [ "$LIPC_MODE" = encrypt ]; then
         lipc_log "'$LIPC_DEV' is now LUKS; what to do next (also in $LIPC_RUN/notes):"
     else
         lipc_log "'$LIPC_DEV' is re-encrypted with a new volume key; what to do next (also in $LIPC_RUN/notes):"
     fi
-    lipc_n_fw=
-    [ "$LIPC_FRAMEWORK" = other ] || lipc_n_fw=$LIPC_FRAMEWORK
-    "$LIPC_BIN" status --state "$LIPC_STATE" --notes ${lipc_n_fw:+--framework "$lipc_n_fw"} \
+    fw=
+    [ "$LIPC_FRAMEWORK" = other ] || fw=$LIPC_FRAMEWORK
+    "$LIPC_BIN" status --state "$LIPC_STATE" --notes ${fw:+--framework "$fw"} \
         >"$LIPC_RUN/notes" 2>/dev/null
-    while IFS= read -r lipc_n_line; do
-        echo "luksipc:   $lipc_n_line" >&2
+    while IFS= read -r line; do
+        echo "luksipc:   $line" >&2
     done <"$LIPC_RUN/notes"
 }
 
@@ -807,16 +853,17 @@ lipc_refresh() {
 
 # lipc_open: open the LUKS device so that root=UUID=<filesystem> resolves.
 lipc_open() {
-    if lipc_o_name=$(lipc_holder "$LIPC_DEV"); then
-        lipc_log "'$LIPC_DEV' is already open as '$lipc_o_name'"
+    local name uuid
+    if name=$(lipc_holder "$LIPC_DEV"); then
+        lipc_log "'$LIPC_DEV' is already open as '$name'"
         return 0
     fi
-    lipc_o_uuid=$(lipc_status_get luks-uuid)
-    [ -n "$lipc_o_uuid" ] || lipc_o_uuid=$(cryptsetup luksUUID "$LIPC_DEV" 2>/dev/null)
-    lipc_o_name=$(lipc_arg rd.luksipc.name) || lipc_o_name=luks-$lipc_o_uuid
-    lipc_log "opening '$LIPC_DEV' as '$lipc_o_name'"
-    if ! lipc_with_key cryptsetup open "$LIPC_DEV" "$lipc_o_name" >&2; then
-        lipc_fail "cannot open '$LIPC_DEV' as '$lipc_o_name': wrong key or damaged header; check rd.luksipc.key= or the passphrase"
+    uuid=$(lipc_status_get luks-uuid)
+    [ -n "$uuid" ] || uuid=$(cryptsetup luksUUID "$LIPC_DEV" 2>/dev/null)
+    name=$(lipc_arg rd.luksipc.name) || name=luks-$uuid
+    lipc_log "opening '$LIPC_DEV' as '$name'"
+    if ! lipc_with_key cryptsetup open "$LIPC_DEV" "$name" >&2; then
+        lipc_fail "cannot open '$LIPC_DEV' as '$name': wrong key or damaged header; check rd.luksipc.key= or the passphrase"
         return 1
     fi
     lipc_settle 10
@@ -842,6 +889,7 @@ lipc_framework() {
 }
 
 lipc_main() {
+    local name statespec
     lipc_framework
     LIPC_MODE=$(lipc_arg rd.luksipc.mode) || LIPC_MODE=encrypt
     case $LIPC_MODE in
@@ -859,8 +907,8 @@ lipc_main() {
     esac
     [ "$LIPC_DEVSPEC" != root ] || LIPC_DEVSPEC=$(lipc_root_spec) ||
         { lipc_fail "rd.luksipc=root but no root= on the kernel command line"; return 1; }
-    LIPC_STATESPEC=$(lipc_arg rd.luksipc.state) || LIPC_STATESPEC=
-    if [ -z "$LIPC_STATESPEC" ]; then
+    statespec=$(lipc_arg rd.luksipc.state) || statespec=
+    if [ -z "$statespec" ]; then
         lipc_fail "rd.luksipc.state= is missing; name the raw side partition that holds the state"
         return 1
     fi
@@ -869,24 +917,24 @@ lipc_main() {
     command -v "$LIPC_BIN" >/dev/null 2>&1 || { lipc_fail "'$LIPC_BIN' is not in the initramfs; rebuild it with the luksipc module"; return 1; }
     mkdir -p "$LIPC_RUN" && chmod 700 "$LIPC_RUN"
 
-    LIPC_STATE=$(lipc_wait "state device" "$LIPC_STATESPEC") ||
-        { lipc_fail "state device '$LIPC_STATESPEC' did not appear within ${LIPC_TIMEOUT} s; check rd.luksipc.state="; return 1; }
+    LIPC_STATE=$(lipc_wait "state device" "$statespec") ||
+        { lipc_fail "state device '$statespec' did not appear within ${LIPC_TIMEOUT} s; check rd.luksipc.state="; return 1; }
     lipc_load_status
     lipc_check_mode || return 1
     lipc_find_device || return 1
 
     if [ "$LIPC_PHASE" = 'done' ]; then
         lipc_log "'$LIPC_DEV' is already converted; remove rd.luksipc from the kernel command line (see: luksipc status --state $LIPC_STATE --notes)"
-        if lipc_o_name=$(lipc_holder "$LIPC_DEV"); then
-            lipc_log "'$LIPC_DEV' is already open as '$lipc_o_name'"
+        if name=$(lipc_holder "$LIPC_DEV"); then
+            lipc_log "'$LIPC_DEV' is already open as '$name'"
             return 0
         fi
         lipc_get_key || return 1
         lipc_open
         return
     fi
-    if [ "$LIPC_MODE" = reencrypt ] && lipc_o_name=$(lipc_holder "$LIPC_DEV"); then
-        lipc_fail "'$LIPC_DEV' is already open as '$lipc_o_name' (by cryptroot, systemd-cryptsetup or rd.luks.*); luksipc will not re-encrypt it underneath: let luksipc open it instead (drop it from the initramfs crypttab and rd.luks.uuid=, or add rd.luks=0), then reboot"
+    if [ "$LIPC_MODE" = reencrypt ] && name=$(lipc_holder "$LIPC_DEV"); then
+        lipc_fail "'$LIPC_DEV' is already open as '$name' (by cryptroot, systemd-cryptsetup or rd.luks.*); luksipc will not re-encrypt it underneath: let luksipc open it instead (drop it from the initramfs crypttab and rd.luks.uuid=, or add rd.luks=0), then reboot"
         return 1
     fi
     if [ "$LIPC_MODE" = encrypt ] && [ "$LIPC_PHASE" = none ] &&
@@ -903,11 +951,12 @@ lipc_main() {
 
 # lipc_run: entry point for the adapters; see the contract at the top.
 lipc_run() {
+    local rc
     lipc_setup || return 0
     lipc_test_env
     lipc_main
-    lipc_run_rc=$?
+    rc=$?
     lipc_release_key
-    [ "$lipc_run_rc" = 0 ] && lipc_log "done; continuing the boot"
-    return "$lipc_run_rc"
+    [ "$rc" = 0 ] && lipc_log "done; continuing the boot"
+    return "$rc"
 }
