@@ -175,8 +175,8 @@ lipc_settle() {
 }
 
 # lipc_wait WHAT SPEC...: wait up to LIPC_TIMEOUT seconds until one of the
-# SPECs resolves, print its node. A SPEC "=path" is taken as is when it is
-# a block device that luksipc status confirms (see lipc_candidate_ok).
+# SPECs resolves (see lipc_resolve), print its node. The path recorded in
+# the state, confirmed by luksipc status, is lipc_find_device's fallback.
 lipc_wait() {
     local what end said spec dev
     what=$1
@@ -501,7 +501,10 @@ lipc_convert_key() {
 # rd.luksipc.resize=1: shrink an ext2/3/4 filesystem by the header size
 # before the conversion starts (dumpe2fs, e2fsck, resize2fs).
 
-# lipc_header_bytes: the header size the conversion will use.
+# lipc_header_bytes: the header size the conversion will use:
+# rd.luksipc.header-size=, else luksipc's default for the LUKS version
+# (LUKS2_HEADER_SIZE_DEFAULT and LUKS1_HEADER_SIZE_DEFAULT in src/luks.h,
+# shown by luksipc --help). The library's only copy of those defaults.
 lipc_header_bytes() {
     local size
     if size=$(lipc_arg rd.luksipc.header-size); then
