@@ -5,7 +5,7 @@
 
 # shellcheck source=/dev/null
 type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
-# shellcheck source=luksipc-lib.sh
+# shellcheck source=../../boot/luksipc-lib.sh
 . /usr/lib/luksipc/luksipc-lib.sh
 
 LIPC_CMDLINE=$(getcmdline)

@@ -24,6 +24,11 @@ luksipc_binary() {
 check() {
     require_binaries cryptsetup blkid || return 1
     luksipc_binary > /dev/null || return 1
+    # the copy of boot/luksipc-lib.sh that make install-boot puts here
+    if ! [[ -r $moddir/luksipc-lib.sh ]]; then
+        derror "luksipc: $moddir/luksipc-lib.sh is missing; reinstall luksipc (make install-boot)"
+        return 1
+    fi
     # only when asked for: --add luksipc or add_dracutmodules+=" luksipc "
     return 255
 }

@@ -62,6 +62,10 @@ initrd_dracut() {
 		INITRD_ERR="the dracut image lacks usr/sbin/luksipc"
 		return 1
 	}
+	lsinitrd "$out" 2>/dev/null | grep 'usr/lib/luksipc/luksipc-lib\.sh$' >/dev/null || {
+		INITRD_ERR="the dracut image lacks usr/lib/luksipc/luksipc-lib.sh"
+		return 1
+	}
 	initrd_check_marker "$(lsinitrd "$out" 2>/dev/null)"
 }
 
@@ -96,6 +100,10 @@ initrd_itools() {
 	}
 	lsinitramfs "$out" 2>/dev/null | grep 'scripts/local-top/luksipc$' >/dev/null || {
 		INITRD_ERR="the initramfs-tools image lacks scripts/local-top/luksipc"
+		return 1
+	}
+	lsinitramfs "$out" 2>/dev/null | grep 'usr/lib/luksipc/luksipc-lib\.sh$' >/dev/null || {
+		INITRD_ERR="the initramfs-tools image lacks usr/lib/luksipc/luksipc-lib.sh"
 		return 1
 	}
 	initrd_check_marker "$(lsinitramfs "$out" 2>/dev/null)"

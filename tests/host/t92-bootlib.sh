@@ -2,6 +2,9 @@
 # The boot library (luksipc-lib.sh) on the host, its system tools real or
 # stubbed.
 #
+# Its pure functions answer right under sh, dash, busybox ash and bash, and
+# leave no variable behind but the shared LIPC_* state (they use `local`).
+#
 # The key device is mounted with -t and the type blkid finds, after
 # modprobe; a failed mount's own words end up in the one-line error.
 #
@@ -16,7 +19,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 
 # LIPC_LIB: another copy of the library (to watch an old one fail)
-LIB=${LIPC_LIB:-$TESTS_ROOT/dracut-module/55luksipc/luksipc-lib.sh}
+LIB=${LIPC_LIB:-$TESTS_ROOT/boot/luksipc-lib.sh}
 SIZE_MIB=400
 BS=4096
 LIM=$(((SIZE_MIB - 16) * MiB / BS))
@@ -57,7 +60,7 @@ sb_field() {
 boot_resize() {
 	(
 		LIPC_CMDLINE=
-		# shellcheck source=dracut-module/55luksipc/luksipc-lib.sh
+		# shellcheck source=boot/luksipc-lib.sh
 		. "$LIB"
 		lipc_dev_bytes() { stat -c %s "$1"; }
 		LIPC_DEV=$1
@@ -128,7 +131,7 @@ t_refuse_full() {
 keydev_mount() {
 	(
 		LIPC_CMDLINE=
-		# shellcheck source=dracut-module/55luksipc/luksipc-lib.sh
+		# shellcheck source=boot/luksipc-lib.sh
 		. "$LIB"
 		blkid() { [ -z "$KD_TYPE" ] || echo "$KD_TYPE"; }
 		modprobe() { echo "modprobe $*" >>"$T/calls"; }
@@ -223,6 +226,58 @@ t_keyscript() {
 	assert_grep "has no device; write it as PATH:DEVICE" err
 }
 
+# lib_shell SHELL: source the library under SHELL, call its pure functions
+# and a refused key spec; every answer checked, and no variable but the
+# shared LIPC_* state is left behind (the functions use `local`).
+lib_shell() {
+	cat >smoke.sh <<'SH'
+. "$1"
+names() { set | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' | sort -u; }
+bad() { echo "bad: $*"; exit 1; }
+names >before
+LIPC_CMDLINE='ro root=block:UUID=abc rd.luksipc=root rd.luksipc.header-size=4M rd.luksipc.header-size=8M'
+[ "$(lipc_size_bytes 16M)" = 16777216 ] || bad "lipc_size_bytes 16M"
+[ "$(lipc_size_bytes 3k)" = 3072 ] || bad "lipc_size_bytes 3k"
+! lipc_size_bytes 1X >/dev/null || bad "lipc_size_bytes 1X"
+[ "$(lipc_arg rd.luksipc.header-size)" = 8M ] || bad "lipc_arg: not the last value"
+! lipc_arg rd.luksipc.nope >/dev/null || bad "lipc_arg: an absent flag"
+[ "$(lipc_header_bytes)" = 8388608 ] || bad "lipc_header_bytes"
+[ "$(lipc_root_spec)" = UUID=abc ] || bad "lipc_root_spec"
+[ "$(lipc_oneline "a  b
+   c	d")" = "a b c d" ] || bad "lipc_oneline"
+[ "$(lipc_json '{"percent":12.5,"done":100,"eta_s":"7"}' eta_s)" = 7 ] || bad "lipc_json"
+lipc_setup && [ "$LIPC_DEVSPEC" = root ] || bad "lipc_setup"
+# in this shell, as keydev calls it; found and val are lipc_arg's locals
+found=mine val=mine
+lipc_key_spec "rd.luksipc.key=" /nonexistent/key mnt >/dev/null
+[ $? = 2 ] || bad "lipc_key_spec: a missing key file"
+case $LIPC_ERROR in
+"luksipc: error: key file '/nonexistent/key' is missing or empty; check rd.luksipc.key=") ;;
+*) bad "LIPC_ERROR=$LIPC_ERROR" ;;
+esac
+lipc_arg root >/dev/null
+[ "$found$val" = minemine ] || bad "lipc_arg changed its caller's variables"
+unset found val
+lipc_release_key
+names >after
+comm -13 before after | grep -v '^LIPC_\(CMDLINE\|DEVSPEC\|ERROR\)$' | grep -v '^_$' && bad "variables left behind"
+echo ok
+SH
+	# shellcheck disable=SC2086 # $1 may be "busybox ash"
+	$1 smoke.sh "$LIB" >smoke.out 2>&1 || { cat smoke.out; fail "$1: the library's functions misbehave"; }
+	assert_grep '^ok$' smoke.out
+}
+
+t_lib_shells() {
+	for sh in sh dash "busybox ash" bash; do
+		command -v "${sh%% *}" >/dev/null 2>&1 || continue
+		[ "$sh" != "busybox ash" ] || busybox ash -c : 2>/dev/null || continue
+		lib_shell "$sh"
+		echo "$sh: answers right, nothing left behind"
+	done
+}
+
+run_test "the library under sh, dash, busybox ash and bash: right answers, no leaked variables" t_lib_shells
 run_test "the key device is mounted with -t TYPE; mount's own error in one line" t_keydev_mount
 run_test "rd.luksipc.resize=1 shrinks a 75%-full ext4 by exactly the header; files unchanged" t_resize_75_percent
 run_test "rd.luksipc.resize=1 refuses a full ext4 with one line, image unchanged" t_refuse_full

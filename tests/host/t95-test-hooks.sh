@@ -12,7 +12,7 @@
 
 N_DEV=$((6 * MiB + 5 * 4096 + 512))
 H_DEV=$((2 * MiB))
-BOOT_LIB=$TESTS_ROOT/dracut-module/55luksipc/luksipc-lib.sh
+BOOT_LIB=$TESTS_ROOT/boot/luksipc-lib.sh
 
 need_shipped() {
 	[ -x "$LUKSIPC_SHIPPED" ] || skip "$LUKSIPC_SHIPPED not built (run make)"
