@@ -1,5 +1,6 @@
 # Fully static build of luksipc, included by the top-level Makefile, which
-# defines SRCS, CC, CFLAGS, CPPFLAGS and BUILD.
+# defines SRCS, CC, BUILD and the flags ALL_CFLAGS and ALL_CPPFLAGS (what
+# luksipc needs plus the user's CFLAGS and CPPFLAGS).
 #
 #   make static        build/luksipc.static (checks `file` says statically linked)
 #   make static-test   build/luksipc.static.test: the same with the LUKSIPC_TEST_*
@@ -46,20 +47,20 @@ $(STATIC_STAMP): static/build-deps.sh tools/deps/static.list
 	sh static/build-deps.sh $(STATIC_DEPS)
 
 # Objects depend on the stamp only by order: headers of the cache must exist.
-$(STATIC_OBJDIR)/%.o: src/%.c | $(STATIC_STAMP)
+$(STATIC_OBJDIR)/%.o: src/%.c | $(STATIC_STAMP) build-deps
 	@mkdir -p $(@D)
-	$(CC) $(STATIC_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(STATIC_CFLAGS) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(STATIC_TEST_OBJDIR)/%.o: src/%.c | $(STATIC_STAMP)
+$(STATIC_TEST_OBJDIR)/%.o: src/%.c | $(STATIC_STAMP) build-deps
 	@mkdir -p $(@D)
-	$(CC) $(STATIC_CFLAGS) $(CPPFLAGS) $(TEST_DEFS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(STATIC_CFLAGS) $(ALL_CPPFLAGS) $(TEST_DEFS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(STATIC_OBJS:.o=.d) $(STATIC_TEST_OBJS:.o=.d)
 
 $(STATIC_BIN): $(STATIC_OBJS) $(STATIC_STAMP)
 $(STATIC_TEST_BIN): $(STATIC_TEST_OBJS) $(STATIC_STAMP)
 $(STATIC_BIN) $(STATIC_TEST_BIN):
-	$(CC) $(CFLAGS) $(STATIC_LDFLAGS) -o $@ $(filter %.o,$^) $(STATIC_LDLIBS) 2>$@.link.log || \
+	$(CC) $(ALL_CFLAGS) $(STATIC_LDFLAGS) -o $@ $(filter %.o,$^) $(STATIC_LDLIBS) 2>$@.link.log || \
 		{ cat $@.link.log >&2; exit 1; }
 	@# glibc warns that getpwnam, dlopen & co. need its shared libraries at
 	@# run time; only count them here (luksipc does not use NSS or dlopen).
