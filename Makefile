@@ -55,7 +55,7 @@ all: $(BUILD)/luksipc
 # (as root; tools/install-deps.sh), before anything is compiled.
 GOAL_LISTS_deps := build
 GOAL_LISTS_check := build tests
-GOAL_LISTS_unit-check := build tests
+GOAL_LISTS_unit-check := build
 GOAL_LISTS_host-check := build tests
 GOAL_LISTS_mutation-check := build tests
 GOAL_LISTS_fuzz := build tests
@@ -66,6 +66,8 @@ GOAL_LISTS_qemu-check := build tests qemu static
 GOAL_LISTS_qemu-check-ci := build tests qemu static
 GOAL_LISTS_static-check := build static
 GOAL_LISTS_static-smoke := build static
+GOAL_LISTS_deb := build static deb
+GOAL_LISTS_deb-check := build static deb
 GOAL_LISTS := $(sort $(foreach g,$(MAKECMDGOALS),$(GOAL_LISTS_$(g))))
 
 deps:
@@ -152,3 +154,4 @@ clean:
 -include mk/static.mk
 -include mk/install.mk
 -include mk/fuzz.mk
+-include mk/deb.mk

@@ -10,6 +10,10 @@
 #   make static-smoke  build and run static/smoke.c, statically linked
 #   make static-deps   only the dependency cache (build/static-deps)
 #   make static-clean  remove the static objects and binaries, keep the cache
+#   make -s static-built-using
+#                      the source packages the static binary holds code of,
+#                      as a Debian relation list (debian/rules puts it in
+#                      luksipc-initramfs's Built-Using)
 #
 # Debian ships no libcryptsetup.a nor libdevmapper.a: static/build-deps.sh
 # builds them from Debian's source packages into $(STATIC_DEPS)/prefix once;
@@ -39,7 +43,7 @@ STATIC_LDFLAGS := -static
 STATIC_OBJS := $(patsubst src/%.c,$(STATIC_OBJDIR)/%.o,$(SRCS))
 STATIC_TEST_OBJS := $(patsubst src/%.c,$(STATIC_TEST_OBJDIR)/%.o,$(SRCS))
 
-.PHONY: static static-test static-check static-smoke static-deps static-clean
+.PHONY: static static-test static-check static-smoke static-deps static-clean static-built-using
 
 static-deps: $(STATIC_STAMP)
 
@@ -93,6 +97,16 @@ $(STATIC_SMOKE): static/smoke.c $(STATIC_STAMP)
 
 static-smoke: $(STATIC_SMOKE)
 	./$(STATIC_SMOKE)
+
+# cryptsetup and lvm2 as static/build-deps.sh fetched them; the others as
+# installed: the -dev packages of tools/deps/static.list whose .a files the
+# link takes.
+STATIC_DEV_PKGS := libssl-dev libjson-c-dev libargon2-dev libblkid-dev uuid-dev libc6-dev
+static-built-using: $(STATIC_STAMP)
+	@{ for d in $(STATIC_DEPS)/src/*.dsc; do \
+		sed -n 's/^Source: //p; s/^Version: //p' "$$d" | paste -sd ' ' | awk '{ print $$1 " (= " $$2 ")" }'; done; \
+	   dpkg-query -W -f '$${source:Package} (= $${source:Version})\n' $(STATIC_DEV_PKGS); } | \
+		sort -u | paste -sd , | sed 's/,/, /g'
 
 static-clean:
 	rm -rf $(STATIC_OBJDIR) $(STATIC_BIN) $(STATIC_BIN).stripped $(STATIC_BIN).link.log \
