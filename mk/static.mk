@@ -47,7 +47,9 @@ STATIC_TEST_OBJS := $(patsubst src/%.c,$(STATIC_TEST_OBJDIR)/%.o,$(SRCS))
 
 static-deps: $(STATIC_STAMP)
 
-$(STATIC_STAMP): static/build-deps.sh tools/deps/static.list
+# After build-deps: a goal's package lists are installed first, so that the
+# script does not run apt beside it (make -j).
+$(STATIC_STAMP): static/build-deps.sh tools/deps/static.list | build-deps
 	sh static/build-deps.sh $(STATIC_DEPS)
 
 # Objects depend on the stamp only by order: headers of the cache must exist.
