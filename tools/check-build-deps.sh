@@ -24,14 +24,28 @@ if ! command -v "$1" >/dev/null 2>&1; then
 	*) add gcc "no C compiler '$1'" ;;
 	esac
 fi
+# has_pc MODULE: MODULE.pc in pkg-config's usual places (when there is no
+# pkg-config to ask, so that the message names every package at once)
+has_pc() {
+	for d in /usr/lib/*/pkgconfig /usr/lib/pkgconfig /usr/share/pkgconfig \
+		/usr/local/lib/*/pkgconfig /usr/local/lib/pkgconfig; do
+		[ -e "$d/$1.pc" ] && return 0
+	done
+	return 1
+}
+have_pkg_config=yes
 if ! command -v "$pkg_config" >/dev/null 2>&1; then
 	add pkg-config "no '$pkg_config'"
-else
-	# pkg-config module:Debian package
-	for m in libcryptsetup:libcryptsetup-dev blkid:libblkid-dev libcrypto:libssl-dev; do
-		"$pkg_config" --exists "${m%%:*}" 2>/dev/null || add "${m#*:}" "pkg-config finds no ${m%%:*}"
-	done
+	have_pkg_config=no
 fi
+# pkg-config module:Debian package
+for m in libcryptsetup:libcryptsetup-dev blkid:libblkid-dev libcrypto:libssl-dev; do
+	if [ "$have_pkg_config" = yes ]; then
+		"$pkg_config" --exists "${m%%:*}" 2>/dev/null || add "${m#*:}" "pkg-config finds no ${m%%:*}"
+	else
+		has_pc "${m%%:*}" || add "${m#*:}" "no ${m%%:*}.pc"
+	fi
+done
 [ -n "$missing" ] || exit 0
 echo "luksipc: cannot build, missing $what; apt-get install$missing, or make deps as root" >&2
 exit 1

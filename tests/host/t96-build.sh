@@ -95,6 +95,10 @@ t_missing_dependency() {
 	run_rc 2 mk CC="$T/no-such-cc"
 	assert_grep "^luksipc: cannot build, missing gcc \(no C compiler '$T/no-such-cc'\); apt-get install gcc, or make deps as root$" err
 	echo "no compiler: $(grep '^luksipc:' err)"
+	# no pkg-config to ask: the -dev packages are looked for by their .pc
+	run_rc 2 mk PKG_CONFIG="$T/no-such-pkg-config"
+	assert_grep "^luksipc: cannot build, missing pkg-config \(no '$T/no-such-pkg-config'\); apt-get install pkg-config, or make deps as root$" err
+	echo "no pkg-config: $(grep '^luksipc:' err)"
 	# with everything there, the check is silent
 	run_rc 0 "$TESTS_ROOT/tools/check-build-deps.sh" cc pkg-config
 	[ ! -s err ] || fail "check-build-deps.sh complains with everything installed: $(cat err)"
