@@ -149,7 +149,7 @@ install: $(BUILD)/luksipc install-boot
 		install -D -m 0755 $(BUILD)/luksipc.static $(DESTDIR)/usr/lib/luksipc/luksipc.static; fi
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/unit $(BUILD)/luksipc $(BUILD)/test-obj $(BUILD)/test
+	rm -rf $(BUILD)/obj $(BUILD)/unit $(BUILD)/luksipc $(BUILD)/test-obj $(BUILD)/test $(BUILD)/deb
 
 -include mk/static.mk
 -include mk/install.mk
