@@ -1,4 +1,7 @@
-# luksipc: one plain Makefile. Override CC, CFLAGS, PREFIX, DESTDIR as usual.
+# luksipc: one plain Makefile. `make` builds build/luksipc and installs
+# nothing; `make deps` installs the build dependencies (root). CC, CFLAGS,
+# CPPFLAGS, LDFLAGS, LDLIBS, PREFIX and DESTDIR work as usual: the flags add
+# to the ones luksipc needs (REQ_*), they never replace them.
 CC ?= gcc
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -10,9 +13,25 @@ ifeq ($(CI),true)
 WARN += -Werror
 endif
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 $(WARN) -pthread -D_FORTIFY_SOURCE=2 -fstack-protector-strong
-CPPFLAGS += $(shell $(PKG_CONFIG) --cflags libcryptsetup blkid libcrypto 2>/dev/null)
-LDLIBS += $(shell $(PKG_CONFIG) --libs libcryptsetup blkid libcrypto 2>/dev/null) -pthread
+REQ_CFLAGS := -std=c11 $(WARN) -pthread -fstack-protector-strong
+# A _FORTIFY_SOURCE level in CPPFLAGS (Debian's dpkg-buildflags sets one)
+# takes the place of ours instead of redefining it.
+REQ_CPPFLAGS := $(if $(filter -D_FORTIFY_SOURCE%,$(CPPFLAGS)),,-D_FORTIFY_SOURCE=2)
+# _FORTIFY_SOURCE does nothing without optimisation: Debian 12's glibc drops
+# it silently, older ones with a #warning (an error under CI=true). So when
+# the last -O of CFLAGS is -O0, or there is none, -Og is appended: the level
+# meant for debugging, at which the __*_chk checks are compiled in.
+OPT_FLOOR := $(if $(filter-out -O0,$(lastword $(filter -O%,$(CFLAGS)))),,-Og)
+ifneq ($(OPT_FLOOR),)
+$(info luksipc: CFLAGS has no optimisation; adding -Og, the least that _FORTIFY_SOURCE works with)
+endif
+# Recursive (=): pkg-config runs when a recipe needs the flags, after the
+# build-deps check (and, for make check & co., after apt) has run.
+PKG_CPPFLAGS = $(shell $(PKG_CONFIG) --cflags libcryptsetup blkid libcrypto 2>/dev/null)
+PKG_LDLIBS = $(shell $(PKG_CONFIG) --libs libcryptsetup blkid libcrypto 2>/dev/null)
+ALL_CFLAGS = $(REQ_CFLAGS) $(CFLAGS) $(OPT_FLOOR)
+ALL_CPPFLAGS = $(PKG_CPPFLAGS) $(REQ_CPPFLAGS) $(CPPFLAGS)
+ALL_LDLIBS = $(PKG_LDLIBS) -pthread $(LDLIBS)
 
 SRCS := $(wildcard src/*.c)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
@@ -27,34 +46,59 @@ TEST_BIN := $(BUILD)/test/luksipc
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all deps check unit-check host-check qemu-check qemu-check-ci mutation-check demo install clean
+.PHONY: all deps build-deps check unit-check host-check qemu-check qemu-check-ci mutation-check demo install clean
 all: $(BUILD)/luksipc
 
+# Debian packages, by tools/deps/NAME.list. `make` and `make install`
+# install none: build-deps only checks the build dependencies, and names
+# the -dev package that is missing. These goals install their lists first
+# (as root; tools/install-deps.sh), before anything is compiled.
+GOAL_LISTS_deps := build
+GOAL_LISTS_check := build tests
+GOAL_LISTS_unit-check := build
+GOAL_LISTS_host-check := build tests
+GOAL_LISTS_mutation-check := build tests
+GOAL_LISTS_fuzz := build tests
+GOAL_LISTS_fuzz-check := build tests
+GOAL_LISTS_sanitize-check := build tests
+GOAL_LISTS_demo := build tests qemu
+GOAL_LISTS_qemu-check := build tests qemu static
+GOAL_LISTS_qemu-check-ci := build tests qemu static
+GOAL_LISTS_static-check := build static
+GOAL_LISTS_static-smoke := build static
+GOAL_LISTS_deb := build static deb
+GOAL_LISTS_deb-check := build static deb
+GOAL_LISTS := $(sort $(foreach g,$(MAKECMDGOALS),$(GOAL_LISTS_$(g))))
+
 deps:
-	@./tools/install-deps.sh
+	@./tools/install-deps.sh $(GOAL_LISTS)
 
-$(BUILD)/deps.stamp: tools/install-deps.sh $(wildcard tools/deps/*.list)
-	@./tools/install-deps.sh
-	@mkdir -p $(BUILD) && touch $@
+# Every compiled object waits for this (order-only): the packages the goals
+# need, then the check that the compiler and the libraries are there.
+build-deps:
+ifneq ($(GOAL_LISTS),)
+	@./tools/install-deps.sh $(GOAL_LISTS)
+endif
+	@./tools/check-build-deps.sh "$(CC)" "$(PKG_CONFIG)"
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/deps.stamp
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | build-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/luksipc: $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
-$(BUILD)/test-obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/deps.stamp
+$(BUILD)/test-obj/%.o: src/%.c $(wildcard src/*.h) | build-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(TEST_DEFS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) $(TEST_DEFS) $(ALL_CFLAGS) -c -o $@ $<
 
 $(TEST_BIN): $(TEST_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
 $(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Isrc -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -Isrc -o $@ $^ $(LDFLAGS) $(ALL_LDLIBS)
 
 unit-check: $(UNIT_BINS)
 	@./tests/run-unit-tests.sh $(UNIT_BINS)
@@ -72,9 +116,9 @@ check: $(BUILD)/luksipc $(TEST_BIN) $(UNIT_BINS)
 # flush call in src/ and one per ordering decision (tests/mutation/, and
 # docs/testing.md). Built with these flags and -DLUKSIPC_TEST_HOOKS in
 # build/mutants/; prints `mutants: N killed, 0 survived`. A few minutes.
-mutation-check: | $(BUILD)/deps.stamp
-	@CC="$(CC)" CPPFLAGS="$(CPPFLAGS) -DLUKSIPC_TEST_HOOKS" CFLAGS="$(CFLAGS)" \
-		LDFLAGS="$(LDFLAGS)" LDLIBS="$(LDLIBS)" BUILD="$(BUILD)" \
+mutation-check: | build-deps
+	@CC="$(CC)" CPPFLAGS="$(ALL_CPPFLAGS) -DLUKSIPC_TEST_HOOKS" CFLAGS="$(ALL_CFLAGS)" \
+		LDFLAGS="$(LDFLAGS)" LDLIBS="$(ALL_LDLIBS)" BUILD="$(BUILD)" \
 		/usr/bin/python3 tests/mutation/run.py
 
 # Every QEMU scenario (qemu-tests/scenarios/NN-*); about 30 minutes. The
@@ -105,8 +149,9 @@ install: $(BUILD)/luksipc install-boot
 		install -D -m 0755 $(BUILD)/luksipc.static $(DESTDIR)/usr/lib/luksipc/luksipc.static; fi
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/unit $(BUILD)/luksipc $(BUILD)/test-obj $(BUILD)/test
+	rm -rf $(BUILD)/obj $(BUILD)/unit $(BUILD)/luksipc $(BUILD)/test-obj $(BUILD)/test $(BUILD)/deb
 
 -include mk/static.mk
 -include mk/install.mk
 -include mk/fuzz.mk
+-include mk/deb.mk

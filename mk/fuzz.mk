@@ -1,5 +1,5 @@
 # Fuzzing and sanitizer builds, included by the top-level Makefile, which
-# defines BUILD, CC, CFLAGS, CPPFLAGS, SRCS and LDLIBS.
+# defines BUILD, CC, SRCS and the flags ALL_CFLAGS, ALL_CPPFLAGS, ALL_LDLIBS.
 #
 #   make fuzz            build/fuzz/fuzz_state (libFuzzer, ASan, UBSan; clang)
 #                        and its seed corpus build/fuzz/seeds, made by real
@@ -23,9 +23,9 @@ SANITIZE_TESTS ?= t10 t60 t66 t67
 
 .PHONY: fuzz fuzz-check sanitize-check
 
-$(BUILD)/fuzz/fuzz_state: tests/fuzz/fuzz_state.c $(FUZZ_SRCS) $(wildcard src/*.h) | $(BUILD)/deps.stamp
+$(BUILD)/fuzz/fuzz_state: tests/fuzz/fuzz_state.c $(FUZZ_SRCS) $(wildcard src/*.h) | build-deps
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(CPPFLAGS) -Isrc -o $@ tests/fuzz/fuzz_state.c $(FUZZ_SRCS) $(FUZZ_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(ALL_CPPFLAGS) -Isrc -o $@ tests/fuzz/fuzz_state.c $(FUZZ_SRCS) $(FUZZ_LIBS)
 
 # The seeds come from runs interrupted through LUKSIPC_TEST_FAULT: a binary
 # that honours the test hooks.
@@ -41,12 +41,12 @@ fuzz: $(BUILD)/fuzz/fuzz_state $(BUILD)/fuzz/seeds.stamp
 fuzz-check: fuzz
 	@./tests/fuzz/run-fuzz.sh $(BUILD)/fuzz $(FUZZ_SECONDS)
 
-$(BUILD)/asan/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/deps.stamp
+$(BUILD)/asan/obj/%.o: src/%.c $(wildcard src/*.h) | build-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -DLUKSIPC_TEST_HOOKS $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) -DLUKSIPC_TEST_HOOKS $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
 
 $(BUILD)/asan/luksipc: $(ASAN_OBJS)
-	$(CC) $(CFLAGS) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
 sanitize-check: $(BUILD)/asan/luksipc
 	@ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=99 \

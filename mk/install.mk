@@ -21,7 +21,8 @@ BOOT_ITDIR := /usr/share/initramfs-tools
 BOOT_LIBDIR := /usr/lib/luksipc
 BOOT_MAN7DIR := $(PREFIX)/share/man/man7
 BOOT_SRC := dracut-module/55luksipc
-BOOT_LIB_SRC := boot/luksipc-lib.sh
+# The boot library, shared by both frameworks and keydev
+BOOT_LIB := boot/luksipc-lib.sh
 
 .PHONY: install-boot uninstall-boot
 
@@ -31,9 +32,9 @@ install-boot:
 		$(DESTDIR)$(BOOT_MAN7DIR)
 	$(INSTALL) -m 755 $(BOOT_SRC)/module-setup.sh $(BOOT_SRC)/luksipc-boot.sh \
 		$(BOOT_SRC)/parse-luksipc.sh $(DESTDIR)$(BOOT_DRACUTDIR)/
-	$(INSTALL) -m 644 $(BOOT_LIB_SRC) $(BOOT_SRC)/luksipc.service \
+	$(INSTALL) -m 644 $(BOOT_LIB) $(BOOT_SRC)/luksipc.service \
 		$(BOOT_SRC)/luksipc-fsck.conf $(DESTDIR)$(BOOT_DRACUTDIR)/
-	$(INSTALL) -m 644 $(BOOT_LIB_SRC) $(DESTDIR)$(BOOT_LIBDIR)/
+	$(INSTALL) -m 644 $(BOOT_LIB) $(DESTDIR)$(BOOT_LIBDIR)/
 	$(INSTALL) -m 755 initramfs-tools/keydev $(DESTDIR)$(BOOT_LIBDIR)/keydev
 	$(INSTALL) -m 755 initramfs-tools/hooks/luksipc $(DESTDIR)$(BOOT_ITDIR)/hooks/luksipc
 	$(INSTALL) -m 755 initramfs-tools/scripts/local-top/luksipc \

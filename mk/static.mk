@@ -1,5 +1,6 @@
 # Fully static build of luksipc, included by the top-level Makefile, which
-# defines SRCS, CC, CFLAGS, CPPFLAGS and BUILD.
+# defines SRCS, CC, BUILD and the flags ALL_CFLAGS and ALL_CPPFLAGS (what
+# luksipc needs plus the user's CFLAGS and CPPFLAGS).
 #
 #   make static        build/luksipc.static (checks `file` says statically linked)
 #   make static-test   build/luksipc.static.test: the same with the LUKSIPC_TEST_*
@@ -9,6 +10,10 @@
 #   make static-smoke  build and run static/smoke.c, statically linked
 #   make static-deps   only the dependency cache (build/static-deps)
 #   make static-clean  remove the static objects and binaries, keep the cache
+#   make -s static-built-using
+#                      the source packages the static binary holds code of,
+#                      as a Debian relation list (debian/rules puts it in
+#                      luksipc-initramfs's Built-Using)
 #
 # Debian ships no libcryptsetup.a nor libdevmapper.a: static/build-deps.sh
 # builds them from Debian's source packages into $(STATIC_DEPS)/prefix once;
@@ -38,28 +43,30 @@ STATIC_LDFLAGS := -static
 STATIC_OBJS := $(patsubst src/%.c,$(STATIC_OBJDIR)/%.o,$(SRCS))
 STATIC_TEST_OBJS := $(patsubst src/%.c,$(STATIC_TEST_OBJDIR)/%.o,$(SRCS))
 
-.PHONY: static static-test static-check static-smoke static-deps static-clean
+.PHONY: static static-test static-check static-smoke static-deps static-clean static-built-using
 
 static-deps: $(STATIC_STAMP)
 
-$(STATIC_STAMP): static/build-deps.sh tools/deps/static.list
+# After build-deps: a goal's package lists are installed first, so that the
+# script does not run apt beside it (make -j).
+$(STATIC_STAMP): static/build-deps.sh tools/deps/static.list | build-deps
 	sh static/build-deps.sh $(STATIC_DEPS)
 
 # Objects depend on the stamp only by order: headers of the cache must exist.
-$(STATIC_OBJDIR)/%.o: src/%.c | $(STATIC_STAMP)
+$(STATIC_OBJDIR)/%.o: src/%.c | $(STATIC_STAMP) build-deps
 	@mkdir -p $(@D)
-	$(CC) $(STATIC_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(STATIC_CFLAGS) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(STATIC_TEST_OBJDIR)/%.o: src/%.c | $(STATIC_STAMP)
+$(STATIC_TEST_OBJDIR)/%.o: src/%.c | $(STATIC_STAMP) build-deps
 	@mkdir -p $(@D)
-	$(CC) $(STATIC_CFLAGS) $(CPPFLAGS) $(TEST_DEFS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(STATIC_CFLAGS) $(ALL_CPPFLAGS) $(TEST_DEFS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(STATIC_OBJS:.o=.d) $(STATIC_TEST_OBJS:.o=.d)
 
 $(STATIC_BIN): $(STATIC_OBJS) $(STATIC_STAMP)
 $(STATIC_TEST_BIN): $(STATIC_TEST_OBJS) $(STATIC_STAMP)
 $(STATIC_BIN) $(STATIC_TEST_BIN):
-	$(CC) $(CFLAGS) $(STATIC_LDFLAGS) -o $@ $(filter %.o,$^) $(STATIC_LDLIBS) 2>$@.link.log || \
+	$(CC) $(ALL_CFLAGS) $(STATIC_LDFLAGS) -o $@ $(filter %.o,$^) $(STATIC_LDLIBS) 2>$@.link.log || \
 		{ cat $@.link.log >&2; exit 1; }
 	@# glibc warns that getpwnam, dlopen & co. need its shared libraries at
 	@# run time; only count them here (luksipc does not use NSS or dlopen).
@@ -92,6 +99,16 @@ $(STATIC_SMOKE): static/smoke.c $(STATIC_STAMP)
 
 static-smoke: $(STATIC_SMOKE)
 	./$(STATIC_SMOKE)
+
+# cryptsetup and lvm2 as static/build-deps.sh fetched them; the others as
+# installed: the -dev packages of tools/deps/static.list whose .a files the
+# link takes.
+STATIC_DEV_PKGS := libssl-dev libjson-c-dev libargon2-dev libblkid-dev uuid-dev libc6-dev
+static-built-using: $(STATIC_STAMP)
+	@{ for d in $(STATIC_DEPS)/src/*.dsc; do \
+		sed -n 's/^Source: //p; s/^Version: //p' "$$d" | paste -sd ' ' | awk '{ print $$1 " (= " $$2 ")" }'; done; \
+	   dpkg-query -W -f '$${source:Package} (= $${source:Version})\n' $(STATIC_DEV_PKGS); } | \
+		sort -u | paste -sd , | sed 's/,/, /g'
 
 static-clean:
 	rm -rf $(STATIC_OBJDIR) $(STATIC_BIN) $(STATIC_BIN).stripped $(STATIC_BIN).link.log \

@@ -159,12 +159,16 @@ phase_cryptsetup() {
 		--disable-ssh-token --disable-external-tokens \
 		--disable-udev --disable-selinux --disable-nls --disable-asciidoc \
 		--disable-pwquality --disable-passwdqc --disable-fuzz-targets \
-		--with-crypto_backend=openssl --enable-libargon2
+		--with-crypto_backend=openssl --enable-libargon2 \
+		--with-tmpfilesdir="$PREFIX/lib/tmpfiles.d"
 	grep -q 'define USE_EXTERNAL_TOKENS' config.h && {
 		echo "external tokens still enabled" >&2
 		exit 1
 	}
 	make -j"$JOBS"
+	# Only into $PREFIX: without --with-tmpfilesdir, the tmpfiles.d entry
+	# goes to systemd's /usr/lib/tmpfiles.d, over cryptsetup-bin's file as
+	# root, and fails as any other user.
 	make install
 	test -f "$PREFIX/lib/libcryptsetup.a"
 }
