@@ -1,16 +1,19 @@
 /*
- * One run of convert: what it opened, the keys it holds, the plan. Shared by
- * convert.c (plaintext to LUKS, resume) and reencrypt.c (LUKS to LUKS).
- * Functions return 0 or an error code for main and log their refusals.
+ * One run of convert: what it opened, the keys it holds, the plan, and the
+ * steps both modes share (job.c): the new key, the checks of the filesystem
+ * and the state store, the new header, the state store, the first record
+ * and the engine. The modes are plaintext to LUKS (convert.c, which also
+ * resumes) and LUKS to LUKS (reencrypt.c). Functions return 0 or an error
+ * code for main and log their refusals.
  */
 #ifndef LUKSIPC_JOB_H
 #define LUKSIPC_JOB_H
 
-#include "convert.h"
 #include "dev.h"
 #include "engine.h"
 #include "geometry.h"
 #include "keys.h"
+#include "opts.h"
 #include "probe.h"
 #include "state.h"
 
@@ -60,8 +63,9 @@ int job_check_half_converted(struct job *j, probe_read_fn rd, void *ctx, uint64_
 int job_format_header(struct job *j, struct state_sb *sb);
 /* Stops the engine's early reads and frees its contexts. */
 void job_engine_free(struct job *j);
-int job_create_store(struct job *j, const struct state_sb *sb);
-void job_write_notes(struct job *j);
+/* The record that starts the conversion, from the device as it is now, in j->first. */
+int job_make_first_record(struct job *j);
+/* Commits j->first once the store is verified; data moves only after it. */
 int job_first_record(struct job *j);
 /*
  * Completes sb (state UUID, hashes, layout), creates the store, commits the
@@ -70,15 +74,5 @@ int job_first_record(struct job *j);
 int job_begin(struct job *j, struct state_sb *sb);
 /* Runs the engine with the keys in j and logs the outcome. */
 int job_run_engine(struct job *j);
-
-/* reencrypt.c */
-int reencrypt_start(struct job *j);
-/*
- * Resume: opens the old header backup in the state store with the old key,
- * or, with --readdev and no journal, only the mapping.
- */
-int reencrypt_unlock_old(struct job *j);
-/* --readdev: opens the mapping and checks it sits on the device. */
-int reencrypt_open_readdev(struct job *j);
 
 #endif

@@ -10,6 +10,7 @@
 #include "convert.h"
 #include "luksipc.h"
 #include "notes.h"
+#include "status.h"
 
 static const char usage_text[] =
 	"usage: luksipc convert -d DEVICE --state PATH [options]\n"

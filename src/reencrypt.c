@@ -18,6 +18,7 @@
 #include "luks.h"
 #include "luksipc.h"
 #include "probe.h"
+#include "reencrypt.h"
 #include "secmem.h"
 #include "xts.h"
 

@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert.h"
 #include "engine.h"
 #include "lock.h"
 #include "luksipc.h"
 #include "notes.h"
 #include "probe.h"
 #include "state.h"
+#include "status.h"
 
 static const char *phase_name(const struct state *s)
 {

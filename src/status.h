@@ -1,0 +1,9 @@
+/* The verbs status and finalize. They log, and return 0 or an error code for main. */
+#ifndef LUKSIPC_STATUS_H
+#define LUKSIPC_STATUS_H
+
+/* notes: print the admin notes for framework (NULL: the recorded or installed one). */
+int status_run(const char *state, const char *device, int json, int notes, const char *framework);
+int finalize_run(const char *state, const char *device, int batch);
+
+#endif
