@@ -205,15 +205,14 @@ static int start(struct job *j)
 	if (!o->batch && (r = job_confirm(o->device)) < 0)
 		return r;
 	log_debug("device, filesystem and state store checked");
-	if ((r = job_get_key(j, 1)) < 0 || (r = job_format_header(j, &sb)) < 0)
+	if ((r = job_get_key(j, 1)) < 0)
 		return r;
 	sb.mode = MODE_ENCRYPT;
 	sb.geo = j->geo;
 	sb.sector_size = j->geo.sector_size;
 	sb.luks_version = (uint32_t)o->luks_version;
-	return job_begin(j, &sb);
+	return job_start(j, &sb);
 }
-
 
 /* The superblock's layout of the store: 1 if the store holds all of it, 0 if it is shorter. */
 static int store_complete(struct job *j)
@@ -467,7 +466,6 @@ static int start_prepared(struct job *j)
 
 static int resume(struct job *j)
 {
-	struct engine e = { .dev = &j->dev, .state = &j->st, .geo = &j->geo };
 	int r = check_identity(j);
 
 	if (r < 0)
@@ -501,7 +499,7 @@ static int resume(struct job *j)
 		if ((r = check_journal(j)) < 0)
 			return r;
 	}
-	r = engine_verify(&e);
+	r = engine_verify(&j->dev, &j->st);
 	if (r == -ESTALE) {
 		log_error("state store '%s' does not match the contents of '%s' (a stale or copied state, or another device); nothing was written", j->o->state, j->o->device);
 		return E_REFUSED;
@@ -517,12 +515,7 @@ int convert_run(const struct convert_opts *o)
 	struct job j;
 	int r;
 
-	memset(&j, 0, sizeof(j));
-	j.o = o;
-	j.dev.fd = -1;
-	j.st.dev.fd = -1;
-	j.readdev.fd = -1;
-	j.readdev.dfd = -1;
+	job_init(&j, o);
 	r = open_device(&j);
 	if (r == 0)
 		r = open_state(&j);
@@ -531,17 +524,6 @@ int convert_run(const struct convert_opts *o)
 	/* Helpers below do not log; make sure an unexpected failure says something. */
 	if (r < 0 && r > -4096 && r != -EINTR && log_errors == 0)
 		log_error("cannot convert '%s' with state '%s': %s; fix the cause and run the same command again", o->device, o->state, strerror(-r));
-	job_engine_free(&j); /* before the keys it uses are wiped */
-	key_free(&j.key);
-	key_free(&j.old_key);
-	secmem_free(j.vk);
-	secmem_free(j.old_vk);
-	free(j.image);
-	free(j.old_image);
-	explicit_bzero(j.st.hmac_key, sizeof(j.st.hmac_key));
-	explicit_bzero(j.st.ev_key, sizeof(j.st.ev_key));
-	dev_close(&j.st.dev);
-	dev_close(&j.readdev);
-	dev_close(&j.dev);
+	job_free(&j);
 	return r;
 }

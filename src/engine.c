@@ -33,27 +33,28 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 }
 
 /* Evidence for the source [a, f) of a step whose bytes are in buf. */
-static void source_evidence(const struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, struct evidence *ev)
+static void source_evidence(const struct state *s, const struct geometry *g, const uint8_t *buf, uint64_t a, uint64_t f,
+			    struct evidence *ev)
 {
 	uint64_t len = min_u64(f - a, EVIDENCE_MAX);
 
-	ev->off = e->geo->src_offset + f - len;
+	ev->off = g->src_offset + f - len;
 	ev->len = len;
-	state_evidence_mac(e->state, buf + (f - a - len), len, ev->sha256);
+	state_evidence_mac(s, buf + (f - a - len), len, ev->sha256);
 }
 
 /* Evidence for the output of [a, f) in buf: its first bytes, at H + a. */
-static void output_evidence(const struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, struct evidence *ev)
+static void output_evidence(const struct geometry *g, const uint8_t *buf, uint64_t a, uint64_t f, struct evidence *ev)
 {
-	ev->off = e->geo->header_size + a;
+	ev->off = g->header_size + a;
 	ev->len = min_u64(f - a, EVIDENCE_MAX);
 	SHA256(buf, ev->len, ev->sha256);
 }
 
-int engine_first_record(struct engine *e, struct state_rec *ret)
+int engine_first_record(struct dev *d, const struct state *s, const struct geometry *g, struct state_rec *ret)
 {
-	uint64_t p = e->geo->data_size;
-	uint64_t len = min_u64(p - geometry_step_start(e->geo, p), EVIDENCE_MAX);
+	uint64_t p = g->data_size;
+	uint64_t len = min_u64(p - geometry_step_start(g, p), EVIDENCE_MAX);
 	uint8_t *buf = malloc(len);
 	int r;
 
@@ -63,31 +64,30 @@ int engine_first_record(struct engine *e, struct state_rec *ret)
 	ret->phase = PHASE_CONVERTING;
 	ret->frontier = p;
 	ret->time = (uint64_t)time(NULL);
-	r = dev_pread_full(e->dev, buf, len, e->geo->src_offset + p - len);
+	r = dev_pread_full(d, buf, len, g->src_offset + p - len);
 	if (r == 0)
-		source_evidence(e, buf, p - len, p, &ret->ahead);
+		source_evidence(s, g, buf, p - len, p, &ret->ahead);
 	free(buf);
 	return r;
 }
 
-/* keyed: the "ahead" evidence, checked only when the evidence key is known. */
-static int check_evidence(struct engine *e, const struct evidence *ev, int keyed)
+int engine_check_evidence(struct dev *d, const struct state *s, const struct evidence *ev, int keyed)
 {
 	uint8_t sum[32];
 	uint8_t *buf;
 	int r;
 
-	if (ev->len == 0 || (keyed && !e->state->have_ev_key))
+	if (ev->len == 0 || (keyed && !s->have_ev_key))
 		return 0;
-	if (ev->len > EVIDENCE_MAX || ev->len > e->dev->size || ev->off > e->dev->size - ev->len)
+	if (ev->len > EVIDENCE_MAX || ev->len > d->size || ev->off > d->size - ev->len)
 		return -ESTALE;
 	buf = malloc(ev->len);
 	if (!buf)
 		return -ENOMEM;
-	r = dev_pread_full(e->dev, buf, ev->len, ev->off);
+	r = dev_pread_full(d, buf, ev->len, ev->off);
 	if (r == 0) {
 		if (keyed)
-			state_evidence_mac(e->state, buf, ev->len, sum);
+			state_evidence_mac(s, buf, ev->len, sum);
 		else
 			SHA256(buf, ev->len, sum);
 		r = CRYPTO_memcmp(sum, ev->sha256, 32) == 0 ? 0 : -ESTALE;
@@ -96,11 +96,11 @@ static int check_evidence(struct engine *e, const struct evidence *ev, int keyed
 	return r;
 }
 
-int engine_verify(struct engine *e)
+int engine_verify(struct dev *d, const struct state *s)
 {
-	int r = check_evidence(e, &e->state->rec.ahead, 1);
+	int r = engine_check_evidence(d, s, &s->rec.ahead, 1);
 
-	return r < 0 ? r : check_evidence(e, &e->state->rec.behind, 0);
+	return r < 0 ? r : engine_check_evidence(d, s, &s->rec.behind, 0);
 }
 
 /*
@@ -268,7 +268,7 @@ static void *reader_main(void *arg)
 		t0 = now_s();
 		r = e->readdev ? read_through(e, s, a, f) : dev_pread_full(e->dev, s->buf, f - a, e->geo->src_offset + a);
 		if (r == 0 && !e->readdev)
-			source_evidence(e, s->buf, a, f, &s->src);
+			source_evidence(e->state, e->geo, s->buf, a, f, &s->src);
 		if (r == 0 && s->raw && !e->readdev)
 			memcpy(s->raw, s->buf, f - a);
 		p->t.read += now_s() - t0;
@@ -344,7 +344,7 @@ static void *crypt_main(void *arg)
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 		if (last) {
-			output_evidence(e, s->buf, a, f, &s->out);
+			output_evidence(e->geo, s->buf, a, f, &s->out);
 			slot_set(p, s, SLOT_READY, 0);
 		}
 		w->busy += now_s() - t0;
@@ -410,7 +410,7 @@ static int write_step(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t
 	if (behind)
 		ret->behind = *behind;
 	else
-		output_evidence(e, buf, a, f, &ret->behind);
+		output_evidence(e->geo, buf, a, f, &ret->behind);
 	return 0;
 }
 
@@ -680,6 +680,8 @@ static void free_crypt(struct pipeline *p)
 
 static void pipeline_free(struct pipeline *p)
 {
+	if (!p)
+		return;
 	stop_reader(p);
 	free_crypt(p);
 	for (int i = 0; i < RING; i++) {
@@ -733,7 +735,8 @@ int engine_prefetch(struct engine *e, uint64_t f)
 {
 	int r;
 
-	engine_cancel(e);
+	if (e->pipe)
+		return -EBUSY;
 	r = f > 0 ? pipeline_start(e, f, &e->pipe) : 0;
 	if (r == 0 && e->pipe) {
 		pthread_mutex_lock(&e->pipe->lock);
@@ -745,25 +748,37 @@ int engine_prefetch(struct engine *e, uint64_t f)
 
 void engine_cancel(struct engine *e)
 {
-	if (e->pipe)
-		pipeline_free(e->pipe);
+	pipeline_free(e->pipe);
 	e->pipe = NULL;
 }
 
-static int run_pipeline(struct engine *e, uint64_t f)
+/*
+ * What engine_prefetch started, taken out of e: kept when this run starts
+ * where it started reading (a fresh start), else stopped and NULL.
+ */
+static struct pipeline *take_read_ahead(struct engine *e)
 {
 	struct pipeline *p = e->pipe;
+	const struct state_rec *rec = &e->state->rec;
+
+	e->pipe = NULL;
+	if (p && (rec->phase == PHASE_DONE || rec->journal_f || p->start != rec->frontier)) {
+		pipeline_free(p);
+		p = NULL;
+	}
+	return p;
+}
+
+/* The steps from frontier f, with p (taken and freed here) when it was read ahead. */
+static int run_pipeline(struct engine *e, struct pipeline *p, uint64_t f)
+{
 	pthread_t committer;
 	double t0 = now_s();
 	int r = 0, rc;
 
-	if (p && p->start != f)
-		engine_cancel(e);
-	else if (p)
+	if (p)
 		log_debug("the first steps were read ahead while the header and state store were made");
-	p = e->pipe;
-	e->pipe = NULL;
-	if (!p && (r = pipeline_start(e, f, &p)) < 0)
+	else if ((r = pipeline_start(e, f, &p)) < 0)
 		return r;
 	pthread_mutex_lock(&p->lock);
 	p->active = p->ncrypt;
@@ -791,22 +806,21 @@ int engine_run(struct engine *e)
 {
 	uint64_t total = e->geo->data_size;
 	uint64_t f = e->state->rec.frontier;
+	struct pipeline *ahead = take_read_ahead(e);
 	int r;
 
-	if (e->state->rec.phase == PHASE_DONE) {
-		engine_cancel(e);
+	if (e->state->rec.phase == PHASE_DONE)
 		return 0;
-	}
 	log_debug("converting: %llu bytes left", (unsigned long long)f);
 	progress_init(e->progress, total, total - f, e->progress->json, e->progress->quiet);
 	progress_set_tail(e->progress, e->geo->header_size);
-	if (e->state->rec.journal_f)
-		engine_cancel(e); /* the replay comes first; the reader starts after it */
+	/* A journaled step is redone first (nothing was read ahead then). */
 	r = e->state->rec.journal_f ? replay_journal(e) : 0;
 	f = e->state->rec.frontier;
 	if (r == 0 && f > 0)
-		r = run_pipeline(e, f);
-	engine_cancel(e); /* after a failed replay, or nothing left to read */
+		r = run_pipeline(e, ahead, f);
+	else
+		pipeline_free(ahead);
 	if (r == 0)
 		r = engine_finish(e);
 	if (r == 0)

@@ -19,6 +19,15 @@
 #include "notes.h"
 #include "secmem.h"
 
+void job_init(struct job *j, const struct convert_opts *o)
+{
+	memset(j, 0, sizeof(*j));
+	j->o = o;
+	j->dev.fd = j->dev.dfd = -1;
+	j->st.dev.fd = j->st.dev.dfd = -1;
+	j->readdev.fd = j->readdev.dfd = -1;
+}
+
 int job_confirm(const char *device)
 {
 	char answer[16] = "";
@@ -148,35 +157,15 @@ int job_check_half_converted(struct job *j, probe_read_fn rd, void *ctx, uint64_
 	return E_REFUSED;
 }
 
-static void write_notes(struct job *j)
-{
-	const struct convert_opts *o = j->o;
-	const char *kf = o->note_key ? o->note_key : o->generate_key_file ? o->generate_key_file : o->key_file;
-	char name[128], text[4096], *abs = NULL;
-	struct notes_facts f = {
-		.device = o->device,
-		.uuid = j->st.sb.luks_uuid,
-		.luks_version = j->st.sb.luks_version,
-		.reencrypt = j->st.sb.mode == MODE_REENCRYPT,
-		.name = name,
-		.key = kf ? kf : "-",
-		.framework = o->note_framework ? o->note_framework : "",
-	};
+/*
+ * The engine. Only the functions below start, run and stop it: it may
+ * start reading early (engine_read_ahead, plaintext to LUKS), runs in
+ * job_run_engine, and is stopped and its contexts freed by engine_release,
+ * after the run or, when the run is never reached, by job_free.
+ */
 
-	if (o->note_name)
-		snprintf(name, sizeof(name), "%s", o->note_name);
-	else
-		snprintf(name, sizeof(name), "luks-%s", f.uuid);
-	/* crypttab wants the key file by its absolute path */
-	if (!o->note_key && kf && strcmp(kf, "-") && kf[0] != '/' && (abs = realpath(kf, NULL)))
-		f.key = abs;
-	if (notes_record(&f, text, sizeof(text)) < 0 || state_write_notes(&j->st, text) < 0)
-		log_warn("cannot record the admin notes in '%s'", o->state);
-	free(abs);
-}
-
-/* The engine's contexts for the keys in j, unless already made. */
-static int engine_init(struct job *j, uint32_t sector_size, uint32_t old_sector_size)
+/* Its contexts for the keys in j, unless already made, and its devices. */
+static int engine_setup(struct job *j, uint32_t sector_size, uint32_t old_sector_size)
 {
 	int r = 0;
 
@@ -186,7 +175,7 @@ static int engine_init(struct job *j, uint32_t sector_size, uint32_t old_sector_
 		r = xts_new(&j->dec, j->old_vk, j->old_vk_len, old_sector_size, 0);
 	if (r < 0)
 		return r;
-	if (!j->eng.pipe) {
+	if (!j->eng.pipe) { /* a read-ahead uses them: they stay as they are */
 		j->eng.dev = &j->dev;
 		j->eng.geo = &j->geo;
 		j->eng.enc = j->enc;
@@ -197,7 +186,7 @@ static int engine_init(struct job *j, uint32_t sector_size, uint32_t old_sector_
 	return 0;
 }
 
-void job_engine_free(struct job *j)
+static void engine_release(struct job *j)
 {
 	engine_cancel(&j->eng);
 	xts_free(j->enc);
@@ -205,22 +194,32 @@ void job_engine_free(struct job *j)
 	j->enc = j->dec = NULL;
 }
 
+/*
+ * Plaintext to LUKS: read and encrypt the first steps while the header and
+ * the state store are made. Reads only; if it cannot start, the engine
+ * starts reading later, as on a resume.
+ */
+static void engine_read_ahead(struct job *j)
+{
+	if (engine_setup(j, j->geo.sector_size, 0) == 0 && engine_prefetch(&j->eng, j->geo.data_size) < 0)
+		log_debug("cannot read ahead; the engine reads once the state store is made");
+}
+
 int job_run_engine(struct job *j)
 {
 	struct engine *e = &j->eng;
 	char a[32];
-	int r = engine_init(j, j->st.sb.sector_size, j->st.sb.old_sector_size);
+	int r = engine_setup(j, j->st.sb.sector_size, j->st.sb.old_sector_size);
 
 	if (r < 0) {
-		job_engine_free(j);
+		engine_release(j);
 		return r;
 	}
 	j->prog = (struct progress){ .json = j->o->progress_json, .quiet = log_level < LOG_INFO };
-	e->state = &j->st;
 	e->header_image = j->image;
 	e->progress = &j->prog;
 	r = engine_run(e);
-	job_engine_free(j);
+	engine_release(j);
 	if (r == 0)
 		log_info("converted '%s' to LUKS%u (UUID %s); the data area is %s smaller than before", j->o->device, j->st.sb.luks_version,
 			 j->st.sb.luks_uuid, fmt_size(j->dev.size - j->geo.src_offset - j->geo.data_size, a, sizeof(a)));
@@ -233,6 +232,56 @@ int job_run_engine(struct job *j)
 	return r;
 }
 
+void job_free(struct job *j)
+{
+	engine_release(j); /* before the keys it uses are wiped */
+	key_free(&j->key);
+	key_free(&j->old_key);
+	secmem_free(j->vk);
+	secmem_free(j->old_vk);
+	free(j->image);
+	free(j->old_image);
+	explicit_bzero(j->st.hmac_key, sizeof(j->st.hmac_key));
+	explicit_bzero(j->st.ev_key, sizeof(j->st.ev_key));
+	dev_close(&j->st.dev);
+	dev_close(&j->readdev);
+	dev_close(&j->dev);
+}
+
+/* A new random volume key in locked memory, and the evidence key derived from it. */
+static int new_volume_key(struct job *j)
+{
+	int r;
+
+	j->vk_len = j->o->key_bits / 8;
+	j->vk = secmem_alloc(j->vk_len);
+	if (!j->vk)
+		return -ENOMEM;
+	r = random_bytes(j->vk, j->vk_len);
+	if (r == 0)
+		state_set_evidence_key(&j->st, j->vk, j->vk_len);
+	return r;
+}
+
+/* A header image for the volume key in j->image, with a keyslot for j->key. */
+static int format_header(struct job *j, struct state_sb *sb)
+{
+	const struct convert_opts *o = j->o;
+	struct luks_params lp = {
+		.version = o->luks_version, .key_bytes = (uint32_t)j->vk_len, .sector_size = o->sector_size,
+		.header_size = j->geo.header_size, .pbkdf = o->pbkdf, .pbkdf_iterations = o->pbkdf_iterations,
+		.iter_time_ms = o->iter_time_ms, .pbkdf_memory_kib = o->pbkdf_memory_kib, .label = o->label, .uuid = o->uuid ? o->uuid : j->keep_uuid,
+	};
+	int r = luks_format_image(&lp, j->vk, j->vk_len, j->key.data, j->key.len, &j->image, sb->luks_uuid);
+
+	if (r < 0) {
+		log_error("cannot create the LUKS header: %s; check --type, --pbkdf, --uuid and the header size", luks_last_error()[0] ? luks_last_error() : strerror(-r));
+		return E_USAGE;
+	}
+	log_debug("LUKS header image made");
+	return 0;
+}
+
 int job_first_record(struct job *j)
 {
 	struct state_rec rec = j->first;
@@ -242,9 +291,7 @@ int job_first_record(struct job *j)
 
 int job_make_first_record(struct job *j)
 {
-	struct engine e = { .dev = &j->dev, .state = &j->st, .geo = &j->geo };
-
-	return engine_first_record(&e, &j->first);
+	return engine_first_record(&j->dev, &j->st, &j->geo, &j->first);
 }
 
 static int create_store(struct job *j, const struct state_sb *sb)
@@ -282,42 +329,38 @@ static int create_store(struct job *j, const struct state_sb *sb)
 	return r;
 }
 
-int job_format_header(struct job *j, struct state_sb *sb)
+static void write_notes(struct job *j)
 {
 	const struct convert_opts *o = j->o;
-	struct luks_params lp = {
-		.version = o->luks_version, .key_bytes = o->key_bits / 8, .sector_size = o->sector_size,
-		.header_size = j->geo.header_size, .pbkdf = o->pbkdf, .pbkdf_iterations = o->pbkdf_iterations,
-		.iter_time_ms = o->iter_time_ms, .pbkdf_memory_kib = o->pbkdf_memory_kib, .label = o->label, .uuid = o->uuid ? o->uuid : j->keep_uuid,
+	const char *kf = o->note_key ? o->note_key : o->generate_key_file ? o->generate_key_file : o->key_file;
+	char name[128], text[4096], *abs = NULL;
+	struct notes_facts f = {
+		.device = o->device,
+		.uuid = j->st.sb.luks_uuid,
+		.luks_version = j->st.sb.luks_version,
+		.reencrypt = j->st.sb.mode == MODE_REENCRYPT,
+		.name = name,
+		.key = kf ? kf : "-",
+		.framework = o->note_framework ? o->note_framework : "",
 	};
-	int r;
 
-	j->vk_len = lp.key_bytes;
-	j->vk = secmem_alloc(j->vk_len);
-	if (!j->vk)
-		return -ENOMEM;
-	r = random_bytes(j->vk, j->vk_len);
-	if (r == 0)
-		state_set_evidence_key(&j->st, j->vk, j->vk_len);
-	/*
-	 * Plaintext to LUKS: read and encrypt the first steps while the header
-	 * and the state store are made. Reads only; if it cannot start, the
-	 * engine starts reading later, as on a resume.
-	 */
-	if (r == 0 && !o->reencrypt && engine_init(j, j->geo.sector_size, 0) == 0 &&
-	    engine_prefetch(&j->eng, j->geo.data_size) < 0)
-		log_debug("cannot read ahead; the engine reads once the state store is made");
-	if (r == 0)
-		r = luks_format_image(&lp, j->vk, j->vk_len, j->key.data, j->key.len, &j->image, sb->luks_uuid);
-	if (r < 0) {
-		log_error("cannot create the LUKS header: %s; check --type, --pbkdf, --uuid and the header size", luks_last_error()[0] ? luks_last_error() : strerror(-r));
-		return E_USAGE;
-	}
-	log_debug("LUKS header image made");
-	return 0;
+	if (o->note_name)
+		snprintf(name, sizeof(name), "%s", o->note_name);
+	else
+		snprintf(name, sizeof(name), "luks-%s", f.uuid);
+	/* crypttab wants the key file by its absolute path */
+	if (!o->note_key && kf && strcmp(kf, "-") && kf[0] != '/' && (abs = realpath(kf, NULL)))
+		f.key = abs;
+	if (notes_record(&f, text, sizeof(text)) < 0 || state_write_notes(&j->st, text) < 0)
+		log_warn("cannot record the admin notes in '%s'", o->state);
+	free(abs);
 }
 
-int job_begin(struct job *j, struct state_sb *sb)
+/*
+ * Completes sb (state UUID, hashes, layout), creates the store, commits the
+ * first record and runs the engine.
+ */
+static int begin(struct job *j, struct state_sb *sb)
 {
 	const struct convert_opts *o = j->o;
 	int r = random_bytes(sb->state_uuid, sizeof(sb->state_uuid));
@@ -346,4 +389,17 @@ int job_begin(struct job *j, struct state_sb *sb)
 	log_info("%s '%s' (%llu bytes of data) to LUKS%u; state in '%s'", sb->mode == MODE_REENCRYPT ? "re-encrypting" : "converting",
 		 o->device, (unsigned long long)j->geo.data_size, sb->luks_version, o->state);
 	return job_run_engine(j);
+}
+
+int job_start(struct job *j, struct state_sb *sb)
+{
+	int r = new_volume_key(j);
+
+	if (r < 0)
+		return r;
+	if (!j->o->reencrypt)
+		engine_read_ahead(j);
+	if ((r = format_header(j, sb)) < 0)
+		return r;
+	return begin(j, sb);
 }

@@ -36,11 +36,16 @@ struct job {
 	const char *keep_uuid; /* LUKS to LUKS: the old UUID, unless --uuid */
 	struct dev readdev;    /* --readdev: the open mapping of the old header */
 	int have_readdev;
-	/* the engine and its contexts, kept here so it can start reading early */
+	/* the engine and its contexts (job.c alone starts and stops it) */
 	struct engine eng;
 	struct xts *enc, *dec;
 	struct progress prog;
 };
+
+/* Zeroes j for the options o, every descriptor closed. */
+void job_init(struct job *j, const struct convert_opts *o);
+/* Stops the engine, wipes the keys and closes what j opened. */
+void job_free(struct job *j);
 
 int job_confirm(const char *device);
 /* The new key: generated, from a key file, or prompted (twice if confirm). */
@@ -56,22 +61,19 @@ int job_check_state_store(struct job *j, uint64_t need);
  */
 int job_check_half_converted(struct job *j, probe_read_fn rd, void *ctx, uint64_t size, const char *fs_type, const char *extra);
 /*
- * A new random volume key and a header image for it in j->image. For
- * plaintext to LUKS it also starts the engine reading (only reading) the
- * first steps, so that they are ready once the state store is made.
+ * Starts a conversion that every check has allowed, j->key in hand and sb
+ * filled by the mode (mode, geometry, sizes, filesystem, old header): a new
+ * random volume key and a header image for it in j->image; then sb is
+ * completed (state UUID, hashes, layout), the store created, the first
+ * record committed and the engine run. For plaintext to LUKS the engine
+ * starts reading (only reading) the first steps before the header is
+ * made, so that they are ready once the state store is.
  */
-int job_format_header(struct job *j, struct state_sb *sb);
-/* Stops the engine's early reads and frees its contexts. */
-void job_engine_free(struct job *j);
+int job_start(struct job *j, struct state_sb *sb);
 /* The record that starts the conversion, from the device as it is now, in j->first. */
 int job_make_first_record(struct job *j);
 /* Commits j->first once the store is verified; data moves only after it. */
 int job_first_record(struct job *j);
-/*
- * Completes sb (state UUID, hashes, layout), creates the store, commits the
- * first record and runs the engine. Every check must have passed before.
- */
-int job_begin(struct job *j, struct state_sb *sb);
 /* Runs the engine with the keys in j and logs the outcome. */
 int job_run_engine(struct job *j);
 

@@ -326,8 +326,6 @@ int reencrypt_start(struct job *j)
 		return r;
 	if (!o->uuid)
 		j->keep_uuid = old.uuid;
-	if ((r = job_format_header(j, &sb)) < 0)
-		return r;
 	sb.mode = MODE_REENCRYPT;
 	sb.geo = j->geo;
 	sb.sector_size = o->sector_size;
@@ -336,5 +334,5 @@ int reencrypt_start(struct job *j)
 	sb.old_key_bytes = old.key_bytes;
 	sb.old_luks_version = (uint32_t)old.version;
 	snprintf(sb.old_luks_uuid, sizeof(sb.old_luks_uuid), "%s", old.uuid);
-	return job_begin(j, &sb);
+	return job_start(j, &sb);
 }

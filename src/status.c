@@ -20,35 +20,29 @@ static const char *phase_name(const struct state *s)
 	return s->rec.phase == PHASE_DONE ? "done" : s->rec.frontier == 0 ? "header" : "converting";
 }
 
-/* 1 matches, 0 does not, -1 unknown (device not readable). Never writes. */
-static int matches_device(struct state *s, const char *path)
+/*
+ * 1 matches, 0 does not, -1 unknown (device not readable). Never writes.
+ * Without the key: the output of the last step (plain SHA-256), not the
+ * keyed evidence of what is still to convert (docs/format.md).
+ */
+static int matches_device(const struct state *s, const char *path)
 {
-	struct engine e = { .state = s, .geo = &s->sb.geo };
 	struct dev d;
 	char uuid[41];
 	int r;
 
 	if (!path || dev_open(&d, path, TARGET_DEVICE, 0) < 0)
 		return -1;
-	e.dev = &d;
 	if (d.size != s->sb.geo.device_size)
 		r = 0;
 	else if (s->have_rec && s->rec.phase == PHASE_DONE)
 		r = probe_luks_uuid(&d, uuid) == 0 && strcmp(uuid, s->sb.luks_uuid) == 0;
 	else if (s->have_rec && s->rec.behind.len)
-		r = engine_verify(&e) == 0; /* without the key: the ciphertext only */
+		r = engine_check_evidence(&d, s, &s->rec.behind, 0) == 0;
 	else if (s->sb.mode == MODE_REENCRYPT)
 		r = probe_luks_uuid(&d, uuid) == 0 && strcmp(uuid, s->sb.old_luks_uuid) == 0;
 	else
 		r = probe_luks_uuid(&d, uuid) < 0;
-	if (r == 1 && !s->have_rec) { /* prepared: the first step's source as it was then */
-		struct state_rec saved = s->rec;
-
-		memset(&s->rec, 0, sizeof(s->rec));
-		s->rec.ahead = s->sb.first;
-		r = engine_verify(&e) == 0;
-		s->rec = saved;
-	}
 	dev_close(&d);
 	return r;
 }
