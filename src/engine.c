@@ -361,9 +361,11 @@ static void *crypt_main(void *arg)
  * and a step's output is written only once the durable frontier is at or
  * below geometry_write_limit(a): every source that output overlaps is then
  * converted and recorded. With S = H that is the previous step's record, so
- * the steps run strictly one after the other. With S = H/m (the default is
- * S = H/2) up to m steps can be in flight: the main thread writes step k
- * while the committer thread flushes and records step k - 1. A crash leaves
+ * the steps run strictly one after the other (the default S = min(H, 16 MiB)
+ * is H for the default header sizes). With S = H/m (--step-size H/2, or
+ * the default 16 MiB under a 32 MiB header) up to m steps can be in
+ * flight: the main thread writes step k while the committer thread flushes
+ * and records step k - 1. A crash leaves
  * the newest durable record in force; every write after it went to a region
  * that record no longer needs (output of converted sources), and the
  * sources of the steps after it are untouched, so resuming redoes them.

@@ -1,7 +1,7 @@
 /*
  * The conversion loop. This is the one place that orders writes and
- * flushes; see the comment above engine_step in engine.c and the recovery
- * argument in docs/format.md.
+ * flushes; see WRITE ORDER in engine.c (above commit_step) and the
+ * recovery argument in docs/format.md.
  */
 #ifndef LUKSIPC_ENGINE_H
 #define LUKSIPC_ENGINE_H

@@ -47,11 +47,13 @@ void job_init(struct job *j, const struct convert_opts *o);
 /* Stops the engine, wipes the keys and closes what j opened. */
 void job_free(struct job *j);
 
+/* Asks for YES on the terminal before a fresh start writes to device. */
 int job_confirm(const char *device);
 /* The new key: generated, from a key file, or prompted (twice if confirm). */
 int job_get_key(struct job *j, int confirm);
 /* The filesystem on plain (plaintext view of the device) must end by p. */
 int job_check_filesystem(struct job *j, struct dev *plain, uint64_t p, struct state_sb *sb);
+/* An existing store must carry no signature (unless --force-state) and, a partition, hold need bytes. */
 int job_check_state_store(struct job *j, uint64_t need);
 /*
  * A fresh start must not meet a device half converted by a run whose state

@@ -1,7 +1,9 @@
 /*
- * LUKS headers through libcryptsetup. luksipc never lets libcryptsetup touch
- * the device being converted: headers are made and opened as in-memory
- * images, which the engine writes to the device itself, last.
+ * LUKS headers through libcryptsetup. luksipc never lets libcryptsetup
+ * write to the device being converted: headers are made and opened as
+ * in-memory images, which the engine writes to the device itself, last.
+ * libcryptsetup reads the device only to find the current header's data
+ * offset (luks_device_data_offset).
  */
 #ifndef LUKSIPC_LUKS_H
 #define LUKSIPC_LUKS_H

@@ -11,7 +11,7 @@ struct convert_opts {
 	uint32_t key_bits;      /* 256 or 512 */
 	uint32_t sector_size;   /* 512 or 4096 */
 	uint64_t header_size;   /* 0: default for the LUKS version */
-	uint64_t step_size;     /* 0: min(H, 16 MiB) */
+	uint64_t step_size;     /* 0: the mode's default (plaintext: min(H, 16 MiB)) */
 	const char *pbkdf;
 	uint32_t pbkdf_iterations;
 	uint32_t iter_time_ms;
@@ -29,7 +29,7 @@ struct convert_opts {
 	int progress_json;
 	const char *note_name;  /* mapper name for the admin notes; default luks-<UUID> */
 	const char *note_key;   /* key file path for the admin notes; default the key file */
-	const char *note_framework; /* the boot framework converting: initramfs-tools or dracut */
+	const char *note_framework; /* the boot framework converting: initramfs-tools, dracut or other */
 };
 
 #endif
