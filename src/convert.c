@@ -25,8 +25,6 @@
 #include "secmem.h"
 #include "state.h"
 
-#define DEFAULT_STEP (16 * MIB)
-
 static int refuse_open(const char *what, const char *path, int err)
 {
 	char who[128] = "";
@@ -148,8 +146,8 @@ static int read_plain(void *ctx, void *buf, size_t len, uint64_t off)
 static int plan_geometry(struct job *j)
 {
 	const struct convert_opts *o = j->o;
-	uint64_t h = o->header_size ? o->header_size : o->luks_version == 1 ? 2 * MIB : 16 * MIB;
-	uint64_t s = o->step_size ? o->step_size : (h < DEFAULT_STEP ? h : DEFAULT_STEP);
+	uint64_t h = job_header_size(j);
+	uint64_t s = o->step_size ? o->step_size : (h < JOB_STEP_MAX ? h : JOB_STEP_MAX);
 	char a[32];
 	int r = geometry_init(&j->geo, j->dev.size, h, 0, s, o->sector_size);
 

@@ -28,6 +28,13 @@ void job_init(struct job *j, const struct convert_opts *o)
 	j->readdev.fd = j->readdev.dfd = -1;
 }
 
+uint64_t job_header_size(const struct job *j)
+{
+	if (j->o->header_size)
+		return j->o->header_size;
+	return j->o->luks_version == 1 ? LUKS1_HEADER_SIZE_DEFAULT : LUKS2_HEADER_SIZE_DEFAULT;
+}
+
 int job_confirm(const char *device)
 {
 	char answer[16] = "";

@@ -13,9 +13,13 @@
 #include "engine.h"
 #include "geometry.h"
 #include "keys.h"
+#include "luksipc.h"
 #include "opts.h"
 #include "probe.h"
 #include "state.h"
+
+/* The largest step a mode picks by default: larger ones are no faster and hold more memory. */
+#define JOB_STEP_MAX (16 * MIB)
 
 struct job {
 	const struct convert_opts *o;
@@ -47,6 +51,8 @@ void job_init(struct job *j, const struct convert_opts *o);
 /* Stops the engine, wipes the keys and closes what j opened. */
 void job_free(struct job *j);
 
+/* The new header's size: --header-size, else the default for the LUKS version. */
+uint64_t job_header_size(const struct job *j);
 /* Asks for YES on the terminal before a fresh start writes to device. */
 int job_confirm(const char *device);
 /* The new key: generated, from a key file, or prompted (twice if confirm). */

@@ -13,6 +13,15 @@
 
 #define LUKS_UUID_LEN 40
 
+/* The one cipher luksipc writes and re-encrypts (xts.c implements it). */
+#define LUKS_CIPHER "aes"
+#define LUKS_CIPHER_MODE "xts-plain64"
+#define LUKS_CIPHER_SPEC LUKS_CIPHER "-" LUKS_CIPHER_MODE /* as cryptsetup names it */
+
+/* The header size (data offset) without --header-size, as cryptsetup's. */
+#define LUKS1_HEADER_SIZE_DEFAULT (UINT64_C(2) * 1024 * 1024)
+#define LUKS2_HEADER_SIZE_DEFAULT (UINT64_C(16) * 1024 * 1024)
+
 struct luks_params {
 	int version;              /* 1 or 2 */
 	uint32_t key_bytes;       /* 32 or 64 (aes-xts 256 or 512 bits) */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "convert.h"
+#include "luks.h"
 #include "luksipc.h"
 #include "notes.h"
 #include "status.h"
@@ -24,7 +25,7 @@ static const char usage_text[] =
 	"  -d, --device DEV          device or image file to convert\n"
 	"      --state PATH          state store: small raw partition or file (--resume)\n"
 	"      --type luks2|luks1    LUKS version (default luks2)\n"
-	"      --key-size 256|512    aes-xts-plain64 key bits (default 512)\n"
+	"      --key-size 256|512    " LUKS_CIPHER_SPEC " key bits (default 512)\n"
 	"      --sector-size 512|4096  encryption sector size (default 512)\n"
 	"      --header-size SIZE    data offset (default 16M for luks2, 2M for luks1)\n"
 	"      --step-size SIZE      bytes per crash-safe step (default min(header, 16M))\n"

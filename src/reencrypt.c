@@ -24,7 +24,6 @@
 
 #define MAX_OLD_HEADER (256 * MIB)
 #define JOURNAL_STEP (8 * MIB)
-#define SHIFT_STEP (16 * MIB)
 #define PROBE_BYTES (1 * MIB)
 
 /* The old key: --old-key-file, else the new key file, else a prompt. */
@@ -131,9 +130,9 @@ static int read_old_header(struct job *j, struct luks_info *info)
 		r = luks_inspect_image(j->old_image, h_old, info);
 	if (r < 0)
 		return r == -EINVAL ? (log_error("cannot read the LUKS header of '%s'", dev), E_REFUSED) : r;
-	if (strcmp(info->cipher, "aes") || strcmp(info->cipher_mode, "xts-plain64") || (info->key_bytes != 32 && info->key_bytes != 64) ||
+	if (strcmp(info->cipher, LUKS_CIPHER) || strcmp(info->cipher_mode, LUKS_CIPHER_MODE) || (info->key_bytes != 32 && info->key_bytes != 64) ||
 	    info->unsupported || info->data_offset != h_old) {
-		log_error("'%s' uses %s-%s with a %u-bit key%s; luksipc re-encrypts only aes-xts-plain64 without integrity or an unfinished reencryption",
+		log_error("'%s' uses %s-%s with a %u-bit key%s; luksipc re-encrypts only " LUKS_CIPHER_SPEC " without integrity or an unfinished reencryption",
 			  dev, info->cipher, info->cipher_mode, info->key_bytes * 8, info->unsupported ? " and unsupported features" : "");
 		return E_REFUSED;
 	}
@@ -143,7 +142,7 @@ static int read_old_header(struct job *j, struct luks_info *info)
 static int plan_reencrypt(struct job *j, const struct luks_info *old)
 {
 	const struct convert_opts *o = j->o;
-	uint64_t h = o->header_size ? o->header_size : o->luks_version == 1 ? 2 * MIB : 16 * MIB;
+	uint64_t h = job_header_size(j);
 	uint32_t ss = old->sector_size > o->sector_size ? old->sector_size : o->sector_size;
 	uint64_t s = o->step_size;
 	char a[32];
@@ -156,8 +155,8 @@ static int plan_reencrypt(struct job *j, const struct luks_info *old)
 	}
 	if (!s)
 		s = h - old->data_offset >= MIB ? h - old->data_offset : JOURNAL_STEP;
-	if (s > SHIFT_STEP)
-		s = SHIFT_STEP;
+	if (s > JOB_STEP_MAX)
+		s = JOB_STEP_MAX;
 	s = s / ss * ss;
 	r = geometry_init(&j->geo, j->dev.size, h, old->data_offset, s, ss);
 	if (r == -ENOSPC) {

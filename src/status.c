@@ -7,6 +7,7 @@
 
 #include "engine.h"
 #include "lock.h"
+#include "luks.h"
 #include "luksipc.h"
 #include "notes.h"
 #include "probe.h"
@@ -92,7 +93,7 @@ static void print_status(struct state *s, const char *path, const char *device, 
 
 	if (json) {
 		printf("{\"state\":\"%s\",\"mode\":\"%s\",\"phase\":\"%s\",\"device\":\"%s\",\"device_size\":%llu,\"header_size\":%llu,"
-		       "\"step_size\":%llu,\"data_size\":%llu,\"done\":%llu,\"type\":\"luks%u\",\"cipher\":\"aes-xts-plain64\","
+		       "\"step_size\":%llu,\"data_size\":%llu,\"done\":%llu,\"type\":\"luks%u\",\"cipher\":\"" LUKS_CIPHER_SPEC "\","
 		       "\"key_size\":%u,\"sector_size\":%u,\"luks_uuid\":\"%s\",\"matches_device\":%s}\n",
 		       path, mode, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
 		       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
@@ -100,7 +101,7 @@ static void print_status(struct state *s, const char *path, const char *device, 
 		return;
 	}
 	printf("state: %s\nmode: %s\nphase: %s\ndevice: %s\ndevice-size: %llu\nheader-size: %llu\nstep-size: %llu\n"
-	       "data-size: %llu\ndone: %llu\ntype: luks%u\ncipher: aes-xts-plain64\nkey-size: %u\nsector-size: %u\n"
+	       "data-size: %llu\ndone: %llu\ntype: luks%u\ncipher: " LUKS_CIPHER_SPEC "\nkey-size: %u\nsector-size: %u\n"
 	       "luks-uuid: %s\nmatches-device: %s\n",
 	       path, mode, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
 	       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
