@@ -24,7 +24,6 @@
 #define EVIDENCE_MAX (1024 * 1024)
 #define RING 3 /* step buffers: one being written, up to two read ahead */
 #define QUEUE 8 /* written steps waiting for their flush and record */
-#define MAX_CRYPT 4 /* crypt threads */
 #define PARTS 8     /* pieces a step is encrypted in, taken by whichever crypt thread is free */
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -106,7 +105,7 @@ int engine_verify(struct dev *d, const struct state *s)
 /*
  * The pipeline. A reader thread reads each step's source into a ring
  * buffer and takes its evidence; crypt threads (one per CPU, at most
- * MAX_CRYPT) encrypt it, taking its PARTS pieces as they come free; the main thread
+ * ENGINE_THREADS_MAX) encrypt it, taking its PARTS pieces as they come free; the main thread
  * writes, and a committer thread flushes and records. Reads may run ahead of
  * writes because a step's output lies above its own source
  * and above every lower source (geometry.h), and the reader has finished
@@ -162,7 +161,7 @@ struct crypt_worker {
 struct pipeline {
 	struct engine *e;
 	struct stage_times t; /* each field written by one thread only */
-	struct crypt_worker crypt[MAX_CRYPT];
+	struct crypt_worker crypt[ENGINE_THREADS_MAX];
 	unsigned ncrypt;
 	unsigned active; /* crypt threads allowed to work: fewer while the header is made */
 	int last_taken;  /* the last piece of the last step is taken: no more work */
@@ -641,17 +640,14 @@ static void stop_reader(struct pipeline *p)
 	}
 }
 
-/* One crypt thread per CPU, at most MAX_CRYPT; contexts duplicated from e's. */
+/* e->threads crypt threads, else one per CPU, at most ENGINE_THREADS_MAX; contexts duplicated from e's. */
 static int start_crypt(struct pipeline *p)
 {
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	struct engine *e = p->e;
+	long cpus = e->threads ? (long)e->threads : sysconf(_SC_NPROCESSORS_ONLN);
 	int r = 0;
-	const char *env = getenv("LUKSIPC_CRYPT_THREADS"); /* for benchmarks: docs/performance.md */
 
-	if (env && atol(env) > 0)
-		cpus = atol(env);
-	p->ncrypt = cpus < 1 ? 1 : cpus > MAX_CRYPT ? MAX_CRYPT : (unsigned)cpus;
+	p->ncrypt = cpus < 1 ? 1 : cpus > ENGINE_THREADS_MAX ? ENGINE_THREADS_MAX : (unsigned)cpus;
 	p->active = p->ncrypt;
 	for (unsigned i = 0; i < p->ncrypt && r == 0; i++) {
 		struct crypt_worker *w = &p->crypt[i];

@@ -14,6 +14,9 @@
 #include "state.h"
 #include "xts.h"
 
+/* Crypt threads at most: one per online CPU up to this, or as LUKSIPC_CRYPT_THREADS asks. */
+#define ENGINE_THREADS_MAX 4
+
 struct pipeline;
 
 struct engine {
@@ -25,6 +28,7 @@ struct engine {
 	struct dev *readdev;          /* --readdev: plaintext source, or NULL */
 	const uint8_t *header_image;  /* geo->header_size bytes, written last */
 	struct progress *progress;
+	unsigned threads;             /* crypt threads, 1 to ENGINE_THREADS_MAX; 0: one per online CPU */
 	struct pipeline *pipe;        /* started by engine_prefetch, or NULL */
 };
 

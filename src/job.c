@@ -189,6 +189,7 @@ static int engine_setup(struct job *j, uint32_t sector_size, uint32_t old_sector
 		j->eng.dec = j->dec;
 		j->eng.readdev = j->have_readdev ? &j->readdev : NULL;
 		j->eng.state = &j->st; /* its evidence key, for the read-ahead */
+		j->eng.threads = j->o->crypt_threads;
 	}
 	return 0;
 }

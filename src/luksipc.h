@@ -48,7 +48,7 @@ void signals_install(void);
 
 /* Parse "123", "4096", "16M", "2G", "512K" (binary units). 0 or -EINVAL. */
 int parse_size(const char *s, uint64_t *ret);
-/* Parse a plain unsigned decimal number. 0 or -EINVAL. */
+/* Parse a plain unsigned decimal number (digits only). 0 or -EINVAL. */
 int parse_u64(const char *s, uint64_t *ret);
 
 /* Format bytes as a short human string like "16 MiB" or "12345 bytes". */

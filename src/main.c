@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "convert.h"
+#include "engine.h"
 #include "luks.h"
 #include "luksipc.h"
 #include "notes.h"
@@ -198,6 +199,22 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 	}
 }
 
+/* LUKSIPC_CRYPT_THREADS, for benchmarks and tests (docs/performance.md): unset, or 1 to ENGINE_THREADS_MAX. */
+static int crypt_threads_env(struct convert_opts *o)
+{
+	const char *env = getenv("LUKSIPC_CRYPT_THREADS");
+	char want[32];
+	uint64_t v;
+
+	if (!env || !env[0])
+		return 0;
+	snprintf(want, sizeof(want), "1 to %d, or unset it", ENGINE_THREADS_MAX);
+	if (parse_u64(env, &v) < 0 || v < 1 || v > ENGINE_THREADS_MAX)
+		return bad_value("LUKSIPC_CRYPT_THREADS", env, want);
+	o->crypt_threads = (unsigned)v;
+	return 0;
+}
+
 static int check_convert_opts(const struct convert_opts *o)
 {
 	if (!o->device || !o->state) {
@@ -244,6 +261,9 @@ static int dispatch(const char *verb, struct cli *cli)
 {
 	if (!strcmp(verb, "convert")) {
 		int r = check_convert_opts(&cli->c);
+
+		if (r == 0)
+			r = crypt_threads_env(&cli->c);
 		return r < 0 ? r : convert_run(&cli->c);
 	}
 	if (!cli->c.state) {

@@ -1,4 +1,4 @@
-/* What the command line asks of convert (main.c fills it; job.h carries it). */
+/* What the command line and the environment ask of convert (main.c fills it; job.h carries it). */
 #ifndef LUKSIPC_OPTS_H
 #define LUKSIPC_OPTS_H
 
@@ -27,6 +27,7 @@ struct convert_opts {
 	int no_seatbelt;
 	int force_state;
 	int progress_json;
+	unsigned crypt_threads; /* LUKSIPC_CRYPT_THREADS, 1 to ENGINE_THREADS_MAX; 0: one per online CPU */
 	const char *note_name;  /* mapper name for the admin notes; default luks-<UUID> */
 	const char *note_key;   /* key file path for the admin notes; default the key file */
 	const char *note_framework; /* the boot framework converting: initramfs-tools, dracut or other */
