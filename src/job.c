@@ -37,19 +37,13 @@ uint64_t job_header_size(const struct job *j)
 
 int job_confirm(const char *device)
 {
-	char answer[16] = "";
-	FILE *tty = fopen("/dev/tty", "r+e");
+	int r = ask_yes("This encrypts '%s' in place. Have a backup. Type YES to continue: ", device);
 
-	if (!tty) {
+	if (r < 0) {
 		log_error("no terminal to confirm the conversion of '%s'; use --batch", device);
 		return E_REFUSED;
 	}
-	fprintf(tty, "This encrypts '%s' in place. Have a backup. Type YES to continue: ", device);
-	fflush(tty);
-	if (!fgets(answer, sizeof(answer), tty))
-		answer[0] = '\0';
-	fclose(tty);
-	if (strcmp(answer, "YES\n") != 0) {
+	if (r == 0) {
 		log_error("conversion of '%s' not confirmed; nothing was written", device);
 		return E_REFUSED;
 	}

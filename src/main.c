@@ -17,7 +17,7 @@
 static const char usage_text[] =
 	"usage: luksipc convert -d DEVICE --state PATH [options]\n"
 	"       luksipc status --state PATH [-d DEVICE] [--json] [--notes [--framework FW]]\n"
-	"       luksipc finalize --state PATH [-d DEVICE]\n"
+	"       luksipc finalize --state PATH [-d DEVICE] [--batch]\n"
 	"\n"
 	"Encrypts DEVICE (a block device or image file) in place with LUKS. Rerun the\n"
 	"same command after any interruption to resume. See luksipc(8).\n"
@@ -54,6 +54,9 @@ static const char usage_text[] =
 	"      --notes               the admin notes: the steps to boot without the flags\n"
 	"      --framework FW        notes for initramfs-tools or dracut (default: the one\n"
 	"                            that converted, else the one installed)\n"
+	"\n"
+	"finalize options:\n"
+	"      --batch               wipe without asking for confirmation\n"
 	"\n"
 	"exit codes: 0 ok or already converted, 1 internal error, 2 usage error,\n"
 	"3 refused (nothing written), 4 key error (nothing written),\n"

@@ -135,6 +135,23 @@ out:
 	return r;
 }
 
+/* Unless --batch: YES on the terminal before the state of a finished conversion is wiped. */
+static int confirm_wipe(const char *path, const char *device)
+{
+	int r = ask_yes("This wipes the state in '%s' (records, admin notes, header images) of the finished conversion of '%s'. Type YES to continue: ",
+			path, device);
+
+	if (r < 0) {
+		log_error("no terminal to confirm wiping the state in '%s'; use --batch", path);
+		return E_REFUSED;
+	}
+	if (r == 0) {
+		log_error("wiping the state in '%s' not confirmed; nothing was wiped", path);
+		return E_REFUSED;
+	}
+	return 0;
+}
+
 int finalize_run(const char *path, const char *device, int batch)
 {
 	struct state s;
@@ -151,7 +168,8 @@ int finalize_run(const char *path, const char *device, int batch)
 		r = E_REFUSED;
 		goto out;
 	}
-	(void)batch;
+	if (!batch && (r = confirm_wipe(path, device)) < 0)
+		goto out;
 	r = state_wipe(&s);
 	if (r == 0)
 		log_info("wiped the state in '%s'; '%s' stays LUKS (UUID %s)", path, device, s.sb.luks_uuid);

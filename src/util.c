@@ -1,4 +1,4 @@
-/* Logging, signal flag and number parsing. */
+/* Logging, signal flag, number parsing and the YES question. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
@@ -104,4 +104,22 @@ const char *fmt_size(uint64_t bytes, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%llu bytes", (unsigned long long)bytes);
 	return buf;
+}
+
+int ask_yes(const char *fmt, ...)
+{
+	char answer[16] = "";
+	FILE *tty = fopen("/dev/tty", "r+e");
+	va_list ap;
+
+	if (!tty)
+		return -errno;
+	va_start(ap, fmt);
+	vfprintf(tty, fmt, ap);
+	va_end(ap);
+	fflush(tty);
+	if (!fgets(answer, sizeof(answer), tty))
+		answer[0] = '\0';
+	fclose(tty);
+	return strcmp(answer, "YES\n") == 0;
 }
