@@ -310,6 +310,7 @@ static int unlock(struct job *j)
 	if (!j->vk)
 		return -ENOMEM;
 	r = luks_unlock_image(j->image, j->st.sb.header_len, j->key.data, j->key.len, j->vk, &j->vk_len);
+	key_free(&j->key); /* its last use */
 	if (r == -EPERM) {
 		log_error("the key does not open the LUKS header of the conversion in '%s'; give the key used when it started", j->o->state);
 		return E_KEY;

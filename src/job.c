@@ -217,6 +217,10 @@ int job_run_engine(struct job *j)
 		engine_release(j);
 		return r;
 	}
+	/* The contexts hold the volume keys now, and the store its keys: ours are wiped. */
+	secmem_free(j->vk);
+	secmem_free(j->old_vk);
+	j->vk = j->old_vk = NULL;
 	j->prog = (struct progress){ .json = j->o->progress_json, .quiet = log_level < LOG_INFO };
 	e->header_image = j->image;
 	e->progress = &j->prog;
@@ -265,7 +269,7 @@ static int new_volume_key(struct job *j)
 	return r;
 }
 
-/* A header image for the volume key in j->image, with a keyslot for j->key. */
+/* A header image for the volume key in j->image, with a keyslot for j->key, which is wiped then. */
 static int format_header(struct job *j, struct state_sb *sb)
 {
 	const struct convert_opts *o = j->o;
@@ -276,6 +280,7 @@ static int format_header(struct job *j, struct state_sb *sb)
 	};
 	int r = luks_format_image(&lp, j->vk, j->vk_len, j->key.data, j->key.len, &j->image, sb->luks_uuid);
 
+	key_free(&j->key); /* its last use */
 	if (r < 0) {
 		log_error("cannot create the LUKS header: %s; check --type, --pbkdf, --uuid and the header size", luks_last_error()[0] ? luks_last_error() : strerror(-r));
 		return E_USAGE;

@@ -26,13 +26,13 @@ struct job {
 	struct dev dev;
 	struct state st;
 	int state_exists;
-	struct key key;
-	uint8_t *vk;
+	struct key key; /* of the new header: wiped once the header is made or opened */
+	uint8_t *vk;    /* the new volume key: wiped once the engine's contexts hold it */
 	size_t vk_len;
 	uint8_t *image;
 	struct geometry geo;
 	struct state_rec first; /* record 1: frontier P, the first step's source as prepared */
-	/* LUKS to LUKS */
+	/* LUKS to LUKS (the keys wiped as above) */
 	struct key old_key;
 	uint8_t *old_vk;
 	size_t old_vk_len;
@@ -48,7 +48,7 @@ struct job {
 
 /* Zeroes j for the options o, every descriptor closed. */
 void job_init(struct job *j, const struct convert_opts *o);
-/* Stops the engine, wipes the keys and closes what j opened. */
+/* Stops the engine, wipes the keys still held (after an error) and closes what j opened. */
 void job_free(struct job *j);
 
 /* The new header's size: --header-size, else the default for the LUKS version. */

@@ -48,6 +48,7 @@ static int unlock_old_image(struct job *j, uint32_t key_bytes, const char *where
 		return -ENOMEM;
 	r = luks_unlock_image(j->old_image, j->st.sb.old_header_len ? j->st.sb.old_header_len : j->geo.src_offset,
 			      j->old_key.data, j->old_key.len, j->old_vk, &j->old_vk_len);
+	key_free(&j->old_key); /* its last use */
 	if (r == -EPERM) {
 		log_error("the old key does not open the LUKS header %s; give it with --old-key-file", where);
 		return E_KEY;
