@@ -17,7 +17,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum dev_target { TARGET_DEVICE = 0, TARGET_STATE = 1, TARGET_KEYFILE = 2 };
+/* What a struct dev is, for the test hooks: only the device and the store are traced. */
+enum dev_target {
+	TARGET_DEVICE = 0,
+	TARGET_STATE = 1,
+	TARGET_KEYFILE = 2,
+	TARGET_OTHER = 3, /* neither traced nor faulted: a --readdev mapping, a memory file */
+};
 
 #define DEV_RDWR 1u
 #define DEV_EXCL 2u   /* O_EXCL on block devices: fails with -EBUSY if in use */

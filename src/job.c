@@ -1,8 +1,8 @@
 /*
  * The steps both modes of convert share (job.h): the checks before a fresh
  * start, the new key and header, the state store, the first record, and
- * the engine run. Every refusal happens before the first byte is written
- * to the device or the state store.
+ * the engine's lifecycle. Every refusal happens before the first byte is
+ * written to the device or the state store.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -64,7 +64,7 @@ int reencrypt_open_readdev(struct job *j)
 {
 	const char *map = j->o->readdev;
 	char why[512];
-	int r = dev_open(&j->readdev, map, 3, DEV_DIRECT);
+	int r = dev_open(&j->readdev, map, TARGET_OTHER, DEV_DIRECT);
 
 	if (r < 0) {
 		log_error("cannot open the --readdev mapping '%s': %s", map, strerror(-r));
@@ -271,7 +271,7 @@ static int check_plaintext(struct job *j, const struct luks_info *old, struct st
 		r = -errno;
 	if (r == 0) {
 		plain.fd = fd;
-		plain.target = 3; /* not traced */
+		plain.target = TARGET_OTHER;
 		plain.size = plain_size;
 		r = job_check_filesystem(j, &plain, j->geo.data_size, sb);
 	}
