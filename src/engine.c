@@ -104,13 +104,13 @@ int engine_verify(struct dev *d, const struct state *s)
 
 /*
  * The pipeline. A reader thread reads each step's source into a ring
- * buffer and takes its evidence; crypt threads (one per CPU, at most
- * ENGINE_THREADS_MAX) encrypt it, taking its PARTS pieces as they come free; the main thread
- * writes, and a committer thread flushes and records. Reads may run ahead of
- * writes because a step's output lies above its own source
- * and above every lower source (geometry.h), and the reader has finished
- * reading step j before the main thread can write step j + 1, the first step
- * whose output may cover step j's source.
+ * buffer and takes its evidence; crypt threads (e->threads, else one per
+ * CPU, at most ENGINE_THREADS_MAX) encrypt it, taking its PARTS pieces as
+ * they come free; the main thread writes, and a committer thread flushes
+ * and records. Reads may run ahead of writes because a step's output lies
+ * above its own source and above every lower source (geometry.h), and the
+ * reader has finished reading step j before the main thread can write step
+ * j + 1, the first step whose output may cover step j's source.
  */
 enum slot_state { SLOT_FREE, SLOT_READ, SLOT_READY };
 
@@ -364,10 +364,10 @@ static void *crypt_main(void *arg)
  * is H for the default header sizes). With S = H/m (--step-size H/2, or
  * the default 16 MiB under a 32 MiB header) up to m steps can be in
  * flight: the main thread writes step k while the committer thread flushes
- * and records step k - 1. A crash leaves
- * the newest durable record in force; every write after it went to a region
- * that record no longer needs (output of converted sources), and the
- * sources of the steps after it are untouched, so resuming redoes them.
+ * and records step k - 1. A crash leaves the newest durable record in
+ * force; every write after it went to a region that record no longer needs
+ * (output of converted sources), and the sources of the steps after it are
+ * untouched, so resuming redoes them.
  * Only the main thread writes payload; only the committer (or, serially,
  * the main thread) writes records.
  */
