@@ -1,7 +1,9 @@
 /*
- * convert: the checks that make a conversion safe to start or resume, and
- * the hand-over to the engine. Every refusal happens before the first byte
- * is written to the device or the state store.
+ * The convert verb: opens the device and the state store, then starts
+ * plaintext to LUKS (here) or LUKS to LUKS (reencrypt.c), or resumes what
+ * the store records, after the checks that make that safe. Both modes run
+ * over job.c. Every refusal happens before the first byte is written to
+ * the device or the state store.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -10,23 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "convert.h"
-#include "job.h"
 #include "engine.h"
-#include "keys.h"
+#include "job.h"
 #include "lock.h"
 #include "luks.h"
 #include "luksipc.h"
-#include "notes.h"
 #include "probe.h"
+#include "reencrypt.h"
 #include "secmem.h"
 #include "state.h"
-
-#define DEFAULT_STEP (16 * MIB)
-
 
 static int refuse_open(const char *what, const char *path, int err)
 {
@@ -139,145 +136,18 @@ static int open_state(struct job *j)
 	return r == -ENOENT ? check_remnants(j) : r;
 }
 
-int job_confirm(const char *device)
-{
-	char answer[16] = "";
-	FILE *tty = fopen("/dev/tty", "r+e");
-
-	if (!tty) {
-		log_error("no terminal to confirm the conversion of '%s'; use --batch", device);
-		return E_REFUSED;
-	}
-	fprintf(tty, "This encrypts '%s' in place. Have a backup. Type YES to continue: ", device);
-	fflush(tty);
-	if (!fgets(answer, sizeof(answer), tty))
-		answer[0] = '\0';
-	fclose(tty);
-	if (strcmp(answer, "YES\n") != 0) {
-		log_error("conversion of '%s' not confirmed; nothing was written", device);
-		return E_REFUSED;
-	}
-	return 0;
-}
-
-int job_get_key(struct job *j, int confirm_prompt)
-{
-	if (j->o->generate_key_file)
-		return key_generate_file(j->o->generate_key_file, &j->key);
-	if (j->o->key_file)
-		return key_from_file(j->o->key_file, &j->key);
-	return key_prompt(j->o->device, confirm_prompt, &j->key);
-}
-
-/* The filesystem must end at or before P so that nothing of it is lost. */
-int job_check_filesystem(struct job *j, struct dev *plain, uint64_t p, struct state_sb *sb)
-{
-	const char *dev = j->o->device;
-	struct probe_result pr;
-	uint64_t size;
-	char a[32], b[32];
-	int r = probe_signatures(plain, &pr);
-
-	if (r < 0) {
-		log_error("cannot probe device '%s' for filesystems: %s", dev, strerror(-r));
-		return r;
-	}
-	if (pr.ambiguous) {
-		log_error("device '%s' carries several conflicting signatures; remove the stale ones with wipefs, or use --no-seatbelt", dev);
-		return j->o->no_seatbelt ? 0 : E_REFUSED;
-	}
-	snprintf(sb->fs_type, sizeof(sb->fs_type), "%.15s", pr.type);
-	if (!pr.type[0] && pr.pttype[0]) {
-		log_error("device '%s' holds a %s partition table; convert a partition instead, or use --no-seatbelt", dev, pr.pttype);
-		return j->o->no_seatbelt ? 0 : E_REFUSED;
-	}
-	if (!pr.type[0]) {
-		if (j->o->no_seatbelt) {
-			log_warn("no filesystem recognised on '%s'; converting its first %llu bytes, the last %s are lost", dev, (unsigned long long)p, fmt_size(j->dev.size - p, a, sizeof(a)));
-			return 0;
-		}
-		log_error("no filesystem recognised on '%s'; if it holds data that ends before byte %llu, use --no-seatbelt", dev, (unsigned long long)p);
-		return E_REFUSED;
-	}
-	r = probe_fs_size(plain, pr.type, &size);
-	if (r < 0 && r != -ENOTSUP && r != -EINVAL) {
-		log_error("cannot read the %s superblock on '%s': %s", pr.type, dev, strerror(-r));
-		return r;
-	}
-	if (r < 0) {
-		log_error("cannot tell the size of the %s on '%s'; if it ends before byte %llu, use --no-seatbelt", pr.type, dev, (unsigned long long)p);
-		return j->o->no_seatbelt ? 0 : E_REFUSED;
-	}
-	sb->fs_size = size;
-	if (size > p) {
-		log_error("the %s filesystem on '%s' is %llu bytes, %s too large for the LUKS header; shrink it to at most %llu bytes (%llu KiB), e.g. resize2fs %s %lluK for ext4, then run again",
-			  pr.type, dev, (unsigned long long)size, fmt_size(size - p, a, sizeof(a)), (unsigned long long)p,
-			  (unsigned long long)(p / 1024), dev, (unsigned long long)(p / 1024));
-		return E_REFUSED;
-	}
-	log_verbose("%s filesystem of %s fits in %s", pr.type, fmt_size(size, a, sizeof(a)), fmt_size(p, b, sizeof(b)));
-	return 0;
-}
-
-int job_check_state_store(struct job *j, uint64_t need)
-{
-	struct probe_result pr;
-	char a[32];
-	int r;
-
-	if (!j->state_exists)
-		return 0;
-	r = probe_signatures(&j->st.dev, &pr);
-	if (r < 0)
-		return r;
-	if ((pr.type[0] || pr.pttype[0] || pr.ambiguous) && !j->o->force_state) {
-		log_error("state store '%s' carries a %s signature, so it is not an empty side partition; check --state, or wipe it (wipefs -a) or use --force-state",
-			  j->o->state, pr.type[0] ? pr.type : pr.pttype[0] ? pr.pttype : "foreign");
-		return E_REFUSED;
-	}
-	if (j->st.dev.is_block && j->st.dev.size < need) {
-		log_error("state store '%s' is too small: it needs %s; use a larger partition", j->o->state, fmt_size(need, a, sizeof(a)));
-		return E_REFUSED;
-	}
-	return 0;
-}
 
 static int read_plain(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	return dev_pread_full(ctx, buf, len, off);
 }
 
-int job_check_half_converted(struct job *j, probe_read_fn rd, void *ctx, uint64_t size, const char *fs_type, const char *extra)
-{
-	char why[256] = "";
-	int r = fs_type[0] ? probe_fs_copies(rd, ctx, size, fs_type, why, sizeof(why)) : 0;
-
-	if (r < 0) {
-		log_error("cannot read device '%s' to check it for a conversion in progress: %s", j->o->device, strerror(-r));
-		return r;
-	}
-	if (r == 0 && extra && extra[0]) {
-		snprintf(why, sizeof(why), "%s", extra);
-		r = 1;
-	}
-	if (r == 0) {
-		log_verbose("no sign of a conversion in progress on '%s'", j->o->device);
-		return 0;
-	}
-	if (j->o->no_seatbelt) {
-		log_warn("device '%s' shows a sign of a conversion in progress (%s); --no-seatbelt: converting anyway", j->o->device, why);
-		return 0;
-	}
-	log_error("device '%s' shows a sign of a conversion in progress whose state is lost: %s; nothing was written: give the state store of that conversion with --state, or, only if you know no conversion ever ran on '%s', use --no-seatbelt",
-		  j->o->device, why, j->o->device);
-	return E_REFUSED;
-}
 
 static int plan_geometry(struct job *j)
 {
 	const struct convert_opts *o = j->o;
-	uint64_t h = o->header_size ? o->header_size : o->luks_version == 1 ? 2 * MIB : 16 * MIB;
-	uint64_t s = o->step_size ? o->step_size : (h < DEFAULT_STEP ? h : DEFAULT_STEP);
+	uint64_t h = job_header_size(j);
+	uint64_t s = o->step_size ? o->step_size : (h < JOB_STEP_MAX ? h : JOB_STEP_MAX);
 	char a[32];
 	int r = geometry_init(&j->geo, j->dev.size, h, 0, s, o->sector_size);
 
@@ -299,176 +169,6 @@ static int plan_geometry(struct job *j)
 	return 0;
 }
 
-void job_write_notes(struct job *j)
-{
-	const struct convert_opts *o = j->o;
-	const char *kf = o->note_key ? o->note_key : o->generate_key_file ? o->generate_key_file : o->key_file;
-	char name[128], text[4096], *abs = NULL;
-	struct notes_facts f = {
-		.device = o->device,
-		.uuid = j->st.sb.luks_uuid,
-		.luks_version = j->st.sb.luks_version,
-		.reencrypt = j->st.sb.mode == MODE_REENCRYPT,
-		.name = name,
-		.key = kf ? kf : "-",
-		.framework = o->note_framework ? o->note_framework : "",
-	};
-
-	if (o->note_name)
-		snprintf(name, sizeof(name), "%s", o->note_name);
-	else
-		snprintf(name, sizeof(name), "luks-%s", f.uuid);
-	/* crypttab wants the key file by its absolute path */
-	if (!o->note_key && kf && strcmp(kf, "-") && kf[0] != '/' && (abs = realpath(kf, NULL)))
-		f.key = abs;
-	if (notes_record(&f, text, sizeof(text)) < 0 || state_write_notes(&j->st, text) < 0)
-		log_warn("cannot record the admin notes in '%s'", o->state);
-	free(abs);
-}
-
-/* The engine's contexts for the keys in j, unless already made. */
-static int job_engine_init(struct job *j, uint32_t sector_size, uint32_t old_sector_size)
-{
-	int r = 0;
-
-	if (!j->enc)
-		r = xts_new(&j->enc, j->vk, j->vk_len, sector_size, 1);
-	if (r == 0 && j->old_vk && !j->dec)
-		r = xts_new(&j->dec, j->old_vk, j->old_vk_len, old_sector_size, 0);
-	if (r < 0)
-		return r;
-	if (!j->eng.pipe) {
-		j->eng.dev = &j->dev;
-		j->eng.geo = &j->geo;
-		j->eng.enc = j->enc;
-		j->eng.dec = j->dec;
-		j->eng.readdev = j->have_readdev ? &j->readdev : NULL;
-		j->eng.state = &j->st; /* its evidence key, for the read-ahead */
-	}
-	return 0;
-}
-
-void job_engine_free(struct job *j)
-{
-	engine_cancel(&j->eng);
-	xts_free(j->enc);
-	xts_free(j->dec);
-	j->enc = j->dec = NULL;
-}
-
-int job_run_engine(struct job *j)
-{
-	struct engine *e = &j->eng;
-	char a[32];
-	int r = job_engine_init(j, j->st.sb.sector_size, j->st.sb.old_sector_size);
-
-	if (r < 0) {
-		job_engine_free(j);
-		return r;
-	}
-	j->prog = (struct progress){ .json = j->o->progress_json, .quiet = log_level < LOG_INFO };
-	e->state = &j->st;
-	e->header_image = j->image;
-	e->progress = &j->prog;
-	r = engine_run(e);
-	job_engine_free(j);
-	if (r == 0)
-		log_info("converted '%s' to LUKS%u (UUID %s); the data area is %s smaller than before", j->o->device, j->st.sb.luks_version,
-			 j->st.sb.luks_uuid, fmt_size(j->dev.size - j->geo.src_offset - j->geo.data_size, a, sizeof(a)));
-	else if (r == -EINTR)
-		log_error("interrupted with %llu of %llu bytes converted; the state in '%s' is consistent: run the same command again to resume",
-			  (unsigned long long)(j->geo.data_size - j->st.rec.frontier), (unsigned long long)j->geo.data_size, j->o->state);
-	else
-		log_error("I/O error while converting '%s': %s; the state in '%s' is consistent: fix the cause and run the same command again to resume",
-			  j->o->device, strerror(-r), j->o->state);
-	return r;
-}
-
-/* Writes the first record once the store is verified; data moves only after it. */
-int job_first_record(struct job *j)
-{
-	struct state_rec rec = j->first;
-
-	return state_commit(&j->st, &rec);
-}
-
-/* The record that starts the conversion, from the device as it is now. */
-static int job_make_first_record(struct job *j)
-{
-	struct engine e = { .dev = &j->dev, .state = &j->st, .geo = &j->geo };
-
-	return engine_first_record(&e, &j->first);
-}
-
-int job_create_store(struct job *j, const struct state_sb *sb)
-{
-	struct state_sb plan = *sb;
-	uint64_t need = state_plan(&plan);
-	int r;
-
-	if (!j->state_exists) {
-		r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_CREATE | DEV_DIRECT);
-		if (r == -EEXIST) {
-			log_error("cannot create state file '%s': %s; another luksipc run may have created it just now: make sure none is running, then run again", j->o->state, strerror(-r));
-			return E_REFUSED;
-		}
-		if (r < 0) {
-			log_error("cannot create state file '%s': %s; check --state", j->o->state, strerror(-r));
-			return E_REFUSED;
-		}
-		if ((r = lock_dev(&j->st.dev, "state store")) < 0)
-			return r;
-		j->state_exists = 1;
-	}
-	if (!j->st.dev.is_block && j->st.dev.size < need && (r = dev_set_size(&j->st.dev, need)) < 0) {
-		log_error("cannot grow state file '%s' to %llu bytes: %s; free some space there or use another --state", j->o->state,
-			  (unsigned long long)need, strerror(-r));
-		return E_REFUSED;
-	}
-	r = state_create(&j->st, sb, j->image, j->old_image);
-	if (r == 0)
-		log_debug("state store written and read back");
-	if (r == -EBADMSG) {
-		log_error("state store '%s' does not read back what was written to it; use another partition or file", j->o->state);
-		return E_REFUSED;
-	}
-	return r;
-}
-
-int job_format_header(struct job *j, struct state_sb *sb)
-{
-	const struct convert_opts *o = j->o;
-	struct luks_params lp = {
-		.version = o->luks_version, .key_bytes = o->key_bits / 8, .sector_size = o->sector_size,
-		.header_size = j->geo.header_size, .pbkdf = o->pbkdf, .pbkdf_iterations = o->pbkdf_iterations,
-		.iter_time_ms = o->iter_time_ms, .pbkdf_memory_kib = o->pbkdf_memory_kib, .label = o->label, .uuid = o->uuid ? o->uuid : j->keep_uuid,
-	};
-	int r;
-
-	j->vk_len = lp.key_bytes;
-	j->vk = secmem_alloc(j->vk_len);
-	if (!j->vk)
-		return -ENOMEM;
-	r = random_bytes(j->vk, j->vk_len);
-	if (r == 0)
-		state_set_evidence_key(&j->st, j->vk, j->vk_len);
-	/*
-	 * Plaintext to LUKS: read and encrypt the first steps while the header
-	 * and the state store are made. Reads only; if it cannot start, the
-	 * engine starts reading later, as on a resume.
-	 */
-	if (r == 0 && !o->reencrypt && job_engine_init(j, j->geo.sector_size, 0) == 0 &&
-	    engine_prefetch(&j->eng, j->geo.data_size) < 0)
-		log_debug("cannot read ahead; the engine reads once the state store is made");
-	if (r == 0)
-		r = luks_format_image(&lp, j->vk, j->vk_len, j->key.data, j->key.len, &j->image, sb->luks_uuid);
-	if (r < 0) {
-		log_error("cannot create the LUKS header: %s; check --type, --pbkdf, --uuid and the header size", luks_last_error()[0] ? luks_last_error() : strerror(-r));
-		return E_USAGE;
-	}
-	log_debug("LUKS header image made");
-	return 0;
-}
 
 static int start(struct job *j)
 {
@@ -503,44 +203,13 @@ static int start(struct job *j)
 	if (!o->batch && (r = job_confirm(o->device)) < 0)
 		return r;
 	log_debug("device, filesystem and state store checked");
-	if ((r = job_get_key(j, 1)) < 0 || (r = job_format_header(j, &sb)) < 0)
+	if ((r = job_get_key(j, 1)) < 0)
 		return r;
 	sb.mode = MODE_ENCRYPT;
 	sb.geo = j->geo;
 	sb.sector_size = j->geo.sector_size;
 	sb.luks_version = (uint32_t)o->luks_version;
-	return job_begin(j, &sb);
-}
-
-int job_begin(struct job *j, struct state_sb *sb)
-{
-	const struct convert_opts *o = j->o;
-	int r = random_bytes(sb->state_uuid, sizeof(sb->state_uuid));
-
-	if (r < 0)
-		return r;
-	sb->key_bytes = (uint32_t)j->vk_len;
-	state_plan(sb);
-	SHA256(j->image, sb->header_len, sb->header_sha256);
-	if (sb->old_header_len)
-		SHA256(j->old_image, sb->old_header_len, sb->old_header_sha256);
-	log_debug("header image hashed");
-	snprintf(sb->device_path, sizeof(sb->device_path), "%s", o->device);
-	sb->created = (uint64_t)time(NULL);
-	/* The first step's source as it is now: a later run of this prepared state checks it. */
-	if ((r = job_make_first_record(j)) < 0)
-		return r;
-	sb->first = j->first.ahead;
-	if ((r = job_create_store(j, sb)) < 0)
-		return r;
-	job_write_notes(j);
-	state_set_key(&j->st, j->vk, j->vk_len);
-	if ((r = job_first_record(j)) < 0)
-		return r;
-	log_debug("first record committed");
-	log_info("%s '%s' (%llu bytes of data) to LUKS%u; state in '%s'", sb->mode == MODE_REENCRYPT ? "re-encrypting" : "converting",
-		 o->device, (unsigned long long)j->geo.data_size, sb->luks_version, o->state);
-	return job_run_engine(j);
+	return job_start(j, &sb);
 }
 
 /* The superblock's layout of the store: 1 if the store holds all of it, 0 if it is shorter. */
@@ -641,6 +310,7 @@ static int unlock(struct job *j)
 	if (!j->vk)
 		return -ENOMEM;
 	r = luks_unlock_image(j->image, j->st.sb.header_len, j->key.data, j->key.len, j->vk, &j->vk_len);
+	key_free(&j->key); /* its last use */
 	if (r == -EPERM) {
 		log_error("the key does not open the LUKS header of the conversion in '%s'; give the key used when it started", j->o->state);
 		return E_KEY;
@@ -795,7 +465,6 @@ static int start_prepared(struct job *j)
 
 static int resume(struct job *j)
 {
-	struct engine e = { .dev = &j->dev, .state = &j->st, .geo = &j->geo };
 	int r = check_identity(j);
 
 	if (r < 0)
@@ -829,7 +498,7 @@ static int resume(struct job *j)
 		if ((r = check_journal(j)) < 0)
 			return r;
 	}
-	r = engine_verify(&e);
+	r = engine_verify(&j->dev, &j->st);
 	if (r == -ESTALE) {
 		log_error("state store '%s' does not match the contents of '%s' (a stale or copied state, or another device); nothing was written", j->o->state, j->o->device);
 		return E_REFUSED;
@@ -845,12 +514,7 @@ int convert_run(const struct convert_opts *o)
 	struct job j;
 	int r;
 
-	memset(&j, 0, sizeof(j));
-	j.o = o;
-	j.dev.fd = -1;
-	j.st.dev.fd = -1;
-	j.readdev.fd = -1;
-	j.readdev.dfd = -1;
+	job_init(&j, o);
 	r = open_device(&j);
 	if (r == 0)
 		r = open_state(&j);
@@ -859,17 +523,6 @@ int convert_run(const struct convert_opts *o)
 	/* Helpers below do not log; make sure an unexpected failure says something. */
 	if (r < 0 && r > -4096 && r != -EINTR && log_errors == 0)
 		log_error("cannot convert '%s' with state '%s': %s; fix the cause and run the same command again", o->device, o->state, strerror(-r));
-	job_engine_free(&j); /* before the keys it uses are wiped */
-	key_free(&j.key);
-	key_free(&j.old_key);
-	secmem_free(j.vk);
-	secmem_free(j.old_vk);
-	free(j.image);
-	free(j.old_image);
-	explicit_bzero(j.st.hmac_key, sizeof(j.st.hmac_key));
-	explicit_bzero(j.st.ev_key, sizeof(j.st.ev_key));
-	dev_close(&j.st.dev);
-	dev_close(&j.readdev);
-	dev_close(&j.dev);
+	job_free(&j);
 	return r;
 }

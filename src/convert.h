@@ -1,40 +1,14 @@
-/* The verbs: convert, status, finalize. They log, and return 0 or an error code for main. */
+/*
+ * The convert verb: opens the device and the state store, then starts a
+ * conversion (plaintext to LUKS here, LUKS to LUKS in reencrypt.c) or
+ * resumes the one the store records. Logs, and returns 0 or an error code
+ * for main.
+ */
 #ifndef LUKSIPC_CONVERT_H
 #define LUKSIPC_CONVERT_H
 
-#include <stdint.h>
-
-struct convert_opts {
-	const char *device;
-	const char *state;
-	int luks_version;       /* 1 or 2 */
-	uint32_t key_bits;      /* 256 or 512 */
-	uint32_t sector_size;   /* 512 or 4096 */
-	uint64_t header_size;   /* 0: default for the LUKS version */
-	uint64_t step_size;     /* 0: min(H, 16 MiB) */
-	const char *pbkdf;
-	uint32_t pbkdf_iterations;
-	uint32_t iter_time_ms;
-	uint32_t pbkdf_memory_kib;
-	const char *label;
-	const char *uuid;
-	const char *key_file;
-	const char *generate_key_file;
-	int reencrypt;               /* LUKS to LUKS */
-	const char *old_key_file;    /* key of the current header; default: key_file */
-	const char *readdev;         /* LUKS to LUKS: read the plaintext from this open mapping */
-	int batch;
-	int no_seatbelt;
-	int force_state;
-	int progress_json;
-	const char *note_name;  /* mapper name for the admin notes; default luks-<UUID> */
-	const char *note_key;   /* key file path for the admin notes; default the key file */
-	const char *note_framework; /* the boot framework converting: initramfs-tools or dracut */
-};
+#include "opts.h"
 
 int convert_run(const struct convert_opts *o);
-/* notes: print the admin notes for framework (NULL: the recorded or installed one). */
-int status_run(const char *state, const char *device, int json, int notes, const char *framework);
-int finalize_run(const char *state, const char *device, int batch);
 
 #endif

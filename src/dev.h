@@ -1,8 +1,14 @@
 /*
- * The I/O seam. Every byte luksipc reads from or writes to the converted
- * device and the state store goes through these functions, so they are the
- * one place where a test build records writes and flushes and injects
- * faults (testhooks.h; in the shipped build the hooks are empty).
+ * The I/O seam. Every byte luksipc writes to the converted device and the
+ * state store, and every byte it reads of them itself, goes through these
+ * functions, so they are the one place where a test build records writes
+ * and flushes and injects faults (testhooks.h; in the shipped build the
+ * hooks are empty). Two libraries read the device on their own, and only
+ * read: libblkid probes signatures on the open descriptor
+ * (probe_signatures) and libcryptsetup loads the current LUKS header by
+ * path (luks_device_data_offset); those reads are neither traced nor
+ * faulted. Key files are read directly too (keys.c); a generated key file
+ * is written through here.
  */
 #ifndef LUKSIPC_DEV_H
 #define LUKSIPC_DEV_H
@@ -11,7 +17,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum dev_target { TARGET_DEVICE = 0, TARGET_STATE = 1, TARGET_KEYFILE = 2 };
+/* What a struct dev is, for the test hooks: only the device and the store are traced. */
+enum dev_target {
+	TARGET_DEVICE = 0,
+	TARGET_STATE = 1,
+	TARGET_KEYFILE = 2,
+	TARGET_OTHER = 3, /* neither traced nor faulted: a --readdev mapping, a memory file */
+};
 
 #define DEV_RDWR 1u
 #define DEV_EXCL 2u   /* O_EXCL on block devices: fails with -EBUSY if in use */

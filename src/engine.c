@@ -24,7 +24,6 @@
 #define EVIDENCE_MAX (1024 * 1024)
 #define RING 3 /* step buffers: one being written, up to two read ahead */
 #define QUEUE 8 /* written steps waiting for their flush and record */
-#define MAX_CRYPT 4 /* crypt threads */
 #define PARTS 8     /* pieces a step is encrypted in, taken by whichever crypt thread is free */
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -33,27 +32,28 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 }
 
 /* Evidence for the source [a, f) of a step whose bytes are in buf. */
-static void source_evidence(const struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, struct evidence *ev)
+static void source_evidence(const struct state *s, const struct geometry *g, const uint8_t *buf, uint64_t a, uint64_t f,
+			    struct evidence *ev)
 {
 	uint64_t len = min_u64(f - a, EVIDENCE_MAX);
 
-	ev->off = e->geo->src_offset + f - len;
+	ev->off = g->src_offset + f - len;
 	ev->len = len;
-	state_evidence_mac(e->state, buf + (f - a - len), len, ev->sha256);
+	state_evidence_mac(s, buf + (f - a - len), len, ev->sha256);
 }
 
 /* Evidence for the output of [a, f) in buf: its first bytes, at H + a. */
-static void output_evidence(const struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, struct evidence *ev)
+static void output_evidence(const struct geometry *g, const uint8_t *buf, uint64_t a, uint64_t f, struct evidence *ev)
 {
-	ev->off = e->geo->header_size + a;
+	ev->off = g->header_size + a;
 	ev->len = min_u64(f - a, EVIDENCE_MAX);
 	SHA256(buf, ev->len, ev->sha256);
 }
 
-int engine_first_record(struct engine *e, struct state_rec *ret)
+int engine_first_record(struct dev *d, const struct state *s, const struct geometry *g, struct state_rec *ret)
 {
-	uint64_t p = e->geo->data_size;
-	uint64_t len = min_u64(p - geometry_step_start(e->geo, p), EVIDENCE_MAX);
+	uint64_t p = g->data_size;
+	uint64_t len = min_u64(p - geometry_step_start(g, p), EVIDENCE_MAX);
 	uint8_t *buf = malloc(len);
 	int r;
 
@@ -63,31 +63,30 @@ int engine_first_record(struct engine *e, struct state_rec *ret)
 	ret->phase = PHASE_CONVERTING;
 	ret->frontier = p;
 	ret->time = (uint64_t)time(NULL);
-	r = dev_pread_full(e->dev, buf, len, e->geo->src_offset + p - len);
+	r = dev_pread_full(d, buf, len, g->src_offset + p - len);
 	if (r == 0)
-		source_evidence(e, buf, p - len, p, &ret->ahead);
+		source_evidence(s, g, buf, p - len, p, &ret->ahead);
 	free(buf);
 	return r;
 }
 
-/* keyed: the "ahead" evidence, checked only when the evidence key is known. */
-static int check_evidence(struct engine *e, const struct evidence *ev, int keyed)
+int engine_check_evidence(struct dev *d, const struct state *s, const struct evidence *ev, int keyed)
 {
 	uint8_t sum[32];
 	uint8_t *buf;
 	int r;
 
-	if (ev->len == 0 || (keyed && !e->state->have_ev_key))
+	if (ev->len == 0 || (keyed && !s->have_ev_key))
 		return 0;
-	if (ev->len > EVIDENCE_MAX || ev->len > e->dev->size || ev->off > e->dev->size - ev->len)
+	if (ev->len > EVIDENCE_MAX || ev->len > d->size || ev->off > d->size - ev->len)
 		return -ESTALE;
 	buf = malloc(ev->len);
 	if (!buf)
 		return -ENOMEM;
-	r = dev_pread_full(e->dev, buf, ev->len, ev->off);
+	r = dev_pread_full(d, buf, ev->len, ev->off);
 	if (r == 0) {
 		if (keyed)
-			state_evidence_mac(e->state, buf, ev->len, sum);
+			state_evidence_mac(s, buf, ev->len, sum);
 		else
 			SHA256(buf, ev->len, sum);
 		r = CRYPTO_memcmp(sum, ev->sha256, 32) == 0 ? 0 : -ESTALE;
@@ -96,22 +95,22 @@ static int check_evidence(struct engine *e, const struct evidence *ev, int keyed
 	return r;
 }
 
-int engine_verify(struct engine *e)
+int engine_verify(struct dev *d, const struct state *s)
 {
-	int r = check_evidence(e, &e->state->rec.ahead, 1);
+	int r = engine_check_evidence(d, s, &s->rec.ahead, 1);
 
-	return r < 0 ? r : check_evidence(e, &e->state->rec.behind, 0);
+	return r < 0 ? r : engine_check_evidence(d, s, &s->rec.behind, 0);
 }
 
 /*
  * The pipeline. A reader thread reads each step's source into a ring
- * buffer and takes its evidence; crypt threads (one per CPU, at most
- * MAX_CRYPT) encrypt it, taking its PARTS pieces as they come free; the main thread
- * writes, and a committer thread flushes and records. Reads may run ahead of
- * writes because a step's output lies above its own source
- * and above every lower source (geometry.h), and the reader has finished
- * reading step j before the main thread can write step j + 1, the first step
- * whose output may cover step j's source.
+ * buffer and takes its evidence; crypt threads (e->threads, else one per
+ * CPU, at most ENGINE_THREADS_MAX) encrypt it, taking its PARTS pieces as
+ * they come free; the main thread writes, and a committer thread flushes
+ * and records. Reads may run ahead of writes because a step's output lies
+ * above its own source and above every lower source (geometry.h), and the
+ * reader has finished reading step j before the main thread can write step
+ * j + 1, the first step whose output may cover step j's source.
  */
 enum slot_state { SLOT_FREE, SLOT_READ, SLOT_READY };
 
@@ -162,7 +161,7 @@ struct crypt_worker {
 struct pipeline {
 	struct engine *e;
 	struct stage_times t; /* each field written by one thread only */
-	struct crypt_worker crypt[MAX_CRYPT];
+	struct crypt_worker crypt[ENGINE_THREADS_MAX];
 	unsigned ncrypt;
 	unsigned active; /* crypt threads allowed to work: fewer while the header is made */
 	int last_taken;  /* the last piece of the last step is taken: no more work */
@@ -268,7 +267,7 @@ static void *reader_main(void *arg)
 		t0 = now_s();
 		r = e->readdev ? read_through(e, s, a, f) : dev_pread_full(e->dev, s->buf, f - a, e->geo->src_offset + a);
 		if (r == 0 && !e->readdev)
-			source_evidence(e, s->buf, a, f, &s->src);
+			source_evidence(e->state, e->geo, s->buf, a, f, &s->src);
 		if (r == 0 && s->raw && !e->readdev)
 			memcpy(s->raw, s->buf, f - a);
 		p->t.read += now_s() - t0;
@@ -344,7 +343,7 @@ static void *crypt_main(void *arg)
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 		if (last) {
-			output_evidence(e, s->buf, a, f, &s->out);
+			output_evidence(e->geo, s->buf, a, f, &s->out);
 			slot_set(p, s, SLOT_READY, 0);
 		}
 		w->busy += now_s() - t0;
@@ -361,12 +360,14 @@ static void *crypt_main(void *arg)
  * and a step's output is written only once the durable frontier is at or
  * below geometry_write_limit(a): every source that output overlaps is then
  * converted and recorded. With S = H that is the previous step's record, so
- * the steps run strictly one after the other. With S = H/m (the default is
- * S = H/2) up to m steps can be in flight: the main thread writes step k
- * while the committer thread flushes and records step k - 1. A crash leaves
- * the newest durable record in force; every write after it went to a region
- * that record no longer needs (output of converted sources), and the
- * sources of the steps after it are untouched, so resuming redoes them.
+ * the steps run strictly one after the other (the default S = min(H, 16 MiB)
+ * is H for the default header sizes). With S = H/m (--step-size H/2, or
+ * the default 16 MiB under a 32 MiB header) up to m steps can be in
+ * flight: the main thread writes step k while the committer thread flushes
+ * and records step k - 1. A crash leaves the newest durable record in
+ * force; every write after it went to a region that record no longer needs
+ * (output of converted sources), and the sources of the steps after it are
+ * untouched, so resuming redoes them.
  * Only the main thread writes payload; only the committer (or, serially,
  * the main thread) writes records.
  */
@@ -410,7 +411,7 @@ static int write_step(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t
 	if (behind)
 		ret->behind = *behind;
 	else
-		output_evidence(e, buf, a, f, &ret->behind);
+		output_evidence(e->geo, buf, a, f, &ret->behind);
 	return 0;
 }
 
@@ -639,17 +640,14 @@ static void stop_reader(struct pipeline *p)
 	}
 }
 
-/* One crypt thread per CPU, at most MAX_CRYPT; contexts duplicated from e's. */
+/* e->threads crypt threads, else one per CPU, at most ENGINE_THREADS_MAX; contexts duplicated from e's. */
 static int start_crypt(struct pipeline *p)
 {
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	struct engine *e = p->e;
+	long cpus = e->threads ? (long)e->threads : sysconf(_SC_NPROCESSORS_ONLN);
 	int r = 0;
-	const char *env = getenv("LUKSIPC_CRYPT_THREADS"); /* for benchmarks: docs/performance.md */
 
-	if (env && atol(env) > 0)
-		cpus = atol(env);
-	p->ncrypt = cpus < 1 ? 1 : cpus > MAX_CRYPT ? MAX_CRYPT : (unsigned)cpus;
+	p->ncrypt = cpus < 1 ? 1 : cpus > ENGINE_THREADS_MAX ? ENGINE_THREADS_MAX : (unsigned)cpus;
 	p->active = p->ncrypt;
 	for (unsigned i = 0; i < p->ncrypt && r == 0; i++) {
 		struct crypt_worker *w = &p->crypt[i];
@@ -680,6 +678,8 @@ static void free_crypt(struct pipeline *p)
 
 static void pipeline_free(struct pipeline *p)
 {
+	if (!p)
+		return;
 	stop_reader(p);
 	free_crypt(p);
 	for (int i = 0; i < RING; i++) {
@@ -733,7 +733,8 @@ int engine_prefetch(struct engine *e, uint64_t f)
 {
 	int r;
 
-	engine_cancel(e);
+	if (e->pipe)
+		return -EBUSY;
 	r = f > 0 ? pipeline_start(e, f, &e->pipe) : 0;
 	if (r == 0 && e->pipe) {
 		pthread_mutex_lock(&e->pipe->lock);
@@ -745,25 +746,37 @@ int engine_prefetch(struct engine *e, uint64_t f)
 
 void engine_cancel(struct engine *e)
 {
-	if (e->pipe)
-		pipeline_free(e->pipe);
+	pipeline_free(e->pipe);
 	e->pipe = NULL;
 }
 
-static int run_pipeline(struct engine *e, uint64_t f)
+/*
+ * What engine_prefetch started, taken out of e: kept when this run starts
+ * where it started reading (a fresh start), else stopped and NULL.
+ */
+static struct pipeline *take_read_ahead(struct engine *e)
 {
 	struct pipeline *p = e->pipe;
+	const struct state_rec *rec = &e->state->rec;
+
+	e->pipe = NULL;
+	if (p && (rec->phase == PHASE_DONE || rec->journal_f || p->start != rec->frontier)) {
+		pipeline_free(p);
+		p = NULL;
+	}
+	return p;
+}
+
+/* The steps from frontier f, with p (taken and freed here) when it was read ahead. */
+static int run_pipeline(struct engine *e, struct pipeline *p, uint64_t f)
+{
 	pthread_t committer;
 	double t0 = now_s();
 	int r = 0, rc;
 
-	if (p && p->start != f)
-		engine_cancel(e);
-	else if (p)
+	if (p)
 		log_debug("the first steps were read ahead while the header and state store were made");
-	p = e->pipe;
-	e->pipe = NULL;
-	if (!p && (r = pipeline_start(e, f, &p)) < 0)
+	else if ((r = pipeline_start(e, f, &p)) < 0)
 		return r;
 	pthread_mutex_lock(&p->lock);
 	p->active = p->ncrypt;
@@ -791,22 +804,21 @@ int engine_run(struct engine *e)
 {
 	uint64_t total = e->geo->data_size;
 	uint64_t f = e->state->rec.frontier;
+	struct pipeline *ahead = take_read_ahead(e);
 	int r;
 
-	if (e->state->rec.phase == PHASE_DONE) {
-		engine_cancel(e);
+	if (e->state->rec.phase == PHASE_DONE)
 		return 0;
-	}
 	log_debug("converting: %llu bytes left", (unsigned long long)f);
 	progress_init(e->progress, total, total - f, e->progress->json, e->progress->quiet);
 	progress_set_tail(e->progress, e->geo->header_size);
-	if (e->state->rec.journal_f)
-		engine_cancel(e); /* the replay comes first; the reader starts after it */
+	/* A journaled step is redone first (nothing was read ahead then). */
 	r = e->state->rec.journal_f ? replay_journal(e) : 0;
 	f = e->state->rec.frontier;
 	if (r == 0 && f > 0)
-		r = run_pipeline(e, f);
-	engine_cancel(e); /* after a failed replay, or nothing left to read */
+		r = run_pipeline(e, ahead, f);
+	else
+		pipeline_free(ahead);
 	if (r == 0)
 		r = engine_finish(e);
 	if (r == 0)

@@ -1,7 +1,7 @@
 /*
  * The conversion loop. This is the one place that orders writes and
- * flushes; see the comment above engine_step in engine.c and the recovery
- * argument in docs/format.md.
+ * flushes; see WRITE ORDER in engine.c (above commit_step) and the
+ * recovery argument in docs/format.md.
  */
 #ifndef LUKSIPC_ENGINE_H
 #define LUKSIPC_ENGINE_H
@@ -14,6 +14,9 @@
 #include "state.h"
 #include "xts.h"
 
+/* Crypt threads at most: one per online CPU up to this, or as LUKSIPC_CRYPT_THREADS asks. */
+#define ENGINE_THREADS_MAX 4
+
 struct pipeline;
 
 struct engine {
@@ -25,27 +28,42 @@ struct engine {
 	struct dev *readdev;          /* --readdev: plaintext source, or NULL */
 	const uint8_t *header_image;  /* geo->header_size bytes, written last */
 	struct progress *progress;
+	unsigned threads;             /* crypt threads, 1 to ENGINE_THREADS_MAX; 0: one per online CPU */
 	struct pipeline *pipe;        /* started by engine_prefetch, or NULL */
 };
 
-/* The record that starts a conversion: frontier P, evidence of the first source. */
-int engine_first_record(struct engine *e, struct state_rec *ret);
-
 /*
- * Checks that the device holds what the current record says (the source of
- * the next step still intact, the output of the last step in place). The
- * source only when the state has its evidence key (not in status).
+ * Evidence (docs/format.md): samples of the device that tie a record to
+ * what is on it. These read d and need from s only its evidence key.
+ */
+
+/* The record that starts a conversion on d: frontier P, evidence of the first source. */
+int engine_first_record(struct dev *d, const struct state *s, const struct geometry *g, struct state_rec *ret);
+/*
+ * Checks that d holds what ev says: keyed evidence ("ahead") only when s
+ * has the evidence key (never in status), else it passes; plain SHA-256
+ * otherwise. 0, -ESTALE (mismatch), -errno.
+ */
+int engine_check_evidence(struct dev *d, const struct state *s, const struct evidence *ev, int keyed);
+/*
+ * Checks that d holds what the current record s->rec says (the source of
+ * the next step still intact, the output of the last step in place).
  * 0, -ESTALE (mismatch: stale, replayed or foreign state), -errno.
  */
-int engine_verify(struct engine *e);
+int engine_verify(struct dev *d, const struct state *s);
 
 /*
- * Starts reading (and encrypting, with e->enc and e->dec) the steps below
- * frontier f before the state store exists, so that the first steps are
- * ready when engine_run starts writing. Only reads the device. Needs e->dev,
- * e->geo, e->enc, e->dec, e->readdev and e->state with its evidence key
- * (state_set_evidence_key), which must not change until
- * engine_run or engine_cancel. 0 or -errno (then nothing was started).
+ * The lifecycle: engine_prefetch (optional), then engine_run, which takes
+ * over or stops what engine_prefetch started; engine_cancel only when
+ * engine_run is not reached. One owner calls them (job.c).
+ *
+ * engine_prefetch starts reading (and encrypting, with e->enc and e->dec)
+ * the steps below frontier f before the state store exists, so that the
+ * first steps are ready when engine_run starts writing. Only reads the
+ * device. Needs e->dev, e->geo, e->enc, e->dec, e->readdev and e->state
+ * with its evidence key (state_set_evidence_key), which must not change
+ * until engine_run or engine_cancel. 0, -EBUSY (already started), -errno
+ * (then nothing was started).
  */
 int engine_prefetch(struct engine *e, uint64_t f);
 /* Stops and frees what engine_prefetch started, if anything. */
@@ -53,8 +71,9 @@ void engine_cancel(struct engine *e);
 
 /*
  * Converts from the current record to the end and commits PHASE_DONE.
- * 0; -EINTR when interrupted (after a committed step); -errno on I/O
- * failure (the state stays consistent: rerunning resumes).
+ * Nothing engine_prefetch started is left running after it. 0; -EINTR
+ * when interrupted (after a committed step); -errno on I/O failure (the
+ * state stays consistent: rerunning resumes).
  */
 int engine_run(struct engine *e);
 

@@ -36,11 +36,6 @@ uint64_t geometry_step_start(const struct geometry *g, uint64_t f)
 	return (f - 1) / g->step_size * g->step_size;
 }
 
-uint64_t geometry_steps_left(const struct geometry *g, uint64_t f)
-{
-	return f == 0 ? 0 : (f - 1) / g->step_size + 1;
-}
-
 uint64_t geometry_write_limit(const struct geometry *g, uint64_t a)
 {
 	/* payload offset whose source lies at the start of this output */

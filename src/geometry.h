@@ -55,7 +55,4 @@ uint64_t geometry_step_start(const struct geometry *g, uint64_t f);
  */
 uint64_t geometry_write_limit(const struct geometry *g, uint64_t a);
 
-/* Number of steps still to do when the frontier is at f. */
-uint64_t geometry_steps_left(const struct geometry *g, uint64_t f);
-
 #endif

@@ -109,7 +109,6 @@ static int set_pbkdf(struct crypt_device *cd, const struct luks_params *p)
 
 static int format_cd(struct crypt_device *cd, const struct luks_params *p, const uint8_t *vk, size_t vk_len)
 {
-	const char *cipher_mode = "xts-plain64";
 	int r = crypt_set_data_offset(cd, p->header_size / 512);
 
 	if (r < 0)
@@ -119,14 +118,14 @@ static int format_cd(struct crypt_device *cd, const struct luks_params *p, const
 		return r;
 	if (p->version == 1) {
 		struct crypt_params_luks1 params = { .hash = "sha256" };
-		return crypt_format(cd, CRYPT_LUKS1, "aes", cipher_mode, p->uuid, (const char *)vk,
+		return crypt_format(cd, CRYPT_LUKS1, LUKS_CIPHER, LUKS_CIPHER_MODE, p->uuid, (const char *)vk,
 				    vk_len, &params);
 	}
 	struct crypt_params_luks2 params = {
 		.sector_size = p->sector_size,
 		.label = p->label,
 	};
-	return crypt_format(cd, CRYPT_LUKS2, "aes", cipher_mode, p->uuid, (const char *)vk, vk_len,
+	return crypt_format(cd, CRYPT_LUKS2, LUKS_CIPHER, LUKS_CIPHER_MODE, p->uuid, (const char *)vk, vk_len,
 			    &params);
 }
 

@@ -1,7 +1,9 @@
 /*
- * LUKS headers through libcryptsetup. luksipc never lets libcryptsetup touch
- * the device being converted: headers are made and opened as in-memory
- * images, which the engine writes to the device itself, last.
+ * LUKS headers through libcryptsetup. luksipc never lets libcryptsetup
+ * write to the device being converted: headers are made and opened as
+ * in-memory images, which the engine writes to the device itself, last.
+ * libcryptsetup reads the device only to find the current header's data
+ * offset (luks_device_data_offset).
  */
 #ifndef LUKSIPC_LUKS_H
 #define LUKSIPC_LUKS_H
@@ -10,6 +12,15 @@
 #include <stdint.h>
 
 #define LUKS_UUID_LEN 40
+
+/* The one cipher luksipc writes and re-encrypts (xts.c implements it). */
+#define LUKS_CIPHER "aes"
+#define LUKS_CIPHER_MODE "xts-plain64"
+#define LUKS_CIPHER_SPEC LUKS_CIPHER "-" LUKS_CIPHER_MODE /* as cryptsetup names it */
+
+/* The header size (data offset) without --header-size, as cryptsetup's. */
+#define LUKS1_HEADER_SIZE_DEFAULT (UINT64_C(2) * 1024 * 1024)
+#define LUKS2_HEADER_SIZE_DEFAULT (UINT64_C(16) * 1024 * 1024)
 
 struct luks_params {
 	int version;              /* 1 or 2 */

@@ -48,8 +48,14 @@ void signals_install(void);
 
 /* Parse "123", "4096", "16M", "2G", "512K" (binary units). 0 or -EINVAL. */
 int parse_size(const char *s, uint64_t *ret);
-/* Parse a plain unsigned decimal number. 0 or -EINVAL. */
+/* Parse a plain unsigned decimal number (digits only). 0 or -EINVAL. */
 int parse_u64(const char *s, uint64_t *ret);
+
+/*
+ * Prints the question (printf-style) on /dev/tty and reads one line: 1 when
+ * it is YES, 0 when it is anything else, -errno when there is no terminal.
+ */
+int ask_yes(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Format bytes as a short human string like "16 MiB" or "12345 bytes". */
 const char *fmt_size(uint64_t bytes, char *buf, size_t len);

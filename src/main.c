@@ -8,13 +8,16 @@
 #include <string.h>
 
 #include "convert.h"
+#include "engine.h"
+#include "luks.h"
 #include "luksipc.h"
 #include "notes.h"
+#include "status.h"
 
 static const char usage_text[] =
 	"usage: luksipc convert -d DEVICE --state PATH [options]\n"
 	"       luksipc status --state PATH [-d DEVICE] [--json] [--notes [--framework FW]]\n"
-	"       luksipc finalize --state PATH [-d DEVICE]\n"
+	"       luksipc finalize --state PATH [-d DEVICE] [--batch]\n"
 	"\n"
 	"Encrypts DEVICE (a block device or image file) in place with LUKS. Rerun the\n"
 	"same command after any interruption to resume. See luksipc(8).\n"
@@ -23,7 +26,7 @@ static const char usage_text[] =
 	"  -d, --device DEV          device or image file to convert\n"
 	"      --state PATH          state store: small raw partition or file (--resume)\n"
 	"      --type luks2|luks1    LUKS version (default luks2)\n"
-	"      --key-size 256|512    aes-xts-plain64 key bits (default 512)\n"
+	"      --key-size 256|512    " LUKS_CIPHER_SPEC " key bits (default 512)\n"
 	"      --sector-size 512|4096  encryption sector size (default 512)\n"
 	"      --header-size SIZE    data offset (default 16M for luks2, 2M for luks1)\n"
 	"      --step-size SIZE      bytes per crash-safe step (default min(header, 16M))\n"
@@ -51,6 +54,9 @@ static const char usage_text[] =
 	"      --notes               the admin notes: the steps to boot without the flags\n"
 	"      --framework FW        notes for initramfs-tools or dracut (default: the one\n"
 	"                            that converted, else the one installed)\n"
+	"\n"
+	"finalize options:\n"
+	"      --batch               wipe without asking for confirmation\n"
 	"\n"
 	"exit codes: 0 ok or already converted, 1 internal error, 2 usage error,\n"
 	"3 refused (nothing written), 4 key error (nothing written),\n"
@@ -196,6 +202,22 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 	}
 }
 
+/* LUKSIPC_CRYPT_THREADS, for benchmarks and tests (docs/performance.md): unset, or 1 to ENGINE_THREADS_MAX. */
+static int crypt_threads_env(struct convert_opts *o)
+{
+	const char *env = getenv("LUKSIPC_CRYPT_THREADS");
+	char want[32];
+	uint64_t v;
+
+	if (!env || !env[0])
+		return 0;
+	snprintf(want, sizeof(want), "1 to %d, or unset it", ENGINE_THREADS_MAX);
+	if (parse_u64(env, &v) < 0 || v < 1 || v > ENGINE_THREADS_MAX)
+		return bad_value("LUKSIPC_CRYPT_THREADS", env, want);
+	o->crypt_threads = (unsigned)v;
+	return 0;
+}
+
 static int check_convert_opts(const struct convert_opts *o)
 {
 	if (!o->device || !o->state) {
@@ -242,6 +264,9 @@ static int dispatch(const char *verb, struct cli *cli)
 {
 	if (!strcmp(verb, "convert")) {
 		int r = check_convert_opts(&cli->c);
+
+		if (r == 0)
+			r = crypt_threads_env(&cli->c);
 		return r < 0 ? r : convert_run(&cli->c);
 	}
 	if (!cli->c.state) {

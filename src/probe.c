@@ -34,7 +34,7 @@ int probe_signatures(struct dev *d, struct probe_result *ret)
 	r = blkid_probe_set_device(pr, d->fd, 0, 0);
 	if (r == 0) {
 		blkid_probe_enable_superblocks(pr, 1);
-		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_USAGE);
+		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
 		blkid_probe_enable_partitions(pr, 1);
 		r = blkid_do_safeprobe(pr);
 	}
@@ -43,7 +43,6 @@ int probe_signatures(struct dev *d, struct probe_result *ret)
 		r = 0;
 	} else if (r == 0) {
 		lookup(pr, "TYPE", ret->type, sizeof(ret->type));
-		lookup(pr, "USAGE", ret->usage, sizeof(ret->usage));
 		lookup(pr, "PTTYPE", ret->pttype, sizeof(ret->pttype));
 	} else if (r == 1) {
 		r = 0;

@@ -13,7 +13,6 @@
 
 struct probe_result {
 	char type[32];  /* filesystem or other signature type, "" if none */
-	char usage[16]; /* blkid USAGE: filesystem, crypto, raid, other */
 	char pttype[16]; /* partition table type, "" if none */
 	int ambiguous;  /* more than one signature */
 };

@@ -73,16 +73,12 @@ double progress_rate(const struct progress *p, uint64_t done, double t)
  * overlap them), so its bytes count like a step's. Without them the ETA
  * of a 128 MiB disk was 13% short at 10% (bench/qemu-eta).
  */
-static double eta_at(const struct progress *p, uint64_t done, double rate)
-{
-	double left = (double)(p->total - done) + (double)p->tail;
-
-	return rate > 0 ? left / rate : -1;
-}
-
 double progress_eta(const struct progress *p, uint64_t done, double t)
 {
-	return eta_at(p, done, progress_rate(p, done, t));
+	double left = (double)(p->total - done) + (double)p->tail;
+	double rate = progress_rate(p, done, t);
+
+	return rate > 0 ? left / rate : -1;
 }
 
 static void print_line(const struct progress *p, const char *phase, uint64_t done, double t)
@@ -90,7 +86,7 @@ static void print_line(const struct progress *p, const char *phase, uint64_t don
 	double elapsed = t - p->t_start;
 	double rate = progress_rate(p, done, t);
 	double pct = p->total ? 100.0 * (double)done / (double)p->total : 100.0;
-	double eta = eta_at(p, done, rate);
+	double eta = progress_eta(p, done, t);
 	int e = (int)elapsed, l = eta < 0 ? 0 : (int)(eta + 0.5);
 
 	if (p->json) {

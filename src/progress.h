@@ -32,7 +32,7 @@ void progress_header(struct progress *p);
 /* Reports completion. */
 void progress_done(struct progress *p);
 
-/* The estimator, for tests: record done bytes at time t (CLOCK_MONOTONIC s), */
+/* The estimator behind the lines, open to the unit tests: record done bytes at time t (CLOCK_MONOTONIC s), */
 void progress_sample(struct progress *p, uint64_t done, double t);
 /* and the rate in bytes/s at t, over the second half of the time since init, */
 double progress_rate(const struct progress *p, uint64_t done, double t);

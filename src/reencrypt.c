@@ -18,12 +18,12 @@
 #include "luks.h"
 #include "luksipc.h"
 #include "probe.h"
+#include "reencrypt.h"
 #include "secmem.h"
 #include "xts.h"
 
 #define MAX_OLD_HEADER (256 * MIB)
 #define JOURNAL_STEP (8 * MIB)
-#define SHIFT_STEP (16 * MIB)
 #define PROBE_BYTES (1 * MIB)
 
 /* The old key: --old-key-file, else the new key file, else a prompt. */
@@ -48,6 +48,7 @@ static int unlock_old_image(struct job *j, uint32_t key_bytes, const char *where
 		return -ENOMEM;
 	r = luks_unlock_image(j->old_image, j->st.sb.old_header_len ? j->st.sb.old_header_len : j->geo.src_offset,
 			      j->old_key.data, j->old_key.len, j->old_vk, &j->old_vk_len);
+	key_free(&j->old_key); /* its last use */
 	if (r == -EPERM) {
 		log_error("the old key does not open the LUKS header %s; give it with --old-key-file", where);
 		return E_KEY;
@@ -63,7 +64,7 @@ int reencrypt_open_readdev(struct job *j)
 {
 	const char *map = j->o->readdev;
 	char why[512];
-	int r = dev_open(&j->readdev, map, 3, DEV_DIRECT);
+	int r = dev_open(&j->readdev, map, TARGET_OTHER, DEV_DIRECT);
 
 	if (r < 0) {
 		log_error("cannot open the --readdev mapping '%s': %s", map, strerror(-r));
@@ -130,9 +131,9 @@ static int read_old_header(struct job *j, struct luks_info *info)
 		r = luks_inspect_image(j->old_image, h_old, info);
 	if (r < 0)
 		return r == -EINVAL ? (log_error("cannot read the LUKS header of '%s'", dev), E_REFUSED) : r;
-	if (strcmp(info->cipher, "aes") || strcmp(info->cipher_mode, "xts-plain64") || (info->key_bytes != 32 && info->key_bytes != 64) ||
+	if (strcmp(info->cipher, LUKS_CIPHER) || strcmp(info->cipher_mode, LUKS_CIPHER_MODE) || (info->key_bytes != 32 && info->key_bytes != 64) ||
 	    info->unsupported || info->data_offset != h_old) {
-		log_error("'%s' uses %s-%s with a %u-bit key%s; luksipc re-encrypts only aes-xts-plain64 without integrity or an unfinished reencryption",
+		log_error("'%s' uses %s-%s with a %u-bit key%s; luksipc re-encrypts only " LUKS_CIPHER_SPEC " without integrity or an unfinished reencryption",
 			  dev, info->cipher, info->cipher_mode, info->key_bytes * 8, info->unsupported ? " and unsupported features" : "");
 		return E_REFUSED;
 	}
@@ -142,7 +143,7 @@ static int read_old_header(struct job *j, struct luks_info *info)
 static int plan_reencrypt(struct job *j, const struct luks_info *old)
 {
 	const struct convert_opts *o = j->o;
-	uint64_t h = o->header_size ? o->header_size : o->luks_version == 1 ? 2 * MIB : 16 * MIB;
+	uint64_t h = job_header_size(j);
 	uint32_t ss = old->sector_size > o->sector_size ? old->sector_size : o->sector_size;
 	uint64_t s = o->step_size;
 	char a[32];
@@ -155,8 +156,8 @@ static int plan_reencrypt(struct job *j, const struct luks_info *old)
 	}
 	if (!s)
 		s = h - old->data_offset >= MIB ? h - old->data_offset : JOURNAL_STEP;
-	if (s > SHIFT_STEP)
-		s = SHIFT_STEP;
+	if (s > JOB_STEP_MAX)
+		s = JOB_STEP_MAX;
 	s = s / ss * ss;
 	r = geometry_init(&j->geo, j->dev.size, h, old->data_offset, s, ss);
 	if (r == -ENOSPC) {
@@ -270,7 +271,7 @@ static int check_plaintext(struct job *j, const struct luks_info *old, struct st
 		r = -errno;
 	if (r == 0) {
 		plain.fd = fd;
-		plain.target = 3; /* not traced */
+		plain.target = TARGET_OTHER;
 		plain.size = plain_size;
 		r = job_check_filesystem(j, &plain, j->geo.data_size, sb);
 	}
@@ -325,8 +326,6 @@ int reencrypt_start(struct job *j)
 		return r;
 	if (!o->uuid)
 		j->keep_uuid = old.uuid;
-	if ((r = job_format_header(j, &sb)) < 0)
-		return r;
 	sb.mode = MODE_REENCRYPT;
 	sb.geo = j->geo;
 	sb.sector_size = o->sector_size;
@@ -335,5 +334,5 @@ int reencrypt_start(struct job *j)
 	sb.old_key_bytes = old.key_bytes;
 	sb.old_luks_version = (uint32_t)old.version;
 	snprintf(sb.old_luks_uuid, sizeof(sb.old_luks_uuid), "%s", old.uuid);
-	return job_begin(j, &sb);
+	return job_start(j, &sb);
 }

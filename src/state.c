@@ -229,7 +229,7 @@ int state_read_sb(struct state *s)
 	} else if (s->dev.size < 2 * STATE_SB_SIZE) {
 		n = (int)(s->dev.size / STATE_SB_SIZE);
 	}
-	/* Every copy is read, so that status can say which ones are damaged. */
+	/* Every copy is read, so that a run can say which ones are damaged. */
 	for (int i = 0; i < n; i++) {
 		int r = dev_pread_full(&s->dev, buf, sizeof(buf), copies[i]);
 

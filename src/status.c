@@ -5,13 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert.h"
 #include "engine.h"
 #include "lock.h"
+#include "luks.h"
 #include "luksipc.h"
 #include "notes.h"
 #include "probe.h"
 #include "state.h"
+#include "status.h"
 
 static const char *phase_name(const struct state *s)
 {
@@ -20,35 +21,29 @@ static const char *phase_name(const struct state *s)
 	return s->rec.phase == PHASE_DONE ? "done" : s->rec.frontier == 0 ? "header" : "converting";
 }
 
-/* 1 matches, 0 does not, -1 unknown (device not readable). Never writes. */
-static int matches_device(struct state *s, const char *path)
+/*
+ * 1 matches, 0 does not, -1 unknown (device not readable). Never writes.
+ * Without the key: the output of the last step (plain SHA-256), not the
+ * keyed evidence of what is still to convert (docs/format.md).
+ */
+static int matches_device(const struct state *s, const char *path)
 {
-	struct engine e = { .state = s, .geo = &s->sb.geo };
 	struct dev d;
 	char uuid[41];
 	int r;
 
 	if (!path || dev_open(&d, path, TARGET_DEVICE, 0) < 0)
 		return -1;
-	e.dev = &d;
 	if (d.size != s->sb.geo.device_size)
 		r = 0;
 	else if (s->have_rec && s->rec.phase == PHASE_DONE)
 		r = probe_luks_uuid(&d, uuid) == 0 && strcmp(uuid, s->sb.luks_uuid) == 0;
 	else if (s->have_rec && s->rec.behind.len)
-		r = engine_verify(&e) == 0; /* without the key: the ciphertext only */
+		r = engine_check_evidence(&d, s, &s->rec.behind, 0) == 0;
 	else if (s->sb.mode == MODE_REENCRYPT)
 		r = probe_luks_uuid(&d, uuid) == 0 && strcmp(uuid, s->sb.old_luks_uuid) == 0;
 	else
 		r = probe_luks_uuid(&d, uuid) < 0;
-	if (r == 1 && !s->have_rec) { /* prepared: the first step's source as it was then */
-		struct state_rec saved = s->rec;
-
-		memset(&s->rec, 0, sizeof(s->rec));
-		s->rec.ahead = s->sb.first;
-		r = engine_verify(&e) == 0;
-		s->rec = saved;
-	}
 	dev_close(&d);
 	return r;
 }
@@ -98,7 +93,7 @@ static void print_status(struct state *s, const char *path, const char *device, 
 
 	if (json) {
 		printf("{\"state\":\"%s\",\"mode\":\"%s\",\"phase\":\"%s\",\"device\":\"%s\",\"device_size\":%llu,\"header_size\":%llu,"
-		       "\"step_size\":%llu,\"data_size\":%llu,\"done\":%llu,\"type\":\"luks%u\",\"cipher\":\"aes-xts-plain64\","
+		       "\"step_size\":%llu,\"data_size\":%llu,\"done\":%llu,\"type\":\"luks%u\",\"cipher\":\"" LUKS_CIPHER_SPEC "\","
 		       "\"key_size\":%u,\"sector_size\":%u,\"luks_uuid\":\"%s\",\"matches_device\":%s}\n",
 		       path, mode, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
 		       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
@@ -106,7 +101,7 @@ static void print_status(struct state *s, const char *path, const char *device, 
 		return;
 	}
 	printf("state: %s\nmode: %s\nphase: %s\ndevice: %s\ndevice-size: %llu\nheader-size: %llu\nstep-size: %llu\n"
-	       "data-size: %llu\ndone: %llu\ntype: luks%u\ncipher: aes-xts-plain64\nkey-size: %u\nsector-size: %u\n"
+	       "data-size: %llu\ndone: %llu\ntype: luks%u\ncipher: " LUKS_CIPHER_SPEC "\nkey-size: %u\nsector-size: %u\n"
 	       "luks-uuid: %s\nmatches-device: %s\n",
 	       path, mode, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
 	       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
@@ -140,6 +135,23 @@ out:
 	return r;
 }
 
+/* Unless --batch: YES on the terminal before the state of a finished conversion is wiped. */
+static int confirm_wipe(const char *path, const char *device)
+{
+	int r = ask_yes("This wipes the state in '%s' (records, admin notes, header images) of the finished conversion of '%s'. Type YES to continue: ",
+			path, device);
+
+	if (r < 0) {
+		log_error("no terminal to confirm wiping the state in '%s'; use --batch", path);
+		return E_REFUSED;
+	}
+	if (r == 0) {
+		log_error("wiping the state in '%s' not confirmed; nothing was wiped", path);
+		return E_REFUSED;
+	}
+	return 0;
+}
+
 int finalize_run(const char *path, const char *device, int batch)
 {
 	struct state s;
@@ -156,7 +168,8 @@ int finalize_run(const char *path, const char *device, int batch)
 		r = E_REFUSED;
 		goto out;
 	}
-	(void)batch;
+	if (!batch && (r = confirm_wipe(path, device)) < 0)
+		goto out;
 	r = state_wipe(&s);
 	if (r == 0)
 		log_info("wiped the state in '%s'; '%s' stays LUKS (UUID %s)", path, device, s.sb.luks_uuid);

@@ -1,4 +1,4 @@
-/* Logging, signal flag and number parsing. */
+/* Logging, signal flag, number parsing and the YES question. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
@@ -62,7 +62,7 @@ int parse_u64(const char *s, uint64_t *ret)
 	char *end;
 	unsigned long long v;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	if (!s || *s < '0' || *s > '9') /* strtoull would skip blanks and take a sign */
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
@@ -104,4 +104,22 @@ const char *fmt_size(uint64_t bytes, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%llu bytes", (unsigned long long)bytes);
 	return buf;
+}
+
+int ask_yes(const char *fmt, ...)
+{
+	char answer[16] = "";
+	FILE *tty = fopen("/dev/tty", "r+e");
+	va_list ap;
+
+	if (!tty)
+		return -errno;
+	va_start(ap, fmt);
+	vfprintf(tty, fmt, ap);
+	va_end(ap);
+	fflush(tty);
+	if (!fgets(answer, sizeof(answer), tty))
+		answer[0] = '\0';
+	fclose(tty);
+	return strcmp(answer, "YES\n") == 0;
 }

@@ -81,12 +81,11 @@ static struct dev *device(void)
 /* What resume and status read once a superblock is valid. */
 static void load(struct state *s)
 {
-	struct engine e = { .dev = device(), .state = s, .geo = &s->sb.geo };
 	uint8_t *img = NULL;
 	char *notes = NULL;
 
 	if (state_load_records(s) == 0)
-		(void)engine_verify(&e); /* the evidence offsets and lengths */
+		(void)engine_verify(device(), s); /* the evidence offsets and lengths */
 	if (s->have_rec && s->rec.journal_f) {
 		uint64_t len = s->sb.journal_len < JOURNAL_CAP ? s->sb.journal_len : JOURNAL_CAP;
 		uint8_t *buf = malloc(len ? len : 1);

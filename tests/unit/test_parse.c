@@ -26,6 +26,10 @@ static void test_sizes(void)
 	CHECK(parse_u64("0", &v) == 0 && v == 0);
 	CHECK(parse_u64("1 ", &v) == -EINVAL);
 	CHECK(parse_u64("+1", &v) == -EINVAL);
+	CHECK(parse_u64(" 1", &v) == -EINVAL);
+	CHECK(parse_u64(" -1", &v) == -EINVAL); /* strtoull would wrap it to 2^64 - 1 */
+	CHECK(parse_size(" -4096", &v) == -EINVAL);
+	CHECK(parse_u64("", &v) == -EINVAL);
 }
 
 static void test_fs(void)
