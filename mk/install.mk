@@ -5,6 +5,8 @@
 # dracut module      -> $(DESTDIR)/usr/lib/dracut/modules.d/55luksipc/
 # initramfs-tools    -> $(DESTDIR)/usr/share/initramfs-tools/{hooks,scripts/local-top}/luksipc
 # shared sh library  -> $(DESTDIR)/usr/lib/luksipc/luksipc-lib.sh
+# crypttab keyscript -> $(DESTDIR)/usr/lib/luksipc/keydev (PATH:DEVICE keys
+#                       for Debian's cryptroot, see src/notes.c)
 # man page           -> $(DESTDIR)$(PREFIX)/share/man/man7/luksipc.cmdline.7
 #
 # The framework paths are fixed (dracut and initramfs-tools only look
@@ -31,6 +33,7 @@ install-boot:
 	$(INSTALL) -m 644 $(BOOT_SRC)/luksipc-lib.sh $(BOOT_SRC)/luksipc.service \
 		$(BOOT_SRC)/luksipc-fsck.conf $(DESTDIR)$(BOOT_DRACUTDIR)/
 	$(INSTALL) -m 644 $(BOOT_SRC)/luksipc-lib.sh $(DESTDIR)$(BOOT_LIBDIR)/
+	$(INSTALL) -m 755 initramfs-tools/keydev $(DESTDIR)$(BOOT_LIBDIR)/keydev
 	$(INSTALL) -m 755 initramfs-tools/hooks/luksipc $(DESTDIR)$(BOOT_ITDIR)/hooks/luksipc
 	$(INSTALL) -m 755 initramfs-tools/scripts/local-top/luksipc \
 		$(DESTDIR)$(BOOT_ITDIR)/scripts/local-top/luksipc
@@ -38,7 +41,7 @@ install-boot:
 
 uninstall-boot:
 	rm -rf $(DESTDIR)$(BOOT_DRACUTDIR)
-	rm -f $(DESTDIR)$(BOOT_LIBDIR)/luksipc-lib.sh \
+	rm -f $(DESTDIR)$(BOOT_LIBDIR)/luksipc-lib.sh $(DESTDIR)$(BOOT_LIBDIR)/keydev \
 		$(DESTDIR)$(BOOT_ITDIR)/hooks/luksipc \
 		$(DESTDIR)$(BOOT_ITDIR)/scripts/local-top/luksipc \
 		$(DESTDIR)$(BOOT_MAN7DIR)/luksipc.cmdline.7

@@ -9,10 +9,11 @@
  *    take a key file for the root ("Skipping root target ... uses a key
  *    file"); its passdev keyscript reads "DEVICE:PATH". systemd-cryptsetup
  *    in the booted system reads the same field as "PATH:DEVICE" (it splits
- *    at the last colon) and fails on the key device mount, so the line
- *    carries noauto: systemd then does not pull the unit into
- *    cryptsetup.target, and cryptroot ignores noauto for the devices it
- *    unlocks in the initramfs.
+ *    at the last colon) and fails on passdev's order, even with noauto: the
+ *    root filesystem's mount still pulls the unit in (measured, QEMU
+ *    scenario 21). So the line keeps systemd's spelling and names luksipc's
+ *    own keyscript (initramfs-tools/keydev), which reads PATH:DEVICE;
+ *    systemd ignores keyscript= and finds the volume already active.
  *  - dracut: systemd-cryptsetup runs in the initrd too, so systemd's own
  *    spelling, plus rd.luks.uuid/name/key for an initrd that carries no
  *    crypttab (not host-only). In the booted system the volume is already
@@ -28,6 +29,9 @@
 #include "notes.h"
 
 #define NOTES_MAGIC "luksipc-notes 2\n"
+
+/* Installed by `make install-boot` (mk/install.mk); cryptroot copies it into the initramfs. */
+#define LUKSIPC_KEYSCRIPT "/usr/lib/luksipc/keydev"
 
 enum fw { FW_NONE, FW_ITOOLS, FW_DRACUT };
 
@@ -98,7 +102,7 @@ static int is_plain(const char *s)
 	return *s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/:=+@,") == strlen(s);
 }
 
-/* The /dev node a device spec names, as passdev needs it; 0 or -EINVAL. */
+/* The /dev node a device spec names, for the mount in the notes; 0 or -EINVAL. */
 static int dev_node(const char *spec, char *buf, size_t len)
 {
 	static const struct { const char *tag, *dir; } map[] = {
@@ -172,12 +176,12 @@ static void print_crypttab(FILE *o, const struct notes *n, int step)
 		print_crypttab_cmd(o, n, "none", "luks");
 	} else if (n->keydev && n->fw == FW_ITOOLS) {
 		fprintf(o,
-			"%d. The /etc/crypttab entry. Debian's cryptroot reads a key on another device with the passdev keyscript\n"
-			"   (DEVICE:PATH); noauto keeps systemd-cryptsetup in the booted system off the root, which the\n"
-			"   initramfs has opened (systemd would read the same field as PATH:DEVICE and fail):\n",
+			"%d. The /etc/crypttab entry. The key field is systemd's spelling (PATH:DEVICE), which the booted\n"
+			"   system's systemd-cryptsetup reads; Debian's cryptroot in the initramfs reads it through luksipc's\n"
+			"   keyscript (systemd ignores keyscript=):\n",
 			step);
-		snprintf(arg, sizeof(arg), "%s:%s", n->keydev_node, n->key_path);
-		print_crypttab_cmd(o, n, arg, "luks,keyscript=passdev,noauto");
+		snprintf(arg, sizeof(arg), "%s:%s", n->key_path, n->keydev);
+		print_crypttab_cmd(o, n, arg, "luks,keyscript=" LUKSIPC_KEYSCRIPT);
 	} else if (n->keydev) {
 		fprintf(o, "%d. The /etc/crypttab entry, in systemd's spelling (PATH:DEVICE):\n", step);
 		snprintf(arg, sizeof(arg), "%s:%s", n->key_path, n->keydev);
@@ -263,7 +267,7 @@ static void print_steps(FILE *o, struct notes *n, const char *state)
 	print_crypttab(o, n, step++);
 	if (n->fw == FW_ITOOLS)
 		fprintf(o, "%d. Rebuild the initramfs, so that it carries the entry%s:\n  $ update-initramfs -u\n", step++,
-			n->keydev ? " and passdev" : "");
+			n->keydev ? " and the keyscript" : "");
 	else if (n->fw == FW_DRACUT)
 		fprintf(o, "%d. Rebuild the initramfs:\n  $ dracut -f\n", step++);
 	if (n->boot)

@@ -297,40 +297,52 @@ lipc_oneline() {
     printf '%s\n' "$*"
 }
 
-# lipc_mount_ro DEV MNT FLAG: mount the key device DEV read-only on MNT.
-# mount without -t tries only the types the kernel already has, and a stock
-# initramfs has not loaded ext4 or vfat by local-top; so name the type
-# blkid finds and load its module (quietly: it may be built in).
+# lipc_mount_ro DEV MNT WHERE: mount the key device DEV read-only on MNT;
+# WHERE names what gave the device ("rd.luksipc.key=", or the crypttab key
+# field) for the message. mount without -t tries only the types the kernel
+# already has, and a stock initramfs has not loaded ext4 or vfat by
+# local-top; so name the type blkid finds and load its module (quietly: it
+# may be built in).
 lipc_mount_ro() {
     lipc_mr_type=$(blkid -p -s TYPE -o value "$1" 2>/dev/null)
     if [ -z "$lipc_mr_type" ]; then
-        lipc_fail "key device '$1' holds no filesystem that blkid recognises; check $3= names the device that holds the key file"
+        lipc_fail "key device '$1' holds no filesystem that blkid recognises; check $3 names the device that holds the key file"
         return 1
     fi
     if command -v modprobe >/dev/null 2>&1; then
         modprobe -q "fs-$lipc_mr_type" 2>/dev/null || modprobe -q "$lipc_mr_type" 2>/dev/null || :
     fi
     if ! lipc_mr_err=$(mount -t "$lipc_mr_type" -o ro "$1" "$2" 2>&1); then
-        lipc_fail "cannot mount key device '$1' ($lipc_mr_type) read-only: $(lipc_oneline "${lipc_mr_err:-mount gave no reason}"); check $3= and that the initramfs has the $lipc_mr_type module"
+        lipc_fail "cannot mount key device '$1' ($lipc_mr_type) read-only: $(lipc_oneline "${lipc_mr_err:-mount gave no reason}"); check $3 and that the initramfs has the $lipc_mr_type module"
         return 1
     fi
 }
 
-# lipc_key_file FLAG MNT: print the file that FLAG=PATH[:KEYDEV] names,
-# mounting KEYDEV read-only on $LIPC_RUN/MNT (or reusing the mount of an
-# earlier flag with the same KEYDEV). Mounts are recorded in LIPC_KEYMNT.
+# lipc_key_file FLAG MNT: print the file that FLAG=PATH[:KEYDEV] names (see
+# lipc_key_spec); false when FLAG is absent.
 lipc_key_file() {
     lipc_kf=$(lipc_arg "$1") || return 1
+    lipc_key_spec "$1=$lipc_kf" "$lipc_kf" "$2"
+}
+
+# lipc_key_spec WHERE SPEC MNT: print the file that SPEC (PATH[:KEYDEV])
+# names, mounting KEYDEV read-only on $LIPC_RUN/MNT (or reusing the mount of
+# an earlier key with the same KEYDEV); returns 2 with LIPC_ERROR set when
+# it cannot. WHERE names where SPEC came from (the flag and its value), for
+# the messages. Mounts are
+# recorded in LIPC_KEYMNT.
+lipc_key_spec() {
+    lipc_kf=$2
     lipc_kf_path=${lipc_kf%%:*}
     lipc_kf_spec=
     case $lipc_kf in *:*) lipc_kf_spec=${lipc_kf#*:} ;; esac
     if [ -z "$lipc_kf_path" ]; then
-        lipc_fail "$1= names no key file; use $1=PATH[:DEVICE]"
+        lipc_fail "$1 names no key file; write it as PATH[:DEVICE]"
         return 2
     fi
     if [ -n "$lipc_kf_spec" ]; then
         lipc_kf_dev=$(lipc_wait "key device" "$lipc_kf_spec") || {
-            lipc_fail "key device '$lipc_kf_spec' did not appear within ${LIPC_TIMEOUT} s; check $1="
+            lipc_fail "key device '$lipc_kf_spec' did not appear within ${LIPC_TIMEOUT} s; check $1"
             return 2
         }
         lipc_kf_mnt=
@@ -338,7 +350,7 @@ lipc_key_file() {
             [ "$(cat "$lipc_kf_m.dev" 2>/dev/null)" = "$lipc_kf_dev" ] && lipc_kf_mnt=$lipc_kf_m
         done
         if [ -z "$lipc_kf_mnt" ]; then
-            lipc_kf_mnt=$LIPC_RUN/$2
+            lipc_kf_mnt=$LIPC_RUN/$3
             mkdir -p "$lipc_kf_mnt"
             lipc_mount_ro "$lipc_kf_dev" "$lipc_kf_mnt" "$1" || return 2
             echo "$lipc_kf_dev" >"$lipc_kf_mnt.dev"
@@ -349,7 +361,7 @@ lipc_key_file() {
         lipc_kf_file=$lipc_kf_path
     fi
     if ! [ -f "$lipc_kf_file" ] || ! [ -s "$lipc_kf_file" ]; then
-        lipc_fail "key file '$lipc_kf_path' is missing or empty; check $1=$lipc_kf"
+        lipc_fail "key file '$lipc_kf_path' is missing or empty; check $1"
         return 2
     fi
     echo "$lipc_kf_file"

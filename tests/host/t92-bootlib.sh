@@ -139,7 +139,7 @@ keydev_mount() {
 			echo "       dmesg(1) may have more information after failed mount system call." >&2
 			return "$KD_RC"
 		}
-		if ! lipc_mount_ro /dev/vdb /run/luksipc/keydev rd.luksipc.key; then
+		if ! lipc_mount_ro /dev/vdb /run/luksipc/keydev rd.luksipc.key=; then
 			printf '%s\n' "$LIPC_ERROR" >&2
 			exit 1
 		fi
@@ -160,7 +160,71 @@ t_keydev_mount() {
 	assert_grep "key device '/dev/vdb' holds no filesystem that blkid recognises; check rd\.luksipc\.key=" "$T/err"
 }
 
+# keyscript SPEC: run initramfs-tools/keydev (this tree's library in place
+# of the installed path) with blkid, modprobe, mount and umount stubbed on
+# PATH; the stub mount puts keydev.d/* into the mount point. The key on
+# $T/out, the message on $T/err, the calls in $T/calls.
+keyscript() {
+	mkdir -p bin
+	cat >bin/blkid <<'SH'
+#!/bin/sh
+echo "blkid $*" >>"$T/calls"
+case $* in *-o\ device*) exit 2 ;; esac
+echo vfat
+SH
+	cat >bin/mount <<'SH'
+#!/bin/sh
+echo "mount $*" >>"$T/calls"
+for a; do m=$a; done
+cp keydev.d/* "$m"/ 2>/dev/null || :
+SH
+	cat >bin/umount <<'SH'
+#!/bin/sh
+echo "umount $*" >>"$T/calls"
+rm -f "$1"/*
+SH
+	cat >bin/modprobe <<'SH'
+#!/bin/sh
+echo "modprobe $*" >>"$T/calls"
+SH
+	chmod 755 bin/*
+	sed "s|^LIPC_LIB=.*|LIPC_LIB=$LIB|; s|^LIPC_RUN=.*|LIPC_RUN=$T/run|" \
+		"$TESTS_ROOT/initramfs-tools/keydev" >keydev.sh
+	export T
+	PATH=$T/bin:$PATH CRYPTTAB_NAME=luks-root LIPC_CMDLINE="rd.luksipc.timeout=1" \
+		sh keydev.sh "$1" >"$T/out" 2>"$T/err"
+}
+
+t_keyscript() {
+	bdev=$(find /dev -maxdepth 1 -type b | head -n 1)
+	[ -n "$bdev" ] || skip "no block device node in /dev to stand for the key device"
+	mkdir keydev.d
+	random_key keydev.d/luksipc.key
+	: >calls
+	keyscript "/luksipc.key:$bdev" || { cat err; fail "the keyscript failed (exit $?)"; }
+	cmp out keydev.d/luksipc.key || fail "the keyscript printed other bytes than the key file"
+	assert_grep "^mount -t vfat -o ro $bdev $T/run/mnt\$" calls
+	assert_grep "^umount $T/run/mnt\$" calls
+	[ ! -s err ] || { cat err; fail "the keyscript wrote to stderr on success"; }
+	# no key file on the device: exit 1, one line naming the crypttab entry
+	rm keydev.d/luksipc.key
+	run_rc 1 keyscript "/luksipc.key:$bdev"
+	cat err
+	assert_one_error_line err
+	assert_grep "key file '/luksipc.key' is missing or empty; check the key field '/luksipc.key:$bdev' of 'luks-root' in /etc/crypttab\$" err
+	[ ! -s out ] || fail "a failed keyscript printed a key"
+	# a device that never appears: bounded wait, then one line
+	run_rc 1 keyscript "/luksipc.key:LABEL=NO-SUCH-LABEL"
+	assert_grep "key device 'LABEL=NO-SUCH-LABEL' did not appear within 1 s" err
+	assert_eq "$(grep -c 'luksipc: error' err)" 1 "error lines"
+	# passdev's order (DEVICE:PATH) is not taken for a path
+	run_rc 1 keyscript "/luksipc.key"
+	assert_one_error_line err
+	assert_grep "has no device; write it as PATH:DEVICE" err
+}
+
 run_test "the key device is mounted with -t TYPE; mount's own error in one line" t_keydev_mount
 run_test "rd.luksipc.resize=1 shrinks a 75%-full ext4 by exactly the header; files unchanged" t_resize_75_percent
 run_test "rd.luksipc.resize=1 refuses a full ext4 with one line, image unchanged" t_refuse_full
+run_test "the crypttab keyscript reads PATH:DEVICE, prints the key, unmounts; one line when it cannot" t_keyscript
 test_done

@@ -112,8 +112,8 @@ t_itools_keydev() {
 	run_notes notes
 	crypttab_entry >fields
 	assert_eq "$(sed -n 2p fields)" "UUID=$U" "crypttab source"
-	assert_eq "$(sed -n 3p fields)" "/dev/disk/by-label/KEYS:/luksipc.key" "crypttab key (passdev's DEVICE:PATH)"
-	assert_eq "$(sed -n 4p fields)" "luks,keyscript=passdev,noauto" "crypttab options"
+	assert_eq "$(sed -n 3p fields)" "/luksipc.key:LABEL=KEYS" "crypttab key (systemd's PATH:DEVICE)"
+	assert_eq "$(sed -n 4p fields)" "luks,keyscript=/usr/lib/luksipc/keydev" "crypttab options"
 	# order: crypttab, initramfs, GRUB; the passphrase from stdin with the
 	# key file on the mounted key device
 	assert_eq "$(grep -v '^stdin' calls | cut -d' ' -f1 | tr '\n' ' ')" \
@@ -123,24 +123,28 @@ t_itools_keydev() {
 	assert_grep "^cryptsetup luksAddKey --key-file $T/root/run/luksipc-key/luksipc.key /dev/disk/by-uuid/$U\$" calls
 	assert_grep '^stdin: new passphrase$' calls
 	check_cmdline ''
-	# Debian's cryptroot reads passdev and its argument, noauto (ignored in
-	# the initramfs) and no key file it would skip the root for
-	if [ -r /lib/cryptsetup/functions ] && [ -x /lib/cryptsetup/scripts/passdev ]; then
+	# Debian's cryptroot takes the entry: a keyscript it can run (the
+	# installed path stands for this tree's copy), its argument as written,
+	# and so no key file it would skip the root for
+	if [ -r /lib/cryptsetup/functions ]; then
+		sed "s|/usr/lib/luksipc/keydev|$TESTS_ROOT/initramfs-tools/keydev|" root/etc/crypttab >crypttab.here
 		# shellcheck disable=SC2016 # expanded by the inner shell
-		TABFILE=$T/root/etc/crypttab sh -c '. /lib/cryptsetup/functions
+		TABFILE=$T/crypttab.here sh -c '. /lib/cryptsetup/functions
 			crypttab_find_entry "$1" && crypttab_parse_options --quiet --missing-path=fail || exit 1
-			printf "%s|%s|%s\n" "$CRYPTTAB_KEY" "$CRYPTTAB_OPTION_keyscript" "${CRYPTTAB_OPTION_noauto-}"' \
+			printf "%s|%s\n" "$CRYPTTAB_KEY" "$CRYPTTAB_OPTION_keyscript"' \
 			sh "$NAME" >debian 2>&1 || { cat debian; fail "Debian's crypttab functions reject the entry"; }
-		assert_eq "$(cat debian)" "/dev/disk/by-label/KEYS:/luksipc.key|/lib/cryptsetup/scripts/passdev|yes" \
-			"key, keyscript, noauto as Debian's cryptroot reads them"
+		assert_eq "$(cat debian)" "/luksipc.key:LABEL=KEYS|$TESTS_ROOT/initramfs-tools/keydev" \
+			"key and keyscript as Debian's cryptroot reads them"
 	else
 		echo "no /lib/cryptsetup/functions: Debian's parse not checked"
 	fi
-	# systemd does not pull the unit into cryptsetup.target
+	# systemd reads the same field: the key device by label, the key file on it
 	if systemd_units; then
 		cat units
-		assert_grep 'systemd-cryptsetup@luks' units
-		assert_no_grep 'cryptsetup\.target\.(requires|wants)/systemd-cryptsetup@luks' units
+		grep -h '^What=' gen/*keydev*.mount >what.txt
+		assert_grep '^What=/dev/disk/by-label/KEYS$' what.txt
+		grep -h '^ExecStart=' "gen/systemd-cryptsetup@luks\x2d$(echo $U | sed 's/-/\\x2d/g').service" >exec.txt
+		assert_grep "keydev-$NAME/luksipc.key'" exec.txt
 	fi
 }
 
@@ -206,7 +210,7 @@ t_running_system() {
 	assert_one_error_line "$T/err"
 }
 
-run_test "notes for initramfs-tools with a key device: passdev, noauto, runnable in order" t_itools_keydev
+run_test "notes for initramfs-tools with a key device: systemd's spelling read by the keyscript, runnable in order" t_itools_keydev
 run_test "notes for dracut with a key device: systemd's spelling and rd.luks flags" t_dracut_keydev
 run_test "notes for a passphrase, both frameworks: key none, no luksAddKey" t_passphrase
 run_test "notes for a conversion from a running system: no kernel flags" t_running_system
