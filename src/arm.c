@@ -31,6 +31,7 @@
 #include "notes.h"
 #include "probe.h"
 #include "state.h"
+#include "status.h"
 #include "testhooks.h"
 
 extern char **environ;
@@ -114,6 +115,22 @@ static int run_cmd(char *const argv[])
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* mkdir -p of a full path, mode 0755. 0 or -errno. */
+static int mkdir_p(const char *dir)
+{
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", dir);
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	return mkdir(buf, 0755) < 0 && errno != EEXIST ? -errno : 0;
+}
+
 /* Replaces path with text, durably: temporary file, fsync, rename, fsync of the directory. */
 static int write_file(const char *path, const char *text, mode_t mode)
 {
@@ -125,8 +142,8 @@ static int write_file(const char *path, const char *text, mode_t mode)
 	snprintf(tmp, sizeof(tmp), "%s.luksipc-new", p);
 	snprintf(dir, sizeof(dir), "%s", p);
 	*strrchr(dir, '/') = '\0';
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return -errno;
+	if ((r = mkdir_p(dir)) < 0)
+		return r;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
@@ -587,6 +604,39 @@ static int rewrite_kernel_cmdline(const char *extra)
 	return r;
 }
 
+/* The unit that runs finalize in the converted system, where make install or the package put it. */
+static const char *finalize_unit(void)
+{
+	static const char *dirs[] = { "/usr/lib/systemd/system", "/lib/systemd/system", "/usr/local/lib/systemd/system",
+				      "/etc/systemd/system" };
+	static char path[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/" ARM_FINALIZE_UNIT, dirs[i]);
+		if (sys_exists(path))
+			return path;
+	}
+	return NULL;
+}
+
+/* Enables the finalize unit as systemctl enable would: the symlink in multi-user.target.wants. */
+static void enable_finalize_unit(void)
+{
+	const char *unit = finalize_unit();
+	char link[PATH_MAX], dir[PATH_MAX];
+
+	if (!unit) {
+		log_warn("no %s installed: after the conversion, run luksipc finalize by hand", ARM_FINALIZE_UNIT);
+		return;
+	}
+	sys_path(ARM_FINALIZE_WANTS, link, sizeof(link));
+	snprintf(dir, sizeof(dir), "%s", link);
+	*strrchr(dir, '/') = '\0';
+	if (mkdir_p(dir) < 0 || (unlink(link) < 0 && errno != ENOENT) || symlink(unit, link) < 0)
+		log_warn("cannot enable %s (%s): after the conversion, run luksipc finalize by hand", ARM_FINALIZE_UNIT,
+			 strerror(errno));
+}
+
 int arm_run(const struct arm_opts *o)
 {
 	struct plan p;
@@ -635,6 +685,7 @@ int arm_run(const struct arm_opts *o)
 	}
 	if (p.kernel_cmdline && rewrite_kernel_cmdline(p.flags) < 0)
 		goto partial;
+	enable_finalize_unit();
 	printf("armed: the next boot converts %s%s\n", p.device,
 	       p.kernel_cmdline ? " (kernel-install: reinstall the boot entry, e.g. kernel-install add, if your loader copies the command line)" : "");
 	return 0;
@@ -705,10 +756,183 @@ int disarm_run(const struct arm_opts *o)
 		return -EIO;
 	if (notes_framework_ok(fw) && rebuild_initramfs(fw) < 0)
 		return -EIO;
+	remove_file(ARM_FINALIZE_WANTS);
 	if ((r = remove_file(ARM_RECORD)) < 0) {
 		log_error("cannot remove %s: %s", ARM_RECORD, strerror(-r));
 		return r;
 	}
 	printf("disarmed: the rd.luksipc flags are gone; nothing was converted\n");
+	return 0;
+}
+
+/* 1 when the running kernel's command line holds an rd.luksipc word. */
+static int cmdline_has_flags(void)
+{
+	char *c = read_file("/proc/cmdline"), *save = NULL, *w;
+	int found = 0;
+
+	if (!c)
+		return 0;
+	for (w = strtok_r(c, " \t\n", &save); w && !found; w = strtok_r(NULL, " \t\n", &save))
+		found = !strncmp(w, "rd.luksipc=", 11) || !strncmp(w, "rd.luksipc.", 11);
+	free(c);
+	return found;
+}
+
+/* /etc/crypttab with line in place of any entry for the same name or UUID. */
+static int write_crypttab(const struct notes_boot *b)
+{
+	char *old = read_file("/etc/crypttab"), *save = NULL, *l;
+	char want_src[128];
+	size_t cap = (old ? strlen(old) : 0) + strlen(b->crypttab) + 2;
+	char *out = calloc(1, cap);
+	int r;
+
+	if (!out) {
+		free(old);
+		return -ENOMEM;
+	}
+	snprintf(want_src, sizeof(want_src), "UUID=%s", b->uuid);
+	for (l = old ? strtok_r(old, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+		char name[256] = "", src[256] = "";
+
+		if (l[strspn(l, " \t")] != '#' && sscanf(l, "%255s %255s", name, src) >= 1 &&
+		    (!strcmp(name, b->name) || !strcmp(src, want_src)))
+			continue;
+		strcat(out, l);
+		strcat(out, "\n");
+	}
+	strcat(out, b->crypttab);
+	strcat(out, "\n");
+	free(old);
+	r = write_file("/etc/crypttab", out, 0644);
+	free(out);
+	if (r < 0)
+		log_error("cannot write /etc/crypttab: %s", strerror(-r));
+	return r;
+}
+
+/* Phase one: the system unlocks the device from crypttab; the boot loader loses the rd.luksipc flags. */
+static int finalize_boot_config(const char *state, const char *fw, int grub, int kcmd)
+{
+	struct state s;
+	struct notes_boot b;
+	char *notes = NULL, text[8192];
+	int r;
+
+	memset(&s, 0, sizeof(s));
+	r = dev_open(&s.dev, state, TARGET_STATE, 0);
+	if (r == 0 && (r = state_read_sb(&s)) == 0 && (r = state_load_records(&s)) == 0 && s.rec.phase == PHASE_DONE)
+		r = state_read_notes(&s, &notes);
+	else if (r == 0)
+		r = 1; /* not finished */
+	dev_close(&s.dev);
+	if (r == 1 || r == -ENOENT)
+		return 1;
+	if (r < 0) {
+		log_error("cannot read the state store '%s': %s", state, strerror(-r));
+		return r;
+	}
+	r = notes_boot_config(notes, fw, &b);
+	free(notes);
+	if (r < 0) {
+		log_error("the state store '%s' holds no admin notes finalize can apply; follow luksipc status --state %s --notes by hand",
+			  state, state);
+		return E_REFUSED;
+	}
+	if ((r = write_crypttab(&b)) < 0)
+		return r;
+	log_info("/etc/crypttab: %s", b.crypttab);
+	if (rebuild_initramfs(fw) < 0)
+		return -EIO;
+	if (grub) {
+		if (b.flags[0]) {
+			snprintf(text, sizeof(text),
+				 "# Written by luksipc finalize: the kernel flags that unlock %s.\n"
+				 "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX %s\"\n", b.name, b.flags);
+			r = write_file(ARM_GRUB_DROPIN, text, 0644);
+		} else {
+			r = remove_file(ARM_GRUB_DROPIN);
+		}
+		if (r < 0) {
+			log_error("cannot update %s: %s", ARM_GRUB_DROPIN, strerror(-r));
+			return r;
+		}
+		if (update_grub() < 0)
+			return -EIO;
+	}
+	if (kcmd && rewrite_kernel_cmdline(b.flags) < 0)
+		return -EIO;
+	return 0;
+}
+
+int arm_finalize(int if_done)
+{
+	char *rec = read_file(ARM_RECORD);
+	char state[PATH_MAX], device[PATH_MAX], fw[32], grub[4], kc[4], step[32];
+	int r;
+
+	if (!rec) {
+		log_error("finalize needs --state PATH, or a system armed by luksipc arm (%s)", ARM_RECORD);
+		return E_USAGE;
+	}
+	record_get(rec, "state", state, sizeof(state));
+	record_get(rec, "device", device, sizeof(device));
+	record_get(rec, "framework", fw, sizeof(fw));
+	record_get(rec, "grub", grub, sizeof(grub));
+	record_get(rec, "kernel_cmdline", kc, sizeof(kc));
+	record_get(rec, "finalize", step, sizeof(step));
+	if (strcmp(step, "boot-config")) {
+		r = finalize_boot_config(state, fw, !strcmp(grub, "1"), !strcmp(kc, "1"));
+		if (r == 1) {
+			free(rec);
+			if (if_done) {
+				log_info("the conversion in '%s' is not finished; nothing to finalize yet", state);
+				return 0;
+			}
+			log_error("the conversion in '%s' is not finished; boot with the rd.luksipc flags to let it finish", state);
+			return E_REFUSED;
+		}
+		if (r < 0) {
+			free(rec);
+			log_error("finalize stopped part way; the rd.luksipc flags still open the device: run luksipc finalize again");
+			return r;
+		}
+		{
+			size_t n = strlen(rec) + 32;
+			char *text = malloc(n);
+
+			if (!text) {
+				free(rec);
+				return -ENOMEM;
+			}
+			snprintf(text, n, "%sfinalize=boot-config\n", rec);
+			r = write_file(ARM_RECORD, text, 0644);
+			free(text);
+		}
+		free(rec);
+		if (r < 0) {
+			log_error("cannot write %s: %s", ARM_RECORD, strerror(-r));
+			return r;
+		}
+		printf("finalize: %s now unlocks from /etc/crypttab; reboot: once a boot without the rd.luksipc flags works,\n"
+		       "finalize wipes the state store '%s'\n", device, state);
+		return 0;
+	}
+	free(rec);
+	if (cmdline_has_flags()) {
+		printf("finalize: waiting for a boot without the rd.luksipc flags; reboot (the boot loader no longer adds them)\n");
+		return 0;
+	}
+	/* Phase two: this boot unlocked the device without luksipc; the state is no longer needed. */
+	r = finalize_run(state, device, 1);
+	if (r < 0)
+		return r;
+	remove_file(ARM_FINALIZE_WANTS);
+	if ((r = remove_file(ARM_RECORD)) < 0) {
+		log_error("cannot remove %s: %s", ARM_RECORD, strerror(-r));
+		return r;
+	}
+	printf("finalized: the state store is wiped; luksipc is done with %s\n", device);
 	return 0;
 }

@@ -19,6 +19,7 @@ static const char usage_text[] =
 	"usage: luksipc convert -d DEVICE --state PATH [options]\n"
 	"       luksipc status --state PATH [-d DEVICE] [--json] [--notes [--framework FW]]\n"
 	"       luksipc finalize --state PATH [-d DEVICE] [--batch]\n"
+	"       luksipc finalize [--if-done]    (on a system armed by luksipc arm)\n"
 	"       luksipc arm --state PART [-d DEVICE] [--key-file PATH:KEYDEV] [--dry-run]\n"
 	"       luksipc disarm [--dry-run]\n"
 	"\n"
@@ -69,6 +70,10 @@ static const char usage_text[] =
 	"\n"
 	"finalize options:\n"
 	"      --batch               wipe without asking for confirmation\n"
+	"without --state, on an armed system: writes /etc/crypttab, rebuilds the\n"
+	"initramfs, removes the rd.luksipc flags; on the next boot without them,\n"
+	"wipes the state store (luksipc-finalize.service runs it)\n"
+	"      --if-done             exit 0 while the conversion is unfinished\n"
 	"\n"
 	"exit codes: 0 ok or already converted, 1 internal error, 2 usage error,\n"
 	"3 refused (nothing written), 4 key error (nothing written),\n"
@@ -78,7 +83,7 @@ enum {
 	OPT_STATE = 256, OPT_TYPE, OPT_KEY_SIZE, OPT_SECTOR_SIZE, OPT_HEADER_SIZE, OPT_STEP_SIZE,
 	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
 	OPT_REENCRYPT, OPT_OLD_KEY, OPT_READDEV, OPT_NOTE_NAME, OPT_NOTE_KEY, OPT_NOTE_FW, OPT_FRAMEWORK,
-	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION, OPT_DRY_RUN,
+	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION, OPT_DRY_RUN, OPT_IF_DONE,
 };
 
 static const struct option long_options[] = {
@@ -115,6 +120,7 @@ static const struct option long_options[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "notes", no_argument, NULL, OPT_NOTES },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "if-done", no_argument, NULL, OPT_IF_DONE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -122,7 +128,7 @@ static const struct option long_options[] = {
 
 struct cli {
 	struct convert_opts c;
-	int json, notes, dry_run;
+	int json, notes, dry_run, if_done;
 	const char *framework;
 };
 
@@ -212,6 +218,7 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 	case OPT_JSON: cli->json = 1; return 0;
 	case OPT_NOTES: cli->notes = 1; return 0;
 	case OPT_DRY_RUN: cli->dry_run = 1; return 0;
+	case OPT_IF_DONE: cli->if_done = 1; return 0;
 	default: return E_USAGE;
 	}
 }
@@ -289,6 +296,8 @@ static int dispatch(const char *verb, struct cli *cli)
 
 		return !strcmp(verb, "arm") ? arm_run(&a) : disarm_run(&a);
 	}
+	if (!strcmp(verb, "finalize") && !cli->c.state)
+		return arm_finalize(cli->if_done);
 	if (!cli->c.state) {
 		log_error("%s needs --state PATH; see luksipc --help", verb);
 		return E_USAGE;

@@ -227,10 +227,91 @@ t_failed_rebuild() {
 	[ ! -e root/etc/luksipc/armed ] || fail "disarm left the record"
 }
 
+# armed_and_converted FW: arm (GRUB, a key device), the unit installed, and
+# the conversion run to the end as the boot would (notes facts included);
+# root/proc/cmdline carries the flags of that boot.
+armed_and_converted() {
+	fixture
+	sys_setup grub "$1"
+	mkdir -p root/usr/lib/systemd/system
+	cp "$TESTS_ROOT/systemd/luksipc-finalize.service" root/usr/lib/systemd/system/
+	random_key key
+	run_rc 0 la arm -d dev.img --state st.img --key-file "/luksipc.key:$T/key" --framework "$2"
+	[ -L root/etc/systemd/system/multi-user.target.wants/luksipc-finalize.service ] ||
+		fail "arm did not enable luksipc-finalize.service"
+	mkdir -p root/proc
+	sed -n 's/^flags=//p' root/etc/luksipc/armed | sed 's/^/root=UUID=1234 ro /' >root/proc/cmdline
+	run_rc 0 la finalize --if-done
+	assert_grep 'not finished; nothing to finalize yet' err
+	run_rc 3 la finalize
+	assert_one_error_line "$T/err"
+	cp dev.img orig.img
+	run_rc 0 conv -d dev.img --state st.img --key-file key --note-key-file /luksipc.key:LABEL=KEYS \
+		--note-framework "$2" --note-name luks-root
+	: >calls
+}
+
+t_finalize_itools() {
+	need_luksipc
+	armed_and_converted itools initramfs-tools
+	printf '# <target> <source> <key> <options>\nswap UUID=aaaa /dev/urandom swap\nluks-root UUID=old none luks\n' >root/etc/crypttab
+	st_before=$(sha st.img)
+	# first boot after the conversion: crypttab, initramfs, flags gone; the state kept
+	run_rc 0 la finalize --if-done
+	cat out
+	assert_eq "$(tr '\n' '|' <calls)" "update-initramfs -u -k all|update-grub |" "tools run, in order"
+	U=$(cryptsetup luksUUID dev.img)
+	assert_eq "$(cat root/etc/crypttab)" "# <target> <source> <key> <options>
+swap UUID=aaaa /dev/urandom swap
+luks-root UUID=$U /luksipc.key:LABEL=KEYS luks,keyscript=/usr/lib/luksipc/keydev" "/etc/crypttab"
+	[ ! -e root/etc/default/grub.d/luksipc.cfg ] || fail "the GRUB drop-in with the rd.luksipc flags is still there"
+	assert_eq "$(sha st.img)" "$st_before" "state store after the first finalize step"
+	assert_grep '^finalize=boot-config$' root/etc/luksipc/armed
+	# the same boot again (or a cut before the reboot): it waits
+	: >calls
+	run_rc 0 la finalize --if-done
+	assert_grep 'waiting for a boot without the rd.luksipc flags' out
+	[ ! -s calls ] || fail "a waiting finalize ran: $(cat calls)"
+	# the boot without the flags: the state is wiped, nothing of arm is left
+	echo "root=UUID=1234 ro" >root/proc/cmdline
+	run_rc 0 la finalize --if-done
+	cat out
+	run_rc 3 lx status --state st.img
+	[ ! -e root/etc/luksipc/armed ] || fail "the record is still there"
+	[ ! -e root/etc/systemd/system/multi-user.target.wants/luksipc-finalize.service ] || fail "the unit is still enabled"
+	# finalize never wrote the device: it decrypts to the original
+	verify_plain dev.img key orig.img $((N - H))
+	run_rc 2 la finalize --if-done
+	assert_grep 'finalize needs --state PATH, or a system armed by luksipc arm' err
+}
+
+t_finalize_dracut_cut() {
+	need_luksipc
+	armed_and_converted dracut dracut
+	rm -f bin/update-initramfs
+	# the rebuild fails (a cut, a full /boot): exit 5, the flags stay, rerun finishes
+	STUB_RC_dracut=1 run_rc 5 la finalize --if-done
+	assert_grep 'the rd.luksipc flags still open the device: run luksipc finalize again' err
+	assert_grep 'rd\.luksipc=' root/etc/default/grub.d/luksipc.cfg
+	run_rc 0 la finalize --if-done
+	U=$(cryptsetup luksUUID dev.img)
+	assert_eq "$(grep -c . root/etc/crypttab)" 1 "crypttab entries after a rerun"
+	assert_grep "^luks-root UUID=$U /luksipc.key:LABEL=KEYS luks\$" root/etc/crypttab
+	assert_eq "$(sed -n 2p root/etc/default/grub.d/luksipc.cfg)" \
+		"GRUB_CMDLINE_LINUX=\"\$GRUB_CMDLINE_LINUX rd.luks.uuid=$U rd.luks.name=$U=luks-root rd.luks.key=$U=/luksipc.key:LABEL=KEYS\"" \
+		"GRUB drop-in: dracut's flags only"
+	echo "root=UUID=1234 ro rd.luks.uuid=$U" >root/proc/cmdline
+	run_rc 0 la finalize --if-done
+	run_rc 3 lx status --state st.img
+	[ ! -e root/etc/luksipc/armed ] || fail "the record is still there"
+}
+
 run_test "arm with GRUB: plan, record, initramfs then update-grub; disarm restores the tree" t_arm_disarm_grub
 run_test "arm with /etc/kernel/cmdline and dracut, a key device; disarm restores the file" t_kernel_cmdline_dracut
 run_test "arm plans the ext4 shrink at boot, refuses a full ext4 with how much to free" t_resize_planned
 run_test "arm refusals: one line, nothing written, nothing run" t_refusals
 run_test "disarm refuses once the conversion has started; arm refuses that store" t_started
 run_test "a failed initramfs rebuild stops arm before the boot loader; disarm cleans up" t_failed_rebuild
+run_test "finalize (initramfs-tools): crypttab, initramfs, flags gone; the state wiped on the boot without them" t_finalize_itools
+run_test "finalize (dracut) cut by a failed rebuild, run again: one entry, rd.luks flags, state wiped" t_finalize_dracut_cut
 test_done
