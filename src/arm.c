@@ -765,6 +765,21 @@ int disarm_run(const struct arm_opts *o)
 	return 0;
 }
 
+/* 1 when the store holds nothing a conversion leaves (no superblock, no remnant). */
+static int store_is_empty(const char *path)
+{
+	struct state s;
+	char what[256];
+	int empty;
+
+	memset(&s, 0, sizeof(s));
+	if (dev_open(&s.dev, path, TARGET_OTHER, 0) < 0)
+		return 0;
+	empty = state_read_sb(&s) == -ENOENT && state_find_remnants(&s, what, sizeof(what)) == 0;
+	dev_close(&s.dev);
+	return empty;
+}
+
 /* 1 when the running kernel's command line holds an rd.luksipc word. */
 static int cmdline_has_flags(void)
 {
@@ -925,9 +940,11 @@ int arm_finalize(int if_done)
 		return 0;
 	}
 	/* Phase two: this boot unlocked the device without luksipc; the state is no longer needed. */
-	r = finalize_run(state, device, 1);
-	if (r < 0)
-		return r;
+	if (!store_is_empty(state)) {
+		r = finalize_run(state, device, 1);
+		if (r < 0)
+			return r;
+	} /* else a cut came after the wipe and before the record went: finish that */
 	remove_file(ARM_FINALIZE_WANTS);
 	if ((r = remove_file(ARM_RECORD)) < 0) {
 		log_error("cannot remove %s: %s", ARM_RECORD, strerror(-r));

@@ -301,9 +301,15 @@ t_finalize_dracut_cut() {
 		"GRUB_CMDLINE_LINUX=\"\$GRUB_CMDLINE_LINUX rd.luks.uuid=$U rd.luks.name=$U=luks-root rd.luks.key=$U=/luksipc.key:LABEL=KEYS\"" \
 		"GRUB drop-in: dracut's flags only"
 	echo "root=UUID=1234 ro rd.luks.uuid=$U" >root/proc/cmdline
+	# a cut after the wipe, before the record went: the next boot finishes
+	cp root/etc/luksipc/armed armed.keep
 	run_rc 0 la finalize --if-done
 	run_rc 3 lx status --state st.img
 	[ ! -e root/etc/luksipc/armed ] || fail "the record is still there"
+	cp armed.keep root/etc/luksipc/armed
+	run_rc 0 la finalize --if-done
+	assert_grep '^finalized' out
+	[ ! -e root/etc/luksipc/armed ] || fail "the record is still there after the rerun"
 }
 
 run_test "arm with GRUB: plan, record, initramfs then update-grub; disarm restores the tree" t_arm_disarm_grub
