@@ -330,6 +330,16 @@ static int check_device(const struct arm_opts *o, struct plan *p)
 		p->is_root = !o->device || (root_device(rootdev, sizeof(rootdev)) == 0 && realpath(rootdev, a) &&
 					    realpath(p->device, b) && !strcmp(a, b));
 	}
+	if (p->is_root && !o->device) {
+		struct stat root_st, boot_st;
+
+		/* GRUB reads the kernel and the initramfs from /boot before anything is unlocked */
+		if (stat("/", &root_st) == 0 && stat("/boot", &boot_st) == 0 && root_st.st_dev == boot_st.st_dev) {
+			log_error("/boot lies on the root filesystem '%s': after the conversion the boot loader could not read the kernel; give /boot a partition of its own first",
+				  p->device);
+			return E_REFUSED;
+		}
+	}
 	if (!strncmp(p->device, "/dev/dm-", 8)) {
 		log_error("'%s' is a device-mapper device (already encrypted, LVM or RAID?); luksipc arm converts a plain partition", p->device);
 		return E_REFUSED;
