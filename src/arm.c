@@ -330,7 +330,7 @@ static int check_device(const struct arm_opts *o, struct plan *p)
 		p->is_root = !o->device || (root_device(rootdev, sizeof(rootdev)) == 0 && realpath(rootdev, a) &&
 					    realpath(p->device, b) && !strcmp(a, b));
 	}
-	if (p->is_root && !o->device) {
+	if (p->is_root) {
 		struct stat root_st, boot_st;
 
 		/* GRUB reads the kernel and the initramfs from /boot before anything is unlocked */
