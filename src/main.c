@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arm.h"
 #include "convert.h"
 #include "engine.h"
 #include "luks.h"
@@ -18,6 +19,9 @@ static const char usage_text[] =
 	"usage: luksipc convert -d DEVICE --state PATH [options]\n"
 	"       luksipc status --state PATH [-d DEVICE] [--json] [--notes [--framework FW]]\n"
 	"       luksipc finalize --state PATH [-d DEVICE] [--batch]\n"
+	"       luksipc finalize [--if-done]    (on a system armed by luksipc arm)\n"
+	"       luksipc arm --state PART [-d DEVICE] [--key-file PATH:KEYDEV] [--dry-run]\n"
+	"       luksipc disarm [--dry-run]\n"
 	"\n"
 	"Encrypts DEVICE (a block device or image file) in place with LUKS. Rerun the\n"
 	"same command after any interruption to resume. See luksipc(8).\n"
@@ -55,8 +59,21 @@ static const char usage_text[] =
 	"      --framework FW        notes for initramfs-tools or dracut (default: the one\n"
 	"                            that converted, else the one installed)\n"
 	"\n"
+	"arm (in the running system: the next boot converts DEVICE, by default the\n"
+	"root filesystem's; writes the boot loader's flags, rebuilds the initramfs):\n"
+	"      --state PART          the state partition (PARTUUID=, PARTLABEL=, /dev/...)\n"
+	"  -k, --key-file PATH:KEYDEV  the key file on another device; without it the\n"
+	"                            boot asks for a passphrase\n"
+	"      --framework FW        initramfs-tools or dracut (default: the installed one)\n"
+	"      --dry-run             print the plan, write nothing\n"
+	"disarm: undo arm before the conversion has started (refused after)\n"
+	"\n"
 	"finalize options:\n"
 	"      --batch               wipe without asking for confirmation\n"
+	"without --state, on an armed system: writes /etc/crypttab, rebuilds the\n"
+	"initramfs, removes the rd.luksipc flags; on the next boot without them,\n"
+	"wipes the state store (luksipc-finalize.service runs it)\n"
+	"      --if-done             exit 0 while the conversion is unfinished\n"
 	"\n"
 	"exit codes: 0 ok or already converted, 1 internal error, 2 usage error,\n"
 	"3 refused (nothing written), 4 key error (nothing written),\n"
@@ -66,7 +83,7 @@ enum {
 	OPT_STATE = 256, OPT_TYPE, OPT_KEY_SIZE, OPT_SECTOR_SIZE, OPT_HEADER_SIZE, OPT_STEP_SIZE,
 	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
 	OPT_REENCRYPT, OPT_OLD_KEY, OPT_READDEV, OPT_NOTE_NAME, OPT_NOTE_KEY, OPT_NOTE_FW, OPT_FRAMEWORK,
-	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION,
+	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION, OPT_DRY_RUN, OPT_IF_DONE,
 };
 
 static const struct option long_options[] = {
@@ -102,6 +119,8 @@ static const struct option long_options[] = {
 	{ "loglevel", required_argument, NULL, 'l' },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "notes", no_argument, NULL, OPT_NOTES },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "if-done", no_argument, NULL, OPT_IF_DONE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -109,7 +128,7 @@ static const struct option long_options[] = {
 
 struct cli {
 	struct convert_opts c;
-	int json, notes;
+	int json, notes, dry_run, if_done;
 	const char *framework;
 };
 
@@ -198,6 +217,8 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 		return 0;
 	case OPT_JSON: cli->json = 1; return 0;
 	case OPT_NOTES: cli->notes = 1; return 0;
+	case OPT_DRY_RUN: cli->dry_run = 1; return 0;
+	case OPT_IF_DONE: cli->if_done = 1; return 0;
 	default: return E_USAGE;
 	}
 }
@@ -269,6 +290,14 @@ static int dispatch(const char *verb, struct cli *cli)
 			r = crypt_threads_env(&cli->c);
 		return r < 0 ? r : convert_run(&cli->c);
 	}
+	if (!strcmp(verb, "arm") || !strcmp(verb, "disarm")) {
+		struct arm_opts a = { .device = cli->c.device, .state = cli->c.state, .key = cli->c.key_file,
+				      .framework = cli->framework, .dry_run = cli->dry_run };
+
+		return !strcmp(verb, "arm") ? arm_run(&a) : disarm_run(&a);
+	}
+	if (!strcmp(verb, "finalize") && !cli->c.state)
+		return arm_finalize(cli->if_done);
 	if (!cli->c.state) {
 		log_error("%s needs --state PATH; see luksipc --help", verb);
 		return E_USAGE;
@@ -286,8 +315,9 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && argv[1][0] != '-') {
 		verb = argv[1];
-		if (strcmp(verb, "convert") && strcmp(verb, "status") && strcmp(verb, "finalize")) {
-			log_error("unknown command '%s'; use convert, status or finalize", verb);
+		if (strcmp(verb, "convert") && strcmp(verb, "status") && strcmp(verb, "finalize") && strcmp(verb, "arm") &&
+		    strcmp(verb, "disarm")) {
+			log_error("unknown command '%s'; use convert, status, finalize, arm or disarm", verb);
 			return EXIT_USAGE;
 		}
 		argv++;

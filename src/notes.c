@@ -167,33 +167,57 @@ static void print_crypttab_cmd(FILE *o, const struct notes *n, const char *key, 
 		n->f.uuid, n->f.name, n->f.uuid, key, opts);
 }
 
+/* The key and options fields of the crypttab entry (see the comment at the top). */
+static void crypttab_fields(const struct notes *n, char *key, size_t len, const char **opts)
+{
+	*opts = "luks";
+	if (n->passphrase) {
+		snprintf(key, len, "none");
+	} else if (n->keydev) {
+		snprintf(key, len, "%s:%s", n->key_path, n->keydev);
+		if (n->fw == FW_ITOOLS)
+			*opts = "luks,keyscript=" LUKSIPC_KEYSCRIPT;
+	} else {
+		snprintf(key, len, "%s", n->key_path);
+	}
+}
+
+/* The kernel flags that unlock the device without luksipc: dracut's rd.luks.*; "" for initramfs-tools. */
+static void unlock_flags(const struct notes *n, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (n->fw != FW_DRACUT)
+		return;
+	if (n->keydev)
+		snprintf(buf, len, "rd.luks.uuid=%s rd.luks.name=%s=%s rd.luks.key=%s=%s:%s", n->f.uuid, n->f.uuid, n->f.name,
+			 n->f.uuid, n->key_path, n->keydev);
+	else
+		snprintf(buf, len, "rd.luks.uuid=%s rd.luks.name=%s=%s", n->f.uuid, n->f.uuid, n->f.name);
+}
+
 static void print_crypttab(FILE *o, const struct notes *n, int step)
 {
-	char arg[2200];
+	char key[2200];
+	const char *opts;
 
-	if (n->passphrase) {
+	crypttab_fields(n, key, sizeof(key), &opts);
+	if (n->passphrase)
 		fprintf(o, "%d. The /etc/crypttab entry (the key field none: asked for the passphrase at boot):\n", step);
-		print_crypttab_cmd(o, n, "none", "luks");
-	} else if (n->keydev && n->fw == FW_ITOOLS) {
+	else if (n->keydev && n->fw == FW_ITOOLS)
 		fprintf(o,
 			"%d. The /etc/crypttab entry. The key field is systemd's spelling (PATH:DEVICE), which the booted\n"
 			"   system's systemd-cryptsetup reads; Debian's cryptroot in the initramfs reads it through luksipc's\n"
 			"   keyscript (systemd ignores keyscript=):\n",
 			step);
-		snprintf(arg, sizeof(arg), "%s:%s", n->key_path, n->keydev);
-		print_crypttab_cmd(o, n, arg, "luks,keyscript=" LUKSIPC_KEYSCRIPT);
-	} else if (n->keydev) {
+	else if (n->keydev)
 		fprintf(o, "%d. The /etc/crypttab entry, in systemd's spelling (PATH:DEVICE):\n", step);
-		snprintf(arg, sizeof(arg), "%s:%s", n->key_path, n->keydev);
-		print_crypttab_cmd(o, n, arg, "luks");
-	} else {
+	else
 		fprintf(o, "%d. The /etc/crypttab entry (the key file %s must exist in the booted system):\n", step, n->key_path);
-		print_crypttab_cmd(o, n, n->key_path, "luks");
-		if (n->fw == FW_ITOOLS)
-			fputs("   If this is the root filesystem: initramfs-tools takes no key file from the root filesystem for it;\n"
-			      "   add a passphrase (below) and write none instead of the key file, then do the next steps.\n",
-			      o);
-	}
+	print_crypttab_cmd(o, n, key, opts);
+	if (!n->passphrase && !n->keydev && n->fw == FW_ITOOLS)
+		fputs("   If this is the root filesystem: initramfs-tools takes no key file from the root filesystem for it;\n"
+		      "   add a passphrase (below) and write none instead of the key file, then do the next steps.\n",
+		      o);
 }
 
 static void print_flags(FILE *o, const struct notes *n, int step)
@@ -209,11 +233,7 @@ static void print_flags(FILE *o, const struct notes *n, int step)
 	if (n->fw == FW_DRACUT) {
 		char flags[3000];
 
-		if (n->keydev)
-			snprintf(flags, sizeof(flags), "rd.luks.uuid=%s rd.luks.name=%s=%s rd.luks.key=%s=%s:%s", n->f.uuid, n->f.uuid,
-				 n->f.name, n->f.uuid, n->key_path, n->keydev);
-		else
-			snprintf(flags, sizeof(flags), "rd.luks.uuid=%s rd.luks.name=%s=%s", n->f.uuid, n->f.uuid, n->f.name);
+		unlock_flags(n, flags, sizeof(flags));
 		fprintf(o, "  $ sed -i 's|^GRUB_CMDLINE_LINUX=\"|&%s |' /etc/default/grub\n", flags);
 		fprintf(o, "  $ if [ -f /etc/kernel/cmdline ]; then sed -i '1s|$| %s|' /etc/kernel/cmdline; fi\n", flags);
 	}
@@ -294,4 +314,32 @@ void notes_print(FILE *out, const char *stored, const char *framework, const cha
 	split_key(&n);
 	print_steps(out, &n, state);
 	free(copy);
+}
+
+int notes_boot_config(const char *stored, const char *framework, struct notes_boot *ret)
+{
+	struct notes n;
+	char *copy = strdup(stored);
+	char key[2200];
+	const char *opts;
+	int r = -EINVAL;
+
+	if (!copy)
+		return -ENOMEM;
+	if (parse_record(copy, &n) < 0)
+		goto out;
+	n.boot = *n.f.framework != '\0';
+	n.fw = detect_fw(framework, n.boot ? n.f.framework : NULL);
+	split_key(&n);
+	if (!is_plain(n.f.name) || !is_plain(n.f.uuid) || (!n.passphrase && !is_plain(n.f.key)))
+		goto out;
+	crypttab_fields(&n, key, sizeof(key), &opts);
+	r = snprintf(ret->crypttab, sizeof(ret->crypttab), "%s UUID=%s %s %s", n.f.name, n.f.uuid, key, opts);
+	r = r < 0 || (size_t)r >= sizeof(ret->crypttab) ? -ENAMETOOLONG : 0;
+	snprintf(ret->name, sizeof(ret->name), "%s", n.f.name);
+	snprintf(ret->uuid, sizeof(ret->uuid), "%s", n.f.uuid);
+	unlock_flags(&n, ret->flags, sizeof(ret->flags));
+out:
+	free(copy);
+	return r;
 }

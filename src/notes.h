@@ -36,6 +36,21 @@ int notes_record(const struct notes_facts *f, char *buf, size_t len);
  */
 void notes_print(FILE *out, const char *stored, const char *framework, const char *state);
 
+/* What the booted system needs to unlock the device without luksipc. */
+struct notes_boot {
+	char crypttab[4096]; /* the /etc/crypttab line: NAME UUID=U KEY OPTIONS */
+	char name[256];      /* NAME */
+	char uuid[64];       /* U */
+	char flags[4096];    /* kernel flags that unlock it (dracut's rd.luks.*), "" when none are needed */
+};
+
+/*
+ * The same facts notes_print prints as steps, for luksipc finalize to apply.
+ * 0; -EINVAL for a record of an older luksipc or values these lines cannot
+ * carry unquoted; -ENAMETOOLONG.
+ */
+int notes_boot_config(const char *stored, const char *framework, struct notes_boot *ret);
+
 /* 1 when name is a framework notes_print knows. */
 int notes_framework_ok(const char *name);
 

@@ -27,6 +27,8 @@ int test_hook_fault(int target, int op);
 void test_hook_trace(int target, char op, const void *buf, size_t len, uint64_t off);
 /* Sleeps for the milliseconds that the delay's variable asks for, if any. */
 void test_hook_delay(enum test_delay which);
+/* LUKSIPC_TEST_SYSROOT: the directory that arm and disarm take for "/" when writing system files. */
+const char *test_hook_sysroot(void);
 #else
 static inline int test_hook_fault(int target, int op)
 {
@@ -47,6 +49,11 @@ static inline void test_hook_trace(int target, char op, const void *buf, size_t 
 static inline void test_hook_delay(enum test_delay which)
 {
 	(void)which;
+}
+
+static inline const char *test_hook_sysroot(void)
+{
+	return "";
 }
 #endif
 

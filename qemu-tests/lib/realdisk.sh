@@ -1,0 +1,224 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # variables set here are read by the scenarios
+# Sourceable by a scenario's run (bash): a real Debian 12 system on one
+# disk image, booted the way its GRUB would boot it. Used by scenarios 21
+# and 22; lib/realroot.sh builds the cached root they start from.
+#
+# The caller sets T (work dir), R (the unpacked root), KVER, SCEN_DIR (its
+# realboot-check.sh and realboot-check.service: the judge that runs in the
+# booted system and prints the verdict), PASS (a passphrase the judge may
+# enroll), and the geometry:
+#   ROOT_MIB STATE_MIB KEYS_MIB BOOT_MIB ROOT_UUID BOOT_UUID KEYS_UUID
+#   LATE_MIB (random files written last, at the end of the fs)
+#   FULL_PCT (how full the root filesystem is)
+#
+#   realdisk_install FLAGS  luksipc installed into R as a user would (make
+#                           install DESTDIR= PREFIX=/usr/local), the judge
+#                           enabled, GRUB_CMDLINE_LINUX="FLAGS", and the
+#                           root's own update-initramfs -u
+#   realdisk_build FLAGS    the GPT disk $T/disk.img: p1 luksipc-state
+#                           (empty), p2 LABEL=KEYS (ext4, /luksipc.key),
+#                           p3 /boot (ext4, grub.cfg as update-grub makes
+#                           it, FLAGS on its linux line), p4 the root: an
+#                           ext4 that fills the partition, FULL_PCT full,
+#                           random files at its very end; the manifest of
+#                           /usr and /srv in $T/manifest.sha256
+#   boot_entry              the kernel, initramfs and command line of the
+#                           disk's first grub.cfg entry (KERNEL, INITRD,
+#                           CMDLINE): the host plays the boot loader
+#   boot LOG ARGS...        boot it (run-qemu ARGS); BOOT_RC, BOOT_SECS;
+#                           any "luksipc: error" on the console fails
+#   boot_failed LOG WHAT    empty when the boot passed, else why
+#   expect_pass LOG WHAT    fail unless the boot passed
+#   realdisk_verify         decrypt p4 on the host (tests/lib/luksdecrypt.py,
+#                           key file or PASS), e2fsck -fn, every file of the
+#                           manifest equal; sets NFILES
+#
+# Partition offsets (MiB): off_state off_keys off_boot off_root.
+
+realdisk_install() {
+	local t=$SECONDS
+	make -s -C "$TOP" install DESTDIR="$R" PREFIX=/usr/local >"$T/install.log" 2>&1 ||
+		fail "make install DESTDIR= failed: $(tail -n 3 "$T/install.log")"
+	cat >"$R/etc/fstab" <<-EOF
+	UUID=$ROOT_UUID / ext4 errors=remount-ro 0 1
+	UUID=$BOOT_UUID /boot ext4 defaults 0 2
+	EOF
+	install -m 755 "$SCEN_DIR/realboot-check.sh" "$R/usr/local/sbin/realboot-check"
+	install -m 644 "$SCEN_DIR/realboot-check.service" "$R/etc/systemd/system/realboot-check.service"
+	mkdir -p "$R/etc/systemd/system/multi-user.target.wants"
+	ln -sf ../realboot-check.service "$R/etc/systemd/system/multi-user.target.wants/realboot-check.service"
+	# the console is the verdict channel; no login prompt on it
+	ln -sf /dev/null "$R/etc/systemd/system/serial-getty@ttyS0.service"
+	printf '%s\n' "$PASS" >"$R/etc/realboot.pass"
+	[ -f "$R/etc/default/grub" ] || fail "the root has no /etc/default/grub (grub-pc)"
+	sed -i -e "s|^GRUB_CMDLINE_LINUX=.*|GRUB_CMDLINE_LINUX=\"$1\"|" \
+		-e 's|^GRUB_CMDLINE_LINUX_DEFAULT=.*|GRUB_CMDLINE_LINUX_DEFAULT="console=ttyS0"|' \
+		-e 's|^GRUB_TIMEOUT=.*|GRUB_TIMEOUT=0|' "$R/etc/default/grub"
+	chmod 600 "$R/etc/realboot.pass"
+	realroot_chroot "$R" update-initramfs -u -k "$KVER" >"$T/update-initramfs.log" 2>&1 ||
+		fail "update-initramfs -u in the root failed: $(tail -n 5 "$T/update-initramfs.log")"
+	lsinitramfs "$R/boot/initrd.img-$KVER" >"$T/initrd.list" 2>/dev/null
+	grep -q 'usr/sbin/luksipc$' "$T/initrd.list" ||
+		fail "the root's initramfs lacks usr/sbin/luksipc (see $T/update-initramfs.log)"
+	echo "  luksipc installed, update-initramfs -u in the root: $((SECONDS - t))s ($(du -m "$R/boot/initrd.img-$KVER" | cut -f1) MiB initrd)"
+}
+
+realdisk_build() {
+	local t=$SECONDS
+	mkdir -p "$T/boottree" "$T/keytree" "$T/fill"
+	mv "$R/boot/"* "$T/boottree/"
+	mkdir -p "$T/boottree/grub"
+	cat >"$T/boottree/grub/grub.cfg" <<-EOF
+	# written by qemu-tests (lib/realdisk.sh) as update-grub makes it for this system
+	set default=0
+	set timeout=0
+	menuentry 'Debian GNU/Linux' {
+		search --no-floppy --fs-uuid --set=root $BOOT_UUID
+		linux	/vmlinuz-$KVER root=UUID=$ROOT_UUID ro ${1:+$1 }console=ttyS0
+		initrd	/initrd.img-$KVER
+	}
+	EOF
+	head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/keytree/luksipc.key"
+	(cd "$R" && find usr srv -type f -print0 | sort -z | xargs -0 sha256sum) >"$T/manifest.sha256" ||
+		fail "cannot hash the root's files"
+
+	realdisk_mkfs() { # IMG MIB LABEL UUID TREE (one inode per 16 KiB, as mke2fs does above 512 MiB)
+		truncate -s "$2M" "$1"
+		mke2fs -q -F -t ext4 -b 4096 -i 16384 -L "$3" -U "$4" -d "$5" \
+			-E lazy_itable_init=0,lazy_journal_init=0 "$1" || fail "mke2fs for $3 failed"
+	}
+	realdisk_sb() { dumpe2fs -h "$1" 2>/dev/null | sed -n "s/^$2: *//p"; }
+	realdisk_mkfs "$T/keys.ext4" "$KEYS_MIB" KEYS "$KEYS_UUID" "$T/keytree"
+	realdisk_mkfs "$T/boot.ext4" "$BOOT_MIB" boot "$BOOT_UUID" "$T/boottree"
+	realdisk_mkfs "$T/root.ext4" "$ROOT_MIB" root "$ROOT_UUID" "$R"
+
+	# Fill to FULL_PCT: early files go right after the system's files; then a
+	# spacer takes all free blocks but LATE_MIB + a little, the late files land
+	# at the very end of the filesystem, and the spacer is removed.
+	bc=$(realdisk_sb "$T/root.ext4" 'Block count')
+	free=$(realdisk_sb "$T/root.ext4" 'Free blocks')
+	late_blk=$((LATE_MIB * 256))
+	early_blk=$((bc * FULL_PCT / 100 - (bc - free) - late_blk))
+	[ "$early_blk" -ge 0 ] || fail "the system alone fills more than ${FULL_PCT}% of ${ROOT_MIB} MiB; raise REALBOOT_ROOT_MIB"
+	{
+		echo "mkdir /srv/fill"
+		echo "cd /srv/fill"
+		i=0 left=$((early_blk * 4096))
+		while [ "$left" -gt 0 ]; do
+			n=$((left < 4194304 ? left : 4194304))
+			head -c "$n" /dev/urandom >"$T/fill/early-$i.bin"
+			echo "write $T/fill/early-$i.bin early-$i.bin"
+			left=$((left - n)) i=$((i + 1))
+		done
+	} >"$T/fill1.cmd"
+	debugfs -w -f "$T/fill1.cmd" "$T/root.ext4" >"$T/debugfs1.log" 2>&1 || fail "debugfs (early files) failed"
+	free=$(realdisk_sb "$T/root.ext4" 'Free blocks')
+	: >"$T/empty"
+	{
+		echo "cd /srv/fill"
+		echo "write $T/empty spacer"
+		echo "fallocate spacer 0 $((free - late_blk - 64 - 1))"
+		for i in $(seq 0 $((LATE_MIB / 4 - 1))); do
+			head -c 4194304 /dev/urandom >"$T/fill/late-$i.bin"
+			echo "write $T/fill/late-$i.bin late-$i.bin"
+		done
+		echo "rm spacer"
+	} >"$T/fill2.cmd"
+	debugfs -w -f "$T/fill2.cmd" "$T/root.ext4" >"$T/debugfs2.log" 2>&1 || fail "debugfs (late files) failed"
+	(cd "$T/fill" && sha256sum -- *.bin | sed 's|  |  srv/fill/|') >>"$T/manifest.sha256"
+	e2fsck -fn "$T/root.ext4" >"$T/e2fsck-before.log" 2>&1 || fail "the built root fs is not clean: $(tail -n 5 "$T/e2fsck-before.log")"
+	free=$(realdisk_sb "$T/root.ext4" 'Free blocks')
+	used_pct=$(((bc - free) * 100 / bc))
+	last=$(debugfs -R "blocks /srv/fill/late-$((LATE_MIB / 4 - 1)).bin" "$T/root.ext4" 2>/dev/null | tr ' ' '\n' | sort -n | tail -n 1)
+	[ "${last:-0}" -ge $((bc - 4096)) ] || fail "the late files do not reach the last 16 MiB of the fs (last block ${last:-?} of $bc)"
+	if [ "$used_pct" -lt $((FULL_PCT - 3)) ] || [ "$used_pct" -gt $((FULL_PCT + 3)) ]; then
+		fail "the root fs is ${used_pct}% full, not about ${FULL_PCT}%"
+	fi
+
+	# GPT: 1 MiB in front, 1 MiB behind for the backup.
+	off_state=1 off_keys=$((1 + STATE_MIB)) off_boot=$((1 + STATE_MIB + KEYS_MIB))
+	off_root=$((off_boot + BOOT_MIB))
+	truncate -s $(((off_root + ROOT_MIB + 1) * 1048576)) "$T/disk.img"
+	sgdisk -o \
+		-n "1:$((off_state * 2048)):+${STATE_MIB}M" -c 1:luksipc-state -t 1:8300 \
+		-n "2:$((off_keys * 2048)):+${KEYS_MIB}M" -c 2:keys -t 2:8300 \
+		-n "3:$((off_boot * 2048)):+${BOOT_MIB}M" -c 3:boot -t 3:8300 \
+		-n "4:$((off_root * 2048)):+${ROOT_MIB}M" -c 4:root -t 4:8304 \
+		"$T/disk.img" >"$T/sgdisk.log" 2>&1 || fail "sgdisk failed: $(cat "$T/sgdisk.log")"
+	for p in keys:$off_keys boot:$off_boot root:$off_root; do
+		dd if="$T/${p%%:*}.ext4" of="$T/disk.img" bs=1M seek="${p#*:}" conv=notrunc,sparse status=none ||
+			fail "cannot write the ${p%%:*} partition"
+	done
+	rm -f "$T/root.ext4"
+	echo "  disk: root ${ROOT_MIB} MiB ext4 filling its partition, ${used_pct}% full, late files up to block $last of $bc; $((SECONDS - t))s"
+}
+
+# The boot loader: kernel, initramfs and command line of the first entry of
+# the disk's /boot/grub/grub.cfg (sets KERNEL, INITRD, CMDLINE).
+boot_entry() {
+	local e
+	rm -f "$T/grub.cfg" "$T/kernel" "$T/initrd.img"
+	dd if="$T/disk.img" of="$T/boot.ext4" bs=1M skip="$off_boot" count="$BOOT_MIB" status=none ||
+		fail "cannot read the disk's /boot partition"
+	debugfs -R "dump /grub/grub.cfg $T/grub.cfg" "$T/boot.ext4" >/dev/null 2>&1
+	[ -s "$T/grub.cfg" ] || fail "no /boot/grub/grub.cfg on the disk"
+	mapfile -t e < <(awk '!k && $1 == "linux" { k = $2; sub(/^[ \t]*linux[ \t]+[^ \t]+[ \t]*/, ""); a = $0 }
+		!i && $1 == "initrd" { i = $2 } END { print k; print i; print a }' "$T/grub.cfg")
+	[ -n "${e[0]}" ] || fail "no linux line in /boot/grub/grub.cfg: $(head -c 2000 "$T/grub.cfg")"
+	debugfs -R "dump ${e[0]} $T/kernel" "$T/boot.ext4" >/dev/null 2>&1
+	debugfs -R "dump ${e[1]} $T/initrd.img" "$T/boot.ext4" >/dev/null 2>&1
+	[ -n "${e[1]}" ] || fail "no initrd line in /boot/grub/grub.cfg"
+	[ -s "$T/kernel" ] || fail "cannot read ${e[0]} from the disk's /boot"
+	[ -s "$T/initrd.img" ] || fail "cannot read ${e[1]} from the disk's /boot"
+	KERNEL=$T/kernel INITRD=$T/initrd.img CMDLINE=${e[2]}
+}
+# an initramfs or emergency shell waits for a human: stop at once
+SHELL_RE='Dropping to a shell|You are in emergency mode|Cannot open access to console|Give root password|Kernel panic'
+boot() { # LOG run-qemu-args...: boot the disk's GRUB entry
+	local log=$1 t=$SECONDS
+	shift
+	"$RUN_QEMU" --kernel "$KERNEL" --initrd "$INITRD" --append "$CMDLINE" \
+		--log "$log" --timeout "$BOOT_TIMEOUT" --mem 1536 --smp 2 \
+		--nbd-disk "$T/disk.img" --nbd-sock "$T/nbd.sock" "$@"
+	BOOT_RC=$?
+	BOOT_SECS=$((SECONDS - t))
+	echo "  boot ${log##*/}: exit $BOOT_RC after ${BOOT_SECS}s, verdict $(verdict "$log")"
+	if grep -a -q 'luksipc: error' "$log"; then
+		qemu_log_tail "$log" 30
+		fail "${log##*/}: $(grep -a -o 'luksipc: error.*' "$log" | tr -d '\r' | head -n 1)"
+	fi
+}
+# boot_failed LOG WHAT: empty when the boot powered off with a PASS verdict,
+# else what went wrong (the log's tail goes to stdout)
+boot_failed() {
+	[ "$BOOT_RC" = 0 ] && [ "$(verdict "$1")" = PASS ] && return 0
+	qemu_log_tail "$1" 50 >&2
+	echo "$2: $(verdict_line "$1" | sed 's/^.*LUKSIPC-VERDICT: //' | grep . || echo "no verdict (run-qemu exit $BOOT_RC)")"
+}
+expect_pass() { # LOG WHAT
+	local f
+	f=$(boot_failed "$1" "$2")
+	[ -z "$f" ] || fail "$f"
+}
+
+realdisk_verify() {
+	local t=$SECONDS
+	dd if="$T/disk.img" of="$T/root.luks" bs=1M skip="$off_root" count="$ROOT_MIB" status=none ||
+		fail "cannot read the root partition"
+	realdisk_dec() { python3 "$TOP/tests/lib/luksdecrypt.py" "$T/root.luks" --out "$T/root.plain" "$@" >"$T/decrypt.log" 2>&1; }
+	realdisk_dec --key-file "$T/keytree/luksipc.key" || {
+		printf '%s' "$PASS" >"$T/pass"
+		realdisk_dec --key-file "$T/pass"
+	} || fail "luksdecrypt.py cannot decrypt the root with the key file or the passphrase: $(tail -n 3 "$T/decrypt.log")"
+	e2fsck -fn "$T/root.plain" >"$T/e2fsck.log" 2>&1 || fail "e2fsck -fn on the decrypted root: $(tail -n 5 "$T/e2fsck.log")"
+	mkdir -p "$T/out"
+	debugfs -R "rdump /usr /srv $T/out" "$T/root.plain" >"$T/rdump.log" 2>&1 || fail "debugfs rdump failed"
+	nfiles=$(wc -l <"$T/manifest.sha256")
+	(cd "$T/out" && sha256sum --quiet -c "$T/manifest.sha256") >"$T/check.log" 2>&1 || {
+		head -n 20 "$T/check.log" | sed 's/^/    /'
+		fail "$(grep -c -v ': OK$' "$T/check.log") of $nfiles files differ from the manifest after the conversion"
+	}
+	echo "  host: decrypted, e2fsck -fn clean, $nfiles files equal to the manifest: $((SECONDS - t))s"
+	NFILES=$nfiles
+}

@@ -1,0 +1,63 @@
+#!/bin/sh
+# Scenario 22's judge, run in the booted Debian root after
+# luksipc-finalize.service. Everything goes to the serial console, the
+# verdict channel (one LUKSIPC-VERDICT line), then power off.
+#
+# The first boot (plain root, no flag): `luksipc arm` as an admin would,
+# with the key file on the KEYS partition; then /var/lib/realboot/armed.
+# Later boots, the root on dm-crypt:
+#  - while /etc/luksipc/armed is there, finalize must have done its first
+#    step (finalize=boot-config): crypttab written, flags gone from GRUB;
+#  - once it is gone: no rd.luksipc flag on the command line, the state
+#    store wiped (luksipc status refuses it), no failed unit.
+exec >/dev/ttyS0 2>&1
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+
+say() { printf 'realboot: %s\n' "$*"; }
+verdict() {
+	sync
+	printf 'LUKSIPC-VERDICT: %s\n' "$*"
+	systemctl poweroff --no-block
+	exit 0
+}
+
+state=/dev/disk/by-partlabel/luksipc-state
+src=$(findmnt -n -o SOURCE /)
+type=$(lsblk -n -d -o TYPE "$src" 2>/dev/null)
+say "multi-user.target is $(systemctl is-active multi-user.target); / is $src ($type)"
+say "luksipc-finalize.service: $(systemctl show -p ActiveState,Result --value luksipc-finalize.service | tr '\n' ' ')"
+
+if ! [ -e /var/lib/realboot/armed ]; then
+	[ "$type" = part ] || verdict "FAIL the first boot's root '$src' is not a plain partition (type '$type')"
+	luksipc arm --state PARTLABEL=luksipc-state --key-file /luksipc.key:LABEL=KEYS --dry-run ||
+		verdict "FAIL luksipc arm --dry-run exited $?"
+	luksipc arm --state PARTLABEL=luksipc-state --key-file /luksipc.key:LABEL=KEYS ||
+		verdict "FAIL luksipc arm exited $?"
+	sed 's/^/realboot: armed| /' /etc/luksipc/armed
+	sed 's/^/realboot: grub.d| /' /etc/default/grub.d/luksipc.cfg
+	mkdir -p /var/lib/realboot && touch /var/lib/realboot/armed
+	verdict "PASS armed: $(sed -n 's/^flags=//p' /etc/luksipc/armed)"
+fi
+
+[ "$type" = crypt ] || verdict "FAIL the root '$src' is not on dm-crypt (type '$type')"
+if [ -e /etc/luksipc/armed ]; then
+	sed 's/^/realboot: armed| /' /etc/luksipc/armed
+	grep -q '^finalize=boot-config$' /etc/luksipc/armed ||
+		verdict "FAIL luksipc-finalize.service did not do its first step"
+	sed 's/^/realboot: crypttab| /' /etc/crypttab
+	[ ! -e /etc/default/grub.d/luksipc.cfg ] || verdict "FAIL the GRUB drop-in with the rd.luksipc flags is still there"
+	verdict "PASS finalize, first step: $(grep -v '^#' /etc/crypttab | tr '\n' ' ')"
+fi
+! grep -q 'rd\.luksipc' /proc/cmdline ||
+	verdict "FAIL after finalize the kernel command line still has rd.luksipc flags: $(cat /proc/cmdline)"
+if luksipc status --state "$state" >/dev/null 2>&1; then
+	verdict "FAIL the state store $state still holds a conversion after finalize"
+fi
+failed=$(systemctl list-units --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')
+[ -z "$failed" ] || {
+	# shellcheck disable=SC2086 # one word per unit
+	systemctl status --no-pager $failed 2>&1 | sed 's/^/realboot: | /'
+	verdict "FAIL failed units: $failed"
+}
+verdict "PASS finalized: flagless boot to multi-user with / on dm-crypt ($src), state store wiped"

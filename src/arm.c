@@ -1,0 +1,965 @@
+/*
+ * arm and disarm (arm.h). arm checks everything first and writes nothing
+ * until every check has passed; then, in this order, so that the kernel
+ * flags never reach a boot whose initramfs cannot act on them:
+ *   1. the record ARM_RECORD (what disarm and finalize undo),
+ *   2. the initramfs rebuild (update-initramfs -u -k all, dracut -f --regenerate-all),
+ *   3. the boot loader: the GRUB drop-in and update-grub, and/or the flags
+ *      appended to /etc/kernel/cmdline.
+ * Files are replaced whole (write a temporary, fsync, rename, fsync the
+ * directory). A failure part way says what was done and that `luksipc
+ * disarm` undoes it.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "arm.h"
+#include "dev.h"
+#include "luks.h"
+#include "luksipc.h"
+#include "notes.h"
+#include "probe.h"
+#include "state.h"
+#include "status.h"
+#include "testhooks.h"
+
+extern char **environ;
+
+#define FLAGS_MAX 2048
+
+struct plan {
+	char device[PATH_MAX];   /* the device node to convert */
+	int is_root;             /* it holds the root filesystem: rd.luksipc=root */
+	char dev_spec[256];      /* rd.luksipc= */
+	char state[PATH_MAX];    /* the state store's node or file */
+	char state_spec[256];
+	char fs_type[32];
+	uint64_t dev_size, fs_size, header, free_bytes;
+	int resize;
+	const char *framework;
+	int grub, kernel_cmdline;
+	char flags[FLAGS_MAX];
+};
+
+/* Copies src whole into dst; -ENAMETOOLONG when it does not fit. */
+static int set_str(char *dst, size_t len, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= len)
+		return -ENAMETOOLONG;
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+/* A path in the system arm configures (a test build may move it). */
+static const char *sys_path(const char *path, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s", test_hook_sysroot(), path);
+	return buf;
+}
+
+static int sys_exists(const char *path)
+{
+	char p[PATH_MAX];
+
+	return access(sys_path(path, p, sizeof(p)), F_OK) == 0;
+}
+
+/* The first of names found as an executable in PATH, or NULL. */
+static int in_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX];
+
+	if (!path)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	while (*path) {
+		size_t n = strcspn(path, ":");
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, name);
+		if (access(buf, X_OK) == 0)
+			return 1;
+		path += n + (path[n] == ':');
+	}
+	return 0;
+}
+
+/* Runs argv (found in PATH), stdout and stderr the caller's. Its exit status, or -errno. */
+static int run_cmd(char *const argv[])
+{
+	pid_t pid;
+	int st, r;
+	char line[512] = "";
+
+	for (int i = 0; argv[i]; i++)
+		snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s%s", i ? " " : "", argv[i]);
+	log_info("running: %s", line);
+	fflush(stdout);
+	r = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+	if (r)
+		return -r;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* mkdir -p of a full path, mode 0755. 0 or -errno. */
+static int mkdir_p(const char *dir)
+{
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", dir);
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	return mkdir(buf, 0755) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* Replaces path with text, durably: temporary file, fsync, rename, fsync of the directory. */
+static int write_file(const char *path, const char *text, mode_t mode)
+{
+	char p[PATH_MAX], tmp[PATH_MAX + 16], dir[PATH_MAX];
+	size_t len = strlen(text);
+	int fd, dfd, r = 0;
+
+	sys_path(path, p, sizeof(p));
+	snprintf(tmp, sizeof(tmp), "%s.luksipc-new", p);
+	snprintf(dir, sizeof(dir), "%s", p);
+	*strrchr(dir, '/') = '\0';
+	if ((r = mkdir_p(dir)) < 0)
+		return r;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
+		r = errno ? -errno : -EIO;
+	close(fd);
+	if (!r && rename(tmp, p) < 0)
+		r = -errno;
+	if (r) {
+		unlink(tmp);
+		return r;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+static int remove_file(const char *path)
+{
+	char p[PATH_MAX];
+
+	if (unlink(sys_path(path, p, sizeof(p))) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* Reads a small file whole into a malloc'ed string; NULL when absent or unreadable. */
+static char *read_file(const char *path)
+{
+	char p[PATH_MAX];
+	FILE *f = fopen(sys_path(path, p, sizeof(p)), "re");
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	if (!f)
+		return NULL;
+	n = getdelim(&buf, &cap, '\0', f);
+	fclose(f);
+	if (n < 0) {
+		free(buf);
+		return strdup("");
+	}
+	return buf;
+}
+
+/* The device of the root filesystem, from mountinfo; 0 or -ENOENT. */
+static int root_device(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096];
+	unsigned maj = 0, min = 0;
+	int found = 0;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned a, b;
+		char mnt[PATH_MAX];
+
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &a, &b, mnt) == 3 && !strcmp(mnt, "/")) {
+			maj = a;
+			min = b;
+			found = 1; /* the last "/" is the one in use */
+		}
+	}
+	fclose(f);
+	if (!found)
+		return -ENOENT;
+	{
+		char sys[64], link[PATH_MAX];
+		ssize_t n;
+
+		snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u", maj, min);
+		n = readlink(sys, link, sizeof(link) - 1);
+		if (n < 0)
+			return -ENOENT;
+		link[n] = '\0';
+		snprintf(buf, len, "/dev/%s", strrchr(link, '/') + 1);
+	}
+	return 0;
+}
+
+/* The PARTUUID= of a partition node, from udev's links; 0 or -ENOENT. */
+static int partuuid_of(const char *node, char *buf, size_t len)
+{
+	DIR *d = opendir("/dev/disk/by-partuuid");
+	char want[PATH_MAX], p[PATH_MAX], got[PATH_MAX];
+	struct dirent *e;
+	int r = -ENOENT;
+
+	if (!d || !realpath(node, want)) {
+		if (d)
+			closedir(d);
+		return -ENOENT;
+	}
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "/dev/disk/by-partuuid/%s", e->d_name);
+		if (realpath(p, got) && !strcmp(got, want)) {
+			r = strlen(e->d_name) + 10 <= len ? 0 : -ENAMETOOLONG;
+			if (!r)
+				snprintf(buf, len, "PARTUUID=%.*s", (int)(len - 10), e->d_name);
+			break;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+/* The node a spec names: a path as it is, a TAG=value through udev's /dev/disk links. */
+static int resolve_spec(const char *spec, char *buf, size_t len)
+{
+	static const struct { const char *tag, *dir; } map[] = {
+		{ "UUID=", "/dev/disk/by-uuid/" }, { "PARTUUID=", "/dev/disk/by-partuuid/" },
+		{ "LABEL=", "/dev/disk/by-label/" }, { "PARTLABEL=", "/dev/disk/by-partlabel/" },
+	};
+	char link[PATH_MAX];
+
+	(void)len; /* realpath writes at most PATH_MAX bytes: callers pass PATH_MAX */
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strncmp(spec, map[i].tag, strlen(map[i].tag)) && spec[strlen(map[i].tag)]) {
+			snprintf(link, sizeof(link), "%s%s", map[i].dir, spec + strlen(map[i].tag));
+			return realpath(link, buf) ? 0 : -ENOENT;
+		}
+	if (strchr(spec, '=') && !strchr(spec, '/'))
+		return -EINVAL;
+	return realpath(spec, buf) ? 0 : -ENOENT;
+}
+
+/* Characters a kernel command-line word and the GRUB drop-in take without quoting. */
+static int is_plain_word(const char *s)
+{
+	return *s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/:=+@,") == strlen(s);
+}
+
+/* Free bytes of an ext2/3/4 filesystem from its superblock; -EINVAL if it is not one. */
+static int ext_free_bytes(struct dev *d, uint64_t *ret)
+{
+	uint8_t sb[1024];
+	uint64_t free_blocks;
+	int r = dev_pread_full(d, sb, sizeof(sb), 1024);
+
+	if (r < 0)
+		return r;
+	if (get_le16(sb + 0x38) != 0xEF53)
+		return -EINVAL;
+	free_blocks = get_le32(sb + 0x0C);
+	if (get_le32(sb + 0x60) & 0x80) /* INCOMPAT_64BIT */
+		free_blocks |= (uint64_t)get_le32(sb + 0x158) << 32;
+	*ret = free_blocks << (10 + get_le32(sb + 0x18));
+	return 0;
+}
+
+static int is_ext(const char *type)
+{
+	return !strcmp(type, "ext2") || !strcmp(type, "ext3") || !strcmp(type, "ext4");
+}
+
+/* The device to convert: what it holds and whether it fits the header in. */
+static int check_device(const struct arm_opts *o, struct plan *p)
+{
+	struct dev d;
+	struct probe_result pr;
+	char fs[16], why[256];
+	int r;
+
+	if (o->device) {
+		if (resolve_spec(o->device, p->device, sizeof(p->device)) < 0) {
+			log_error("device '%s' not found; name the device to convert with -d", o->device);
+			return E_REFUSED;
+		}
+	} else if (root_device(p->device, sizeof(p->device)) < 0) {
+		log_error("cannot find the device of the root filesystem in /proc/self/mountinfo; name it with -d");
+		return E_REFUSED;
+	}
+	{
+		char rootdev[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+
+		p->is_root = !o->device || (root_device(rootdev, sizeof(rootdev)) == 0 && realpath(rootdev, a) &&
+					    realpath(p->device, b) && !strcmp(a, b));
+	}
+	if (p->is_root) {
+		struct stat root_st, boot_st;
+
+		/* GRUB reads the kernel and the initramfs from /boot before anything is unlocked */
+		if (stat("/", &root_st) == 0 && stat("/boot", &boot_st) == 0 && root_st.st_dev == boot_st.st_dev) {
+			log_error("/boot lies on the root filesystem '%s': after the conversion the boot loader could not read the kernel; give /boot a partition of its own first",
+				  p->device);
+			return E_REFUSED;
+		}
+	}
+	if (!strncmp(p->device, "/dev/dm-", 8)) {
+		log_error("'%s' is a device-mapper device (already encrypted, LVM or RAID?); luksipc arm converts a plain partition", p->device);
+		return E_REFUSED;
+	}
+	r = dev_open(&d, p->device, TARGET_OTHER, 0);
+	if (r < 0) {
+		log_error("cannot open '%s': %s", p->device, strerror(-r));
+		return E_REFUSED;
+	}
+	r = probe_signatures(&d, &pr);
+	if (r == 0 && probe_luks_uuid(&d, why) == 0) {
+		log_error("'%s' is LUKS already; to re-encrypt it use luksipc convert --reencrypt", p->device);
+		r = E_REFUSED;
+		goto out;
+	}
+	if (r < 0 || !pr.type[0] || pr.ambiguous) {
+		log_error("'%s' holds %s; luksipc arm converts a device with one filesystem", p->device,
+			  r < 0 ? "nothing readable" : pr.ambiguous ? "more than one signature" : "no filesystem blkid recognises");
+		r = E_REFUSED;
+		goto out;
+	}
+	snprintf(p->fs_type, sizeof(p->fs_type), "%s", pr.type);
+	p->dev_size = d.size;
+	r = probe_fs_size(&d, pr.type, &p->fs_size);
+	if (r < 0) {
+		log_error("cannot tell how far the %s filesystem on '%s' reaches; luksipc arm supports ext2/3/4, xfs, btrfs and vfat",
+			  pr.type, p->device);
+		r = E_REFUSED;
+		goto out;
+	}
+	p->header = LUKS2_HEADER_SIZE_DEFAULT;
+	if (p->dev_size < 2 * p->header) {
+		log_error("'%s' (%s) is too small to convert", p->device, fmt_size(p->dev_size, fs, sizeof(fs)));
+		r = E_REFUSED;
+		goto out;
+	}
+	r = 0;
+	if (p->fs_size <= p->dev_size - p->header)
+		goto out;
+	/* The filesystem reaches into the last H bytes: only ext2/3/4 shrink at boot. */
+	if (!is_ext(pr.type)) {
+		log_error("the %s filesystem on '%s' fills it; luksipc needs %s after it for the LUKS header, and %s cannot shrink at boot: shrink it or grow the partition first",
+			  pr.type, p->device, fmt_size(p->header, fs, sizeof(fs)), pr.type);
+		r = E_REFUSED;
+		goto out;
+	}
+	if (ext_free_bytes(&d, &p->free_bytes) < 0) {
+		log_error("cannot read the free space of the %s filesystem on '%s'", pr.type, p->device);
+		r = E_REFUSED;
+		goto out;
+	}
+	{
+		/* the shrink needs the header's room free, with a margin for metadata */
+		uint64_t need = p->fs_size - (p->dev_size - p->header), margin = p->header + p->fs_size / 100;
+		char a[16], b[16];
+
+		if (p->free_bytes < need + margin) {
+			log_error("the %s filesystem on '%s' fills it and has %s free; the shrink at boot needs about %s: free %s more, or grow the partition",
+				  pr.type, p->device, fmt_size(p->free_bytes, a, sizeof(a)), fmt_size(need + margin, b, sizeof(b)),
+				  fmt_size(need + margin - p->free_bytes, fs, sizeof(fs)));
+			r = E_REFUSED;
+			goto out;
+		}
+	}
+	p->resize = 1;
+out:
+	dev_close(&d);
+	return r;
+}
+
+/* The state store: found, not the device, empty, large enough. */
+static int check_state(const struct arm_opts *o, struct plan *p)
+{
+	struct state s;
+	struct probe_result pr;
+	struct dev dv;
+	char what[256], a[16], b[16];
+	uint64_t need;
+	int r;
+
+	memset(&s, 0, sizeof(s));
+	if (resolve_spec(o->state, p->state, sizeof(p->state)) < 0) {
+		log_error("state store '%s' not found; name a small empty partition, e.g. --state PARTLABEL=luksipc-state", o->state);
+		return E_REFUSED;
+	}
+	r = dev_open(&s.dev, p->state, TARGET_OTHER, 0);
+	if (r < 0) {
+		log_error("cannot open state store '%s': %s", p->state, strerror(-r));
+		return E_REFUSED;
+	}
+	r = dev_open(&dv, p->device, TARGET_OTHER, 0);
+	if (r == 0) {
+		int same = probe_overlap(&dv, &s.dev);
+		dev_close(&dv);
+		if (same) {
+			log_error("state store '%s' lies on the device to convert '%s'; name a partition elsewhere", o->state, p->device);
+			r = E_REFUSED;
+			goto out;
+		}
+	}
+	if (state_read_sb(&s) != -ENOENT || state_find_remnants(&s, what, sizeof(what)) != 0) {
+		log_error("state store '%s' holds a luksipc conversion already; see luksipc status --state %s", o->state, p->state);
+		r = E_REFUSED;
+		goto out;
+	}
+	r = probe_signatures(&s.dev, &pr);
+	if (r < 0 || pr.type[0] || pr.pttype[0]) {
+		log_error("state store '%s' holds %s%s; name an empty partition, or wipe this one (wipefs -a) if nothing on it is needed",
+			  o->state, r < 0 ? "nothing readable" : pr.type[0] ? "a " : "a partition table ",
+			  r < 0 ? "" : pr.type[0] ? pr.type : pr.pttype);
+		r = E_REFUSED;
+		goto out;
+	}
+	need = STATE_HEADER_OFF + p->header + STATE_SB_SIZE;
+	if (s.dev.size < need) {
+		log_error("state store '%s' has %s; it needs at least %s", o->state, fmt_size(s.dev.size, a, sizeof(a)),
+			  fmt_size(need, b, sizeof(b)));
+		r = E_REFUSED;
+		goto out;
+	}
+	r = 0;
+out:
+	dev_close(&s.dev);
+	return r;
+}
+
+static const char *detect_framework(const char *override)
+{
+	if (override)
+		return override;
+	if (in_path("update-initramfs"))
+		return "initramfs-tools";
+	if (in_path("dracut"))
+		return "dracut";
+	return NULL;
+}
+
+/* Builds p->flags and checks the boot integration and boot loader. */
+static int plan_boot(const struct arm_opts *o, struct plan *p)
+{
+	const char *hook = NULL;
+
+	p->framework = detect_framework(o->framework);
+	if (!p->framework || !notes_framework_ok(p->framework)) {
+		log_error("no initramfs-tools (update-initramfs) or dracut found; luksipc converts at boot from one of them");
+		return E_REFUSED;
+	}
+	hook = !strcmp(p->framework, "dracut") ? "/usr/lib/dracut/modules.d/55luksipc/module-setup.sh"
+					       : "/usr/share/initramfs-tools/hooks/luksipc";
+	if (!sys_exists(hook)) {
+		log_error("luksipc's %s integration is not installed (%s); install it (make install-boot, or the %s package)",
+			  p->framework, hook, !strcmp(p->framework, "dracut") ? "dracut-luksipc" : "luksipc-initramfs");
+		return E_REFUSED;
+	}
+	p->grub = sys_exists("/etc/default/grub") && in_path("update-grub");
+	p->kernel_cmdline = sys_exists("/etc/kernel/cmdline");
+
+	if (p->is_root)
+		set_str(p->dev_spec, sizeof(p->dev_spec), "root");
+	else if (partuuid_of(p->device, p->dev_spec, sizeof(p->dev_spec)) < 0 &&
+		 set_str(p->dev_spec, sizeof(p->dev_spec), p->device) < 0)
+		goto too_long;
+	/* a path becomes PARTUUID= where udev knows one: /dev names can change between boots */
+	if (strchr(o->state, '=') && !strchr(o->state, '/')) {
+		if (set_str(p->state_spec, sizeof(p->state_spec), o->state) < 0)
+			goto too_long;
+	} else if (partuuid_of(p->state, p->state_spec, sizeof(p->state_spec)) < 0 &&
+		   set_str(p->state_spec, sizeof(p->state_spec), p->state) < 0) {
+		goto too_long;
+	}
+	if (o->key && strlen(o->key) >= 1024)
+		goto too_long;
+	snprintf(p->flags, sizeof(p->flags), "rd.luksipc=%s rd.luksipc.state=%s%s%s%s", p->dev_spec, p->state_spec,
+		 o->key ? " rd.luksipc.key=" : "", o->key ? o->key : "", p->resize ? " rd.luksipc.resize=1" : "");
+	if (!is_plain_word(p->dev_spec) || !is_plain_word(p->state_spec) || (o->key && !is_plain_word(o->key))) {
+		log_error("a device, state or key name holds characters a kernel command line cannot carry unquoted; use PARTUUID= names");
+		return E_USAGE;
+	}
+	if (!p->grub && !p->kernel_cmdline) {
+		log_error("found neither GRUB (/etc/default/grub and update-grub) nor /etc/kernel/cmdline; add these flags to the kernel command line by hand: %s",
+			  p->flags);
+		return E_REFUSED;
+	}
+	return 0;
+too_long:
+	log_error("a device, state or key name is too long for the kernel command line; use PARTUUID= names");
+	return E_USAGE;
+}
+
+/* KEY:DEVICE: the device must be there now (it must be at boot). */
+static int check_key(const struct arm_opts *o)
+{
+	const char *colon;
+	char node[PATH_MAX];
+
+	if (!o->key)
+		return 0;
+	colon = strchr(o->key, ':');
+	if (o->key[0] != '/' || !colon || !colon[1]) {
+		log_error("--key-file '%s': give PATH:DEVICE, a key file on another device (e.g. /luksipc.key:LABEL=KEYS); without it the boot asks for a passphrase",
+			  o->key);
+		return E_USAGE;
+	}
+	if (resolve_spec(colon + 1, node, sizeof(node)) < 0) {
+		log_error("key device '%s' not found; plug it in (it must be present at boot too)", colon + 1);
+		return E_REFUSED;
+	}
+	return 0;
+}
+
+static void print_plan(const struct plan *p, const struct arm_opts *o)
+{
+	char a[16], b[16];
+
+	printf("device:      %s (%s, %s of %s)%s\n", p->device, p->fs_type, fmt_size(p->fs_size, a, sizeof(a)),
+	       fmt_size(p->dev_size, b, sizeof(b)), p->is_root ? ", the root filesystem" : "");
+	if (p->resize)
+		printf("resize:      the filesystem is shrunk at boot by %s (rd.luksipc.resize=1)\n",
+		       fmt_size(p->fs_size - (p->dev_size - p->header), a, sizeof(a)));
+	printf("state store: %s (%s)\n", p->state_spec, p->state);
+	printf("key:         %s\n", o->key ? o->key : "a passphrase, asked at the console at boot");
+	printf("flags:       %s\n", p->flags);
+	printf("initramfs:   %s: %s\n", p->framework,
+	       !strcmp(p->framework, "dracut") ? "dracut -f --regenerate-all" : "update-initramfs -u -k all");
+	if (p->grub)
+		printf("boot loader: GRUB: %s, then update-grub\n", ARM_GRUB_DROPIN);
+	if (p->kernel_cmdline)
+		printf("boot loader: /etc/kernel/cmdline: the flags appended\n");
+}
+
+static int rebuild_initramfs(const char *framework)
+{
+	char *itools[] = { "update-initramfs", "-u", "-k", "all", NULL };
+	char *dracut[] = { "dracut", "-f", "--regenerate-all", NULL };
+	int r = run_cmd(!strcmp(framework, "dracut") ? dracut : itools);
+
+	if (r != 0)
+		log_error("%s failed (%s %d)", !strcmp(framework, "dracut") ? "dracut" : "update-initramfs",
+			  r < 0 ? "error" : "exit", r < 0 ? -r : r);
+	return r == 0 ? 0 : -EIO;
+}
+
+static int update_grub(void)
+{
+	char *argv[] = { "update-grub", NULL };
+	int r = run_cmd(argv);
+
+	if (r != 0)
+		log_error("update-grub failed (%s %d)", r < 0 ? "error" : "exit", r < 0 ? -r : r);
+	return r == 0 ? 0 : -EIO;
+}
+
+/* /etc/kernel/cmdline without any rd.luksipc word, plus extra (may be ""). */
+static int rewrite_kernel_cmdline(const char *extra)
+{
+	char *old = read_file("/etc/kernel/cmdline"), *save = NULL, *w;
+	char out[8192] = "";
+	int r;
+
+	if (!old)
+		return -errno;
+	for (w = strtok_r(old, " \t\n", &save); w; w = strtok_r(NULL, " \t\n", &save))
+		if (strncmp(w, "rd.luksipc=", 11) && strncmp(w, "rd.luksipc.", 11))
+			snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%s", out[0] ? " " : "", w);
+	free(old);
+	if (*extra)
+		snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%s", out[0] ? " " : "", extra);
+	strncat(out, "\n", sizeof(out) - strlen(out) - 1);
+	r = write_file("/etc/kernel/cmdline", out, 0644);
+	if (r < 0)
+		log_error("cannot write /etc/kernel/cmdline: %s", strerror(-r));
+	return r;
+}
+
+/* The unit that runs finalize in the converted system, where make install or the package put it. */
+static const char *finalize_unit(void)
+{
+	static const char *dirs[] = { "/usr/lib/systemd/system", "/lib/systemd/system", "/usr/local/lib/systemd/system",
+				      "/etc/systemd/system" };
+	static char path[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/" ARM_FINALIZE_UNIT, dirs[i]);
+		if (sys_exists(path))
+			return path;
+	}
+	return NULL;
+}
+
+/* Enables the finalize unit as systemctl enable would: the symlink in multi-user.target.wants. */
+static void enable_finalize_unit(void)
+{
+	const char *unit = finalize_unit();
+	char link[PATH_MAX], dir[PATH_MAX];
+
+	if (!unit) {
+		log_warn("no %s installed: after the conversion, run luksipc finalize by hand", ARM_FINALIZE_UNIT);
+		return;
+	}
+	sys_path(ARM_FINALIZE_WANTS, link, sizeof(link));
+	snprintf(dir, sizeof(dir), "%s", link);
+	*strrchr(dir, '/') = '\0';
+	if (mkdir_p(dir) < 0 || (unlink(link) < 0 && errno != ENOENT) || symlink(unit, link) < 0)
+		log_warn("cannot enable %s (%s): after the conversion, run luksipc finalize by hand", ARM_FINALIZE_UNIT,
+			 strerror(errno));
+}
+
+int arm_run(const struct arm_opts *o)
+{
+	struct plan p;
+	char text[16384];
+	int r;
+
+	memset(&p, 0, sizeof(p));
+	if (!o->state) {
+		log_error("arm needs --state, the state partition (e.g. --state PARTLABEL=luksipc-state)");
+		return E_USAGE;
+	}
+	if (sys_exists(ARM_RECORD)) {
+		log_error("already armed (%s); run luksipc disarm first to change the plan", ARM_RECORD);
+		return E_REFUSED;
+	}
+	if ((r = check_key(o)) || (r = check_device(o, &p)) || (r = check_state(o, &p)) || (r = plan_boot(o, &p)))
+		return r;
+	print_plan(&p, o);
+	if (o->dry_run) {
+		printf("dry run: nothing written\n");
+		return 0;
+	}
+	snprintf(text, sizeof(text),
+		 "# Written by luksipc arm: the next boot converts %s. luksipc disarm undoes it\n"
+		 "# before the conversion starts; luksipc finalize removes it afterwards.\n"
+		 "device=%s\nstate=%s\nflags=%s\nframework=%s\ngrub=%d\nkernel_cmdline=%d\n",
+		 p.device, p.device, p.state, p.flags, p.framework, p.grub, p.kernel_cmdline);
+	r = write_file(ARM_RECORD, text, 0644);
+	if (r < 0) {
+		log_error("cannot write %s: %s", ARM_RECORD, strerror(-r));
+		return r;
+	}
+	if (rebuild_initramfs(p.framework) < 0)
+		goto partial;
+	if (p.grub) {
+		snprintf(text, sizeof(text),
+			 "# Written by luksipc arm; removed by luksipc disarm or luksipc finalize.\n"
+			 "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX %s\"\n", p.flags);
+		r = write_file(ARM_GRUB_DROPIN, text, 0644);
+		if (r < 0) {
+			log_error("cannot write %s: %s", ARM_GRUB_DROPIN, strerror(-r));
+			goto partial;
+		}
+		if (update_grub() < 0)
+			goto partial;
+	}
+	if (p.kernel_cmdline && rewrite_kernel_cmdline(p.flags) < 0)
+		goto partial;
+	enable_finalize_unit();
+	printf("armed: the next boot converts %s%s\n", p.device,
+	       p.kernel_cmdline ? " (kernel-install: reinstall the boot entry, e.g. kernel-install add, if your loader copies the command line)" : "");
+	return 0;
+partial:
+	log_error("arm stopped part way (%s is written); run luksipc disarm to undo it, fix the cause and run arm again", ARM_RECORD);
+	return -EIO;
+}
+
+/* A value of the arm record; "" when absent. */
+static void record_get(const char *rec, const char *key, char *buf, size_t len)
+{
+	size_t kl = strlen(key);
+
+	buf[0] = '\0';
+	for (const char *l = rec; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (!strncmp(l, key, kl) && l[kl] == '=') {
+			snprintf(buf, len, "%.*s", (int)strcspn(l + kl + 1, "\n"), l + kl + 1);
+			return;
+		}
+}
+
+int disarm_run(const struct arm_opts *o)
+{
+	char *rec = read_file(ARM_RECORD);
+	char state[PATH_MAX], fw[32], grub[4], kc[4], what[256];
+	struct state s;
+	int r;
+
+	if (!rec) {
+		printf("not armed (no %s): nothing to undo\n", ARM_RECORD);
+		return 0;
+	}
+	record_get(rec, "state", state, sizeof(state));
+	record_get(rec, "framework", fw, sizeof(fw));
+	record_get(rec, "grub", grub, sizeof(grub));
+	record_get(rec, "kernel_cmdline", kc, sizeof(kc));
+	free(rec);
+	memset(&s, 0, sizeof(s));
+	r = dev_open(&s.dev, state, TARGET_OTHER, 0);
+	if (r < 0) {
+		log_error("cannot open the state store '%s' named in %s: %s; if it is gone, remove the rd.luksipc flags by hand",
+			  state, ARM_RECORD, strerror(-r));
+		return E_REFUSED;
+	}
+	r = state_read_sb(&s) != -ENOENT || state_find_remnants(&s, what, sizeof(what)) != 0;
+	dev_close(&s.dev);
+	if (r) {
+		log_error("the conversion has started (state store '%s'); disarm cannot undo it: boot to let it finish, see luksipc status --state %s",
+			  state, state);
+		return E_REFUSED;
+	}
+	if (o->dry_run) {
+		printf("dry run: would remove %s%s%s and rebuild the initramfs (%s)\n", ARM_RECORD,
+		       !strcmp(grub, "1") ? ", " ARM_GRUB_DROPIN " (then update-grub)" : "",
+		       !strcmp(kc, "1") ? ", the rd.luksipc words of /etc/kernel/cmdline" : "", fw);
+		return 0;
+	}
+	/* the boot loader first: from here on no boot sees the flags */
+	if (!strcmp(grub, "1")) {
+		if ((r = remove_file(ARM_GRUB_DROPIN)) < 0) {
+			log_error("cannot remove %s: %s", ARM_GRUB_DROPIN, strerror(-r));
+			return r;
+		}
+		if (update_grub() < 0)
+			return -EIO;
+	}
+	if (!strcmp(kc, "1") && rewrite_kernel_cmdline("") < 0)
+		return -EIO;
+	if (notes_framework_ok(fw) && rebuild_initramfs(fw) < 0)
+		return -EIO;
+	remove_file(ARM_FINALIZE_WANTS);
+	if ((r = remove_file(ARM_RECORD)) < 0) {
+		log_error("cannot remove %s: %s", ARM_RECORD, strerror(-r));
+		return r;
+	}
+	printf("disarmed: the rd.luksipc flags are gone; nothing was converted\n");
+	return 0;
+}
+
+/* 1 when the store holds nothing a conversion leaves (no superblock, no remnant). */
+static int store_is_empty(const char *path)
+{
+	struct state s;
+	char what[256];
+	int empty;
+
+	memset(&s, 0, sizeof(s));
+	if (dev_open(&s.dev, path, TARGET_OTHER, 0) < 0)
+		return 0;
+	empty = state_read_sb(&s) == -ENOENT && state_find_remnants(&s, what, sizeof(what)) == 0;
+	dev_close(&s.dev);
+	return empty;
+}
+
+/* 1 when the running kernel's command line holds an rd.luksipc word. */
+static int cmdline_has_flags(void)
+{
+	char *c = read_file("/proc/cmdline"), *save = NULL, *w;
+	int found = 0;
+
+	if (!c)
+		return 0;
+	for (w = strtok_r(c, " \t\n", &save); w && !found; w = strtok_r(NULL, " \t\n", &save))
+		found = !strncmp(w, "rd.luksipc=", 11) || !strncmp(w, "rd.luksipc.", 11);
+	free(c);
+	return found;
+}
+
+/* /etc/crypttab with line in place of any entry for the same name or UUID. */
+static int write_crypttab(const struct notes_boot *b)
+{
+	char *old = read_file("/etc/crypttab"), *save = NULL, *l;
+	char want_src[128];
+	size_t cap = (old ? strlen(old) : 0) + strlen(b->crypttab) + 2;
+	char *out = calloc(1, cap);
+	int r;
+
+	if (!out) {
+		free(old);
+		return -ENOMEM;
+	}
+	snprintf(want_src, sizeof(want_src), "UUID=%s", b->uuid);
+	for (l = old ? strtok_r(old, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+		char name[256] = "", src[256] = "";
+
+		if (l[strspn(l, " \t")] != '#' && sscanf(l, "%255s %255s", name, src) >= 1 &&
+		    (!strcmp(name, b->name) || !strcmp(src, want_src)))
+			continue;
+		strcat(out, l);
+		strcat(out, "\n");
+	}
+	strcat(out, b->crypttab);
+	strcat(out, "\n");
+	free(old);
+	r = write_file("/etc/crypttab", out, 0644);
+	free(out);
+	if (r < 0)
+		log_error("cannot write /etc/crypttab: %s", strerror(-r));
+	return r;
+}
+
+/* Phase one: the system unlocks the device from crypttab; the boot loader loses the rd.luksipc flags. */
+static int finalize_boot_config(const char *state, const char *fw, int grub, int kcmd)
+{
+	struct state s;
+	struct notes_boot b;
+	char *notes = NULL, text[8192];
+	int r;
+
+	memset(&s, 0, sizeof(s));
+	r = dev_open(&s.dev, state, TARGET_STATE, 0);
+	if (r == 0 && (r = state_read_sb(&s)) == 0 && (r = state_load_records(&s)) == 0 && s.rec.phase == PHASE_DONE)
+		r = state_read_notes(&s, &notes);
+	else if (r == 0)
+		r = 1; /* not finished */
+	dev_close(&s.dev);
+	if (r == 1 || r == -ENOENT)
+		return 1;
+	if (r < 0) {
+		log_error("cannot read the state store '%s': %s", state, strerror(-r));
+		return r;
+	}
+	r = notes_boot_config(notes, fw, &b);
+	free(notes);
+	if (r < 0) {
+		log_error("the state store '%s' holds no admin notes finalize can apply; follow luksipc status --state %s --notes by hand",
+			  state, state);
+		return E_REFUSED;
+	}
+	if ((r = write_crypttab(&b)) < 0)
+		return r;
+	log_info("/etc/crypttab: %s", b.crypttab);
+	if (rebuild_initramfs(fw) < 0)
+		return -EIO;
+	if (grub) {
+		if (b.flags[0]) {
+			snprintf(text, sizeof(text),
+				 "# Written by luksipc finalize: the kernel flags that unlock %s.\n"
+				 "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX %s\"\n", b.name, b.flags);
+			r = write_file(ARM_GRUB_DROPIN, text, 0644);
+		} else {
+			r = remove_file(ARM_GRUB_DROPIN);
+		}
+		if (r < 0) {
+			log_error("cannot update %s: %s", ARM_GRUB_DROPIN, strerror(-r));
+			return r;
+		}
+		if (update_grub() < 0)
+			return -EIO;
+	}
+	if (kcmd && rewrite_kernel_cmdline(b.flags) < 0)
+		return -EIO;
+	return 0;
+}
+
+int arm_finalize(int if_done)
+{
+	char *rec = read_file(ARM_RECORD);
+	char state[PATH_MAX], device[PATH_MAX], fw[32], grub[4], kc[4], step[32];
+	int r;
+
+	if (!rec) {
+		log_error("finalize needs --state PATH, or a system armed by luksipc arm (%s)", ARM_RECORD);
+		return E_USAGE;
+	}
+	record_get(rec, "state", state, sizeof(state));
+	record_get(rec, "device", device, sizeof(device));
+	record_get(rec, "framework", fw, sizeof(fw));
+	record_get(rec, "grub", grub, sizeof(grub));
+	record_get(rec, "kernel_cmdline", kc, sizeof(kc));
+	record_get(rec, "finalize", step, sizeof(step));
+	if (strcmp(step, "boot-config")) {
+		r = finalize_boot_config(state, fw, !strcmp(grub, "1"), !strcmp(kc, "1"));
+		if (r == 1) {
+			free(rec);
+			if (if_done) {
+				log_info("the conversion in '%s' is not finished; nothing to finalize yet", state);
+				return 0;
+			}
+			log_error("the conversion in '%s' is not finished; boot with the rd.luksipc flags to let it finish", state);
+			return E_REFUSED;
+		}
+		if (r < 0) {
+			free(rec);
+			log_error("finalize stopped part way; the rd.luksipc flags still open the device: run luksipc finalize again");
+			return r;
+		}
+		{
+			size_t n = strlen(rec) + 32;
+			char *text = malloc(n);
+
+			if (!text) {
+				free(rec);
+				return -ENOMEM;
+			}
+			snprintf(text, n, "%sfinalize=boot-config\n", rec);
+			r = write_file(ARM_RECORD, text, 0644);
+			free(text);
+		}
+		free(rec);
+		if (r < 0) {
+			log_error("cannot write %s: %s", ARM_RECORD, strerror(-r));
+			return r;
+		}
+		printf("finalize: %s now unlocks from /etc/crypttab; reboot: once a boot without the rd.luksipc flags works,\n"
+		       "finalize wipes the state store '%s'\n", device, state);
+		return 0;
+	}
+	free(rec);
+	if (cmdline_has_flags()) {
+		printf("finalize: waiting for a boot without the rd.luksipc flags; reboot (the boot loader no longer adds them)\n");
+		return 0;
+	}
+	/* Phase two: this boot unlocked the device without luksipc; the state is no longer needed. */
+	if (!store_is_empty(state)) {
+		r = finalize_run(state, device, 1);
+		if (r < 0)
+			return r;
+	} /* else a cut came after the wipe and before the record went: finish that */
+	remove_file(ARM_FINALIZE_WANTS);
+	if ((r = remove_file(ARM_RECORD)) < 0) {
+		log_error("cannot remove %s: %s", ARM_RECORD, strerror(-r));
+		return r;
+	}
+	printf("finalized: the state store is wiped; luksipc is done with %s\n", device);
+	return 0;
+}

@@ -1,0 +1,41 @@
+/*
+ * arm and disarm: prepare the running system so that the next boot converts
+ * a device (the root filesystem's by default), and undo that before the
+ * conversion has started. Nothing here touches the device's data: arm
+ * checks, writes the boot loader's configuration and rebuilds the
+ * initramfs. See docs/lifecycle.md.
+ */
+#ifndef LUKSIPC_ARM_H
+#define LUKSIPC_ARM_H
+
+struct arm_opts {
+	const char *device;    /* NULL: the device of the root filesystem */
+	const char *state;     /* the state partition: a path or PARTUUID=, PARTLABEL=, UUID=, LABEL= */
+	const char *key;       /* PATH:DEVICE on another device; NULL: a passphrase asked at boot */
+	const char *framework; /* NULL: the one installed (update-initramfs, then dracut) */
+	int dry_run;
+};
+
+/* The record arm leaves for disarm and finalize. */
+#define ARM_RECORD "/etc/luksipc/armed"
+/* The GRUB drop-in that carries the flags. */
+#define ARM_GRUB_DROPIN "/etc/default/grub.d/luksipc.cfg"
+
+/* The unit that runs `luksipc finalize --if-done` in the converted system, and its enabling link. */
+#define ARM_FINALIZE_UNIT "luksipc-finalize.service"
+#define ARM_FINALIZE_WANTS "/etc/systemd/system/multi-user.target.wants/" ARM_FINALIZE_UNIT
+
+int arm_run(const struct arm_opts *o);
+int disarm_run(const struct arm_opts *o);
+/*
+ * finalize on an armed system, in two boots. First, with the conversion
+ * done: the /etc/crypttab entry, the initramfs, the boot loader without the
+ * rd.luksipc flags (dracut: with its rd.luks flags). Then, on a boot whose
+ * command line has no rd.luksipc flag (the device unlocked without luksipc):
+ * the state store is wiped and the record removed. Each step can be redone,
+ * so a cut anywhere is finished by running it again. if_done: exit 0 quietly
+ * while the conversion is unfinished (the unit runs on every boot).
+ */
+int arm_finalize(int if_done);
+
+#endif
