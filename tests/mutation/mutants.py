@@ -30,6 +30,16 @@ CASES = {
 }
 
 FLUSH_SITES = {
+    "arm.c:write_file:1": {
+        "outside": "arm, disarm and finalize write system files (/etc/crypttab,"
+                   " the GRUB drop-in, the arm record), never the device or the"
+                   " state store; the crash model does not see them. Their"
+                   " order is checked by t97 and QEMU scenario 22",
+    },
+    "arm.c:write_file:2": {
+        "outside": "the directory fsync after the rename of a system file"
+                   " (see arm.c:write_file:1)",
+    },
     "engine.c:commit_step:1": {
         "kill": ["t20-limit"],
         "breaks": "the device flush before the progress record: a record can be"
