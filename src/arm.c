@@ -261,20 +261,11 @@ static int partuuid_of(const char *node, char *buf, size_t len)
 /* The node a spec names: a path as it is, a TAG=value through udev's /dev/disk links. */
 static int resolve_spec(const char *spec, char *buf, size_t len)
 {
-	static const struct { const char *tag, *dir; } map[] = {
-		{ "UUID=", "/dev/disk/by-uuid/" }, { "PARTUUID=", "/dev/disk/by-partuuid/" },
-		{ "LABEL=", "/dev/disk/by-label/" }, { "PARTLABEL=", "/dev/disk/by-partlabel/" },
-	};
 	char link[PATH_MAX];
 
 	(void)len; /* realpath writes at most PATH_MAX bytes: callers pass PATH_MAX */
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (!strncmp(spec, map[i].tag, strlen(map[i].tag)) && spec[strlen(map[i].tag)]) {
-			snprintf(link, sizeof(link), "%s%s", map[i].dir, spec + strlen(map[i].tag));
-			return realpath(link, buf) ? 0 : -ENOENT;
-		}
 	if (strchr(spec, '=') && !strchr(spec, '/'))
-		return -EINVAL;
+		return notes_dev_node(spec, link, sizeof(link)) < 0 || !realpath(link, buf) ? -ENOENT : 0;
 	return realpath(spec, buf) ? 0 : -ENOENT;
 }
 

@@ -103,7 +103,7 @@ static int is_plain(const char *s)
 }
 
 /* The /dev node a device spec names, for the mount in the notes; 0 or -EINVAL. */
-static int dev_node(const char *spec, char *buf, size_t len)
+int notes_dev_node(const char *spec, char *buf, size_t len)
 {
 	static const struct { const char *tag, *dir; } map[] = {
 		{ "UUID=", "/dev/disk/by-uuid/" }, { "PARTUUID=", "/dev/disk/by-partuuid/" },
@@ -127,7 +127,7 @@ static void split_key(struct notes *n)
 	n->passphrase = !*k || !strcmp(k, "-");
 	if (n->passphrase)
 		return;
-	if (colon && dev_node(colon + 1, n->keydev_node, sizeof(n->keydev_node)) == 0) {
+	if (colon && notes_dev_node(colon + 1, n->keydev_node, sizeof(n->keydev_node)) == 0) {
 		snprintf(n->key_path, sizeof(n->key_path), "%.*s", (int)(colon - k), k);
 		n->keydev = colon + 1;
 	} else {

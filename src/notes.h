@@ -51,6 +51,13 @@ struct notes_boot {
  */
 int notes_boot_config(const char *stored, const char *framework, struct notes_boot *ret);
 
+/*
+ * The /dev path a device spec names: /dev/... as it is, UUID=, PARTUUID=,
+ * LABEL=, PARTLABEL= as udev's /dev/disk/by-* link. 0, or -EINVAL for any
+ * other spec or a short buffer.
+ */
+int notes_dev_node(const char *spec, char *buf, size_t len);
+
 /* 1 when name is a framework notes_print knows. */
 int notes_framework_ok(const char *name);
 
