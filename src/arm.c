@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +27,13 @@
 
 #include "arm.h"
 #include "dev.h"
+#include "enroll.h"
+#include "keys.h"
 #include "luks.h"
 #include "luksipc.h"
 #include "notes.h"
 #include "probe.h"
+#include "secmem.h"
 #include "state.h"
 #include "status.h"
 #include "testhooks.h"
@@ -504,7 +508,8 @@ static int plan_boot(const struct arm_opts *o, struct plan *p)
 	if (o->key && strlen(o->key) >= 1024)
 		goto too_long;
 	snprintf(p->flags, sizeof(p->flags), "rd.luksipc=%s rd.luksipc.state=%s%s%s%s", p->dev_spec, p->state_spec,
-		 o->key ? " rd.luksipc.key=" : "", o->key ? o->key : "", p->resize ? " rd.luksipc.resize=1" : "");
+		 o->key || o->bootstrap ? " rd.luksipc.key=" : "", o->key ? o->key : o->bootstrap ? ARM_BOOTSTRAP_KEY_IMAGE : "",
+		 p->resize ? " rd.luksipc.resize=1" : "");
 	if (!is_plain_word(p->dev_spec) || !is_plain_word(p->state_spec) || (o->key && !is_plain_word(o->key))) {
 		log_error("a device, state or key name holds characters a kernel command line cannot carry unquoted; use PARTUUID= names");
 		return E_USAGE;
@@ -520,12 +525,77 @@ too_long:
 	return E_USAGE;
 }
 
+#define ENROLL_PASSPHRASE 1u
+#define ENROLL_RECOVERY 2u
+
+/* The --enroll list as a mask; 0 for none, -1 for a word it does not know (logged). */
+static int enroll_mask(const char *list)
+{
+	char buf[128], *save = NULL, *w;
+	int mask = 0;
+
+	if (!list)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(w, "passphrase"))
+			mask |= ENROLL_PASSPHRASE;
+		else if (!strcmp(w, "recovery"))
+			mask |= ENROLL_RECOVERY;
+		else {
+			log_error("--enroll '%s': %s; give passphrase, recovery or passphrase,recovery%s", list,
+				  !strcmp(w, "tpm2") ? "TPM2 enrollment is not in this luksipc yet" : "unknown key type",
+				  !strcmp(w, "tpm2") ? " (add TPM2 later with systemd-cryptenroll)" : "");
+			return -1;
+		}
+	}
+	return mask;
+}
+
+/* The key choices go together: a bootstrap key needs keys to hand over to. */
+static int check_key_choice(const struct arm_opts *o)
+{
+	int mask = enroll_mask(o->enroll);
+
+	if (mask < 0)
+		return E_USAGE;
+	if (o->bootstrap && o->key) {
+		log_error("give either --bootstrap-key or --key-file, not both");
+		return E_USAGE;
+	}
+	if (o->enroll && !o->bootstrap) {
+		log_error("--enroll goes with --bootstrap-key (finalize adds the keys with it); with a key file or a passphrase, add keys after finalize with cryptsetup luksAddKey");
+		return E_USAGE;
+	}
+	if (o->bootstrap && !mask) {
+		log_error("--bootstrap-key needs --enroll passphrase, recovery or both: the keys that replace it when finalize retires it");
+		return E_USAGE;
+	}
+	if (o->recovery_file && !(mask & ENROLL_RECOVERY)) {
+		log_error("--recovery-key-file goes with --enroll recovery");
+		return E_USAGE;
+	}
+	if (o->recovery_file && (o->recovery_file[0] != '/' || !strncmp(o->recovery_file, "/boot/", 6))) {
+		log_error("--recovery-key-file '%s': give an absolute path on the root filesystem (it is written after the conversion, encrypted), not under /boot",
+			  o->recovery_file);
+		return E_USAGE;
+	}
+	if (o->recovery_file && strchr(o->recovery_file, '\n')) {
+		log_error("--recovery-key-file: the path holds a newline");
+		return E_USAGE;
+	}
+	return 0;
+}
+
 /* KEY:DEVICE: the device must be there now (it must be at boot). */
 static int check_key(const struct arm_opts *o)
 {
 	const char *colon;
 	char node[PATH_MAX];
+	int r = check_key_choice(o);
 
+	if (r)
+		return r;
 	if (!o->key)
 		return 0;
 	colon = strchr(o->key, ':');
@@ -551,7 +621,13 @@ static void print_plan(const struct plan *p, const struct arm_opts *o)
 		printf("resize:      the filesystem is shrunk at boot by %s (rd.luksipc.resize=1)\n",
 		       fmt_size(p->fs_size - (p->dev_size - p->header), a, sizeof(a)));
 	printf("state store: %s (%s)\n", p->state_spec, p->state);
-	printf("key:         %s\n", o->key ? o->key : "a passphrase, asked at the console at boot");
+	if (o->bootstrap)
+		printf("key:         a generated bootstrap key, %s (mode 0600), copied into the initramfs as %s\n"
+		       "enroll:      %s%s, added by finalize after the conversion; then the bootstrap key is destroyed\n",
+		       ARM_BOOTSTRAP_KEY, ARM_BOOTSTRAP_KEY_IMAGE, o->enroll,
+		       o->recovery_file ? " (the recovery key written to the file named, not shown)" : "");
+	else
+		printf("key:         %s\n", o->key ? o->key : "a passphrase, asked at the console at boot");
 	printf("flags:       %s\n", p->flags);
 	printf("initramfs:   %s: %s\n", p->framework,
 	       !strcmp(p->framework, "dracut") ? "dracut -f --regenerate-all" : "update-initramfs -u -k all");
@@ -638,6 +714,76 @@ static void enable_finalize_unit(void)
 			 strerror(errno));
 }
 
+/*
+ * The bootstrap key: 4096 random bytes in ARM_BOOTSTRAP_KEY (a directory of
+ * mode 0700, the file 0600, both made durable), and for initramfs-tools a
+ * UMASK=0077 so that the images holding it are root-only (dracut makes its
+ * images 0600 itself). An existing key is kept: a rerun after a cut must
+ * not change the key an image already holds.
+ */
+static int make_bootstrap_key(const char *framework)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct key k = { 0 };
+	int r;
+
+	sys_path(ARM_BOOTSTRAP_DIR, dir, sizeof(dir));
+	if ((r = mkdir_p(dir)) < 0 || chmod(dir, 0700) < 0) {
+		log_error("cannot make %s: %s", ARM_BOOTSTRAP_DIR, strerror(r < 0 ? -r : errno));
+		return -EIO;
+	}
+	if (key_generate_file(sys_path(ARM_BOOTSTRAP_KEY, path, sizeof(path)), &k) < 0)
+		return -EIO;
+	key_free(&k);
+	if (!strcmp(framework, "initramfs-tools") &&
+	    (r = write_file(ARM_ITOOLS_UMASK, "# Written by luksipc arm: the initramfs holds luksipc's bootstrap key\nUMASK=0077\n",
+			    0644)) < 0) {
+		log_error("cannot write %s: %s", ARM_ITOOLS_UMASK, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/*
+ * Overwrites the bootstrap key with zeros (flushed), then removes it, its
+ * directory and the UMASK setting. Overwriting in place is what a
+ * filesystem allows; see docs/lifecycle.md for what it cannot promise.
+ */
+static int remove_bootstrap_key(void)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd, r = 0;
+
+	sys_path(ARM_BOOTSTRAP_KEY, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		if (fstat(fd, &st) == 0) {
+			char zero[4096] = { 0 };
+
+			for (off_t done = 0; done < st.st_size && r == 0; done += (off_t)sizeof(zero)) {
+				size_t n = st.st_size - done < (off_t)sizeof(zero) ? (size_t)(st.st_size - done) : sizeof(zero);
+
+				if (pwrite(fd, zero, n, done) != (ssize_t)n)
+					r = -EIO;
+			}
+		}
+		if (fsync(fd) < 0 && r == 0)
+			r = -errno;
+		close(fd);
+	} else if (errno != ENOENT) {
+		r = -errno;
+	}
+	if (r == 0)
+		r = remove_file(ARM_BOOTSTRAP_KEY);
+	if (r < 0) {
+		log_error("cannot overwrite and remove %s: %s", ARM_BOOTSTRAP_KEY, strerror(-r));
+		return r;
+	}
+	rmdir(sys_path(ARM_BOOTSTRAP_DIR, path, sizeof(path)));
+	return remove_file(ARM_ITOOLS_UMASK);
+}
+
 int arm_run(const struct arm_opts *o)
 {
 	struct plan p;
@@ -663,13 +809,20 @@ int arm_run(const struct arm_opts *o)
 	snprintf(text, sizeof(text),
 		 "# Written by luksipc arm: the next boot converts %s. luksipc disarm undoes it\n"
 		 "# before the conversion starts; luksipc finalize removes it afterwards.\n"
-		 "device=%s\nstate=%s\nflags=%s\nframework=%s\ngrub=%d\nkernel_cmdline=%d\n",
-		 p.device, p.device, p.state, p.flags, p.framework, p.grub, p.kernel_cmdline);
-	r = write_file(ARM_RECORD, text, 0644);
+		 "device=%s\nstate=%s\nflags=%s\nframework=%s\ngrub=%d\nkernel_cmdline=%d\nkey=%s\n",
+		 p.device, p.device, p.state, p.flags, p.framework, p.grub, p.kernel_cmdline,
+		 o->bootstrap ? "bootstrap" : o->key ? "file" : "passphrase");
+	if (o->bootstrap)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "enroll=%s\n%s%s%s", o->enroll,
+			 o->recovery_file ? "recovery_file=" : "", o->recovery_file ? o->recovery_file : "",
+			 o->recovery_file ? "\n" : "");
+	r = write_file(ARM_RECORD, text, 0600);
 	if (r < 0) {
 		log_error("cannot write %s: %s", ARM_RECORD, strerror(-r));
 		return r;
 	}
+	if (o->bootstrap && make_bootstrap_key(p.framework) < 0)
+		goto partial;
 	if (rebuild_initramfs(p.framework) < 0)
 		goto partial;
 	if (p.grub) {
@@ -695,23 +848,21 @@ partial:
 	return -EIO;
 }
 
-/* A value of the arm record; "" when absent. */
+/* A value of the arm record, the last line for key (finalize appends its steps); "" when absent. */
 static void record_get(const char *rec, const char *key, char *buf, size_t len)
 {
 	size_t kl = strlen(key);
 
 	buf[0] = '\0';
 	for (const char *l = rec; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-		if (!strncmp(l, key, kl) && l[kl] == '=') {
+		if (!strncmp(l, key, kl) && l[kl] == '=')
 			snprintf(buf, len, "%.*s", (int)strcspn(l + kl + 1, "\n"), l + kl + 1);
-			return;
-		}
 }
 
 int disarm_run(const struct arm_opts *o)
 {
 	char *rec = read_file(ARM_RECORD);
-	char state[PATH_MAX], fw[32], grub[4], kc[4], what[256];
+	char state[PATH_MAX], fw[32], grub[4], kc[4], key[16], what[256];
 	struct state s;
 	int r;
 
@@ -719,6 +870,7 @@ int disarm_run(const struct arm_opts *o)
 		printf("not armed (no %s): nothing to undo\n", ARM_RECORD);
 		return 0;
 	}
+	record_get(rec, "key", key, sizeof(key));
 	record_get(rec, "state", state, sizeof(state));
 	record_get(rec, "framework", fw, sizeof(fw));
 	record_get(rec, "grub", grub, sizeof(grub));
@@ -739,9 +891,10 @@ int disarm_run(const struct arm_opts *o)
 		return E_REFUSED;
 	}
 	if (o->dry_run) {
-		printf("dry run: would remove %s%s%s and rebuild the initramfs (%s)\n", ARM_RECORD,
+		printf("dry run: would remove %s%s%s%s and rebuild the initramfs (%s)\n", ARM_RECORD,
 		       !strcmp(grub, "1") ? ", " ARM_GRUB_DROPIN " (then update-grub)" : "",
-		       !strcmp(kc, "1") ? ", the rd.luksipc words of /etc/kernel/cmdline" : "", fw);
+		       !strcmp(kc, "1") ? ", the rd.luksipc words of /etc/kernel/cmdline" : "",
+		       !strcmp(key, "bootstrap") ? ", the bootstrap key " ARM_BOOTSTRAP_KEY : "", fw);
 		return 0;
 	}
 	/* the boot loader first: from here on no boot sees the flags */
@@ -754,6 +907,9 @@ int disarm_run(const struct arm_opts *o)
 			return -EIO;
 	}
 	if (!strcmp(kc, "1") && rewrite_kernel_cmdline("") < 0)
+		return -EIO;
+	/* the key goes before the rebuild, so that the new images lack it */
+	if (!strcmp(key, "bootstrap") && remove_bootstrap_key() < 0)
 		return -EIO;
 	if (notes_framework_ok(fw) && rebuild_initramfs(fw) < 0)
 		return -EIO;
@@ -828,44 +984,323 @@ static int write_crypttab(const struct notes_boot *b)
 	return r;
 }
 
-/* Phase one: the system unlocks the device from crypttab; the boot loader loses the rd.luksipc flags. */
-static int finalize_boot_config(const char *state, const char *fw, int grub, int kcmd)
+/* Appends one step line to the record, durably (write_file). Before and after each keyslot change. */
+static int record_step(const char *fmt, ...)
+{
+	char *rec = read_file(ARM_RECORD), line[512], *text;
+	va_list ap;
+	size_t n;
+	int r;
+
+	if (!rec) {
+		log_error("%s is gone; finalize cannot record its steps", ARM_RECORD);
+		return E_REFUSED;
+	}
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	n = strlen(rec) + strlen(line) + 2;
+	text = malloc(n);
+	if (!text) {
+		free(rec);
+		return -ENOMEM;
+	}
+	snprintf(text, n, "%s%s\n", rec, line);
+	free(rec);
+	r = write_file(ARM_RECORD, text, 0600);
+	free(text);
+	if (r < 0)
+		log_error("cannot write %s: %s", ARM_RECORD, strerror(-r));
+	return r;
+}
+
+/* The admin notes of a finished conversion: 0 (*notes set), 1 not finished (or no state), or an error (logged). */
+static int done_notes(const char *state, char **notes)
 {
 	struct state s;
-	struct notes_boot b;
-	char *notes = NULL, text[8192];
 	int r;
 
 	memset(&s, 0, sizeof(s));
 	r = dev_open(&s.dev, state, TARGET_STATE, 0);
 	if (r == 0 && (r = state_read_sb(&s)) == 0 && (r = state_load_records(&s)) == 0 && s.rec.phase == PHASE_DONE)
-		r = state_read_notes(&s, &notes);
+		r = state_read_notes(&s, notes);
 	else if (r == 0)
 		r = 1; /* not finished */
 	dev_close(&s.dev);
 	if (r == 1 || r == -ENOENT)
 		return 1;
-	if (r < 0) {
+	if (r < 0)
 		log_error("cannot read the state store '%s': %s", state, strerror(-r));
+	return r;
+}
+
+/* Shows a recovery key where only the admin sees it: the terminal, else the console; never the log or the journal. */
+static int show_recovery_key(const char *name, const char *rk)
+{
+	char p[PATH_MAX];
+	int fd = open(sys_path("/dev/tty", p, sizeof(p)), O_WRONLY | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0)
+		fd = open(sys_path("/dev/console", p, sizeof(p)), O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		log_error("cannot show the recovery key: no terminal or console (%s); arm with --recovery-key-file for an unattended finalize",
+			  strerror(errno));
+		return E_KEY;
+	}
+	dprintf(fd, "\n"
+		    "luksipc: the recovery key for %s. Write it down now; it is shown once, and it\n"
+		    "luksipc: opens the device when nothing else does:\n"
+		    "\n"
+		    "        %s\n"
+		    "\n",
+		name, rk);
+	close(fd);
+	return 0;
+}
+
+/* A new passphrase, typed twice. 0, or E_KEY (logged). */
+static int ask_new_passphrase(const char *name, struct key *ret)
+{
+	char prompt[320];
+
+	for (int tries = 0; tries < 3; tries++) {
+		struct key again = { 0 };
+		int same;
+
+		snprintf(prompt, sizeof(prompt), "luksipc: a new passphrase for %s:", name);
+		if (enroll_ask(prompt, ret))
+			return E_KEY;
+		if (enroll_ask("luksipc: the new passphrase again:", &again)) {
+			key_free(ret);
+			return E_KEY;
+		}
+		same = again.len == ret->len && !memcmp(again.data, ret->data, ret->len);
+		key_free(&again);
+		if (same)
+			return 0;
+		key_free(ret);
+		log_warn("the two passphrases differ; type the same one twice");
+	}
+	log_error("the passphrases differed three times; the bootstrap key still opens %s: run luksipc finalize again", name);
+	return E_KEY;
+}
+
+/*
+ * A new recovery key in rk (ENROLL_RECOVERY_LEN + 1 bytes, locked): written
+ * to file (mode 0600, durable) when one is named, else shown once and typed
+ * back. 0, or E_KEY / -errno (logged).
+ */
+static int new_recovery_key(const char *name, const char *file, char *rk)
+{
+	int r = enroll_recovery_key(rk);
+
+	if (r < 0) {
+		log_error("cannot make a recovery key: %s", strerror(-r));
 		return r;
 	}
-	r = notes_boot_config(notes, fw, &b);
-	free(notes);
-	if (r < 0) {
-		log_error("the state store '%s' holds no admin notes finalize can apply; follow luksipc status --state %s --notes by hand",
-			  state, state);
+	if (file) {
+		char *text = secmem_alloc(ENROLL_RECOVERY_LEN + 2);
+
+		if (!text)
+			return -ENOMEM;
+		snprintf(text, ENROLL_RECOVERY_LEN + 2, "%s\n", rk);
+		r = write_file(file, text, 0600);
+		secmem_free(text);
+		if (r < 0)
+			log_error("cannot write the recovery key to %s: %s", file, strerror(-r));
+		else
+			log_info("the recovery key for %s is in %s (mode 0600): keep a copy off this machine", name, file);
+		return r;
+	}
+	if ((r = show_recovery_key(name, rk)) < 0)
+		return r;
+	for (int tries = 0; tries < 3; tries++) {
+		struct key typed = { 0 };
+		int ok;
+
+		if (enroll_ask("luksipc: type the recovery key back, to confirm you have it:", &typed))
+			return E_KEY;
+		ok = enroll_recovery_matches(rk, typed.data, typed.len);
+		key_free(&typed);
+		if (ok)
+			return 0;
+		log_warn("that is not the recovery key shown above; type it again");
+	}
+	log_error("the recovery key was not typed back; the bootstrap key still opens %s: run luksipc finalize again (it shows a new one)",
+		  name);
+	return E_KEY;
+}
+
+/*
+ * One enrolled key (kind "passphrase" or "recovery"): recorded "pending N"
+ * before keyslot N is added, "done N" once it opens the header with its own
+ * secret. A pending slot found on a rerun belongs to a secret the admin may
+ * never have seen: it is destroyed and the key made again.
+ */
+static int enroll_kind(const char *device, const char *name, const struct key *boot, int boot_slot, const char *kind,
+		       const char *file)
+{
+	char *rec = read_file(ARM_RECORD), field[32], st[64], what[16] = "";
+	struct key secret = { 0 };
+	int slot = -1, r;
+
+	snprintf(field, sizeof(field), "enroll.%s", kind);
+	record_get(rec ? rec : "", field, st, sizeof(st));
+	free(rec);
+	if (sscanf(st, "%15s %d", what, &slot) == 2 && slot != boot_slot) {
+		if (!strcmp(what, "done") && enroll_slot_active(device, slot) == 1)
+			return 0;
+		if ((r = enroll_destroy(device, slot)) < 0) {
+			log_error("cannot destroy the unfinished keyslot %d of %s: %s", slot, device, strerror(-r));
+			return r;
+		}
+	}
+	slot = enroll_free_slot(device);
+	if (slot < 0) {
+		log_error("no free keyslot in %s's header (%s)", device, strerror(-slot));
+		return slot == -ENOSPC ? E_REFUSED : slot;
+	}
+	if ((r = record_step("%s=pending %d", field, slot)) < 0)
+		return r;
+	if (!strcmp(kind, "passphrase")) {
+		r = ask_new_passphrase(name, &secret);
+	} else {
+		secret.data = secmem_alloc(ENROLL_RECOVERY_LEN + 1);
+		r = secret.data ? new_recovery_key(name, file, secret.data) : -ENOMEM;
+		secret.len = secret.data ? strlen(secret.data) : 0;
+	}
+	if (r == 0) {
+		r = enroll_add(device, boot, slot, secret.data, secret.len);
+		if (r == -EBADMSG)
+			log_error("keyslot %d of %s was added but does not open with its %s; finalize stops, the bootstrap key still opens it",
+				  slot, device, kind);
+		else if (r == -EPERM)
+			log_error("the bootstrap key no longer opens %s; finalize stops: open it with a key you have and see docs/lifecycle.md", device);
+		else if (r < 0)
+			log_error("cannot add keyslot %d to %s: %s (%s)", slot, device, strerror(-r), luks_last_error());
+	}
+	key_free(&secret);
+	if (r == 0 && (r = record_step("%s=done %d", field, slot)) == 0)
+		printf("finalize: keyslot %d of %s holds the %s%s, verified\n", slot, device,
+		       !strcmp(kind, "passphrase") ? "new passphrase" : "recovery key", file ? " (see the file)" : "");
+	return r == -EPERM ? E_KEY : r;
+}
+
+/* The keys chosen at arm time, added with the bootstrap key (recorded step by step). */
+static int finalize_enroll(const char *device, const char *name, const char *rec)
+{
+	char enroll[64], file[PATH_MAX], bs[16], path[PATH_MAX];
+	struct key boot = { 0 };
+	int mask, slot, r;
+
+	record_get(rec, "enroll", enroll, sizeof(enroll));
+	record_get(rec, "recovery_file", file, sizeof(file));
+	record_get(rec, "bootstrap_slot", bs, sizeof(bs));
+	mask = enroll_mask(enroll);
+	if (mask <= 0) {
+		log_error("%s names no keys to enroll (enroll=%s); run luksipc disarm and arm again", ARM_RECORD, enroll);
 		return E_REFUSED;
 	}
-	if ((r = write_crypttab(&b)) < 0)
+	if (key_from_file(sys_path(ARM_BOOTSTRAP_KEY, path, sizeof(path)), &boot) < 0) {
+		log_error("the bootstrap key %s is unreadable; finalize cannot add keys: open the device with a key you have and see docs/lifecycle.md",
+			  ARM_BOOTSTRAP_KEY);
+		return E_KEY;
+	}
+	if (bs[0]) {
+		slot = atoi(bs);
+	} else {
+		slot = enroll_find_slot(device, &boot);
+		if (slot < 0) {
+			key_free(&boot);
+			log_error("the bootstrap key %s does not open %s (%s); finalize adds no keys", ARM_BOOTSTRAP_KEY, device,
+				  strerror(-slot));
+			return slot == -EPERM ? E_KEY : E_REFUSED;
+		}
+		if ((r = record_step("bootstrap_slot=%d", slot)) < 0) {
+			key_free(&boot);
+			return r;
+		}
+	}
+	r = 0;
+	if (mask & ENROLL_PASSPHRASE)
+		r = enroll_kind(device, name, &boot, slot, "passphrase", NULL);
+	if (r == 0 && (mask & ENROLL_RECOVERY))
+		r = enroll_kind(device, name, &boot, slot, "recovery", file[0] ? file : NULL);
+	key_free(&boot);
+	return r;
+}
+
+/*
+ * On the boot without the flags (a typed key opened the device): the
+ * enrolled keyslots must still be there; then the bootstrap keyslot is
+ * destroyed, the key file overwritten and removed, and the initramfs
+ * rebuilt without it. Recorded before ("retire=started") and after.
+ */
+static int finalize_retire(const char *device, const char *fw, const char *rec)
+{
+	char bs[16], done[16], field[32], st[64], what[16];
+	static const char *const kinds[] = { "passphrase", "recovery" };
+	int slot, r, active = 0;
+
+	record_get(rec, "retire", done, sizeof(done));
+	if (!strcmp(done, "done"))
+		return 0;
+	record_get(rec, "bootstrap_slot", bs, sizeof(bs));
+	if (!bs[0]) {
+		log_error("%s does not say which keyslot the bootstrap key holds; it stays: see luksipc status and docs/lifecycle.md",
+			  ARM_RECORD);
+		return E_REFUSED;
+	}
+	slot = atoi(bs);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		int n = -1;
+
+		snprintf(field, sizeof(field), "enroll.%s", kinds[i]);
+		record_get(rec, field, st, sizeof(st));
+		if (!st[0])
+			continue;
+		if (sscanf(st, "%15s %d", what, &n) != 2 || strcmp(what, "done") || n == slot ||
+		    enroll_slot_active(device, n) != 1) {
+			log_error("the %s keyslot of %s is not in place (%s); the bootstrap keyslot %d stays: run luksipc finalize after fixing it",
+				  kinds[i], device, st, slot);
+			return E_REFUSED;
+		}
+		active++;
+	}
+	if (!active) {
+		log_error("no enrolled keyslot is recorded for %s; the bootstrap keyslot %d stays", device, slot);
+		return E_REFUSED;
+	}
+	if ((r = record_step("retire=started")) < 0)
 		return r;
-	log_info("/etc/crypttab: %s", b.crypttab);
+	if ((r = enroll_destroy(device, slot)) < 0) {
+		log_error("cannot destroy the bootstrap keyslot %d of %s: %s (%s)", slot, device, strerror(-r), luks_last_error());
+		return r;
+	}
+	printf("finalize: the bootstrap keyslot %d of %s is destroyed\n", slot, device);
+	if ((r = remove_bootstrap_key()) < 0)
+		return r;
+	if (rebuild_initramfs(fw) < 0)
+		return -EIO;
+	return record_step("retire=done");
+}
+
+/* Phase one, after the keys: the system unlocks the device from crypttab; the boot loader loses the rd.luksipc flags. */
+static int apply_boot_config(const struct notes_boot *b, const char *fw, int grub, int kcmd)
+{
+	char text[8192];
+	int r;
+
+	if ((r = write_crypttab(b)) < 0)
+		return r;
+	log_info("/etc/crypttab: %s", b->crypttab);
 	if (rebuild_initramfs(fw) < 0)
 		return -EIO;
 	if (grub) {
-		if (b.flags[0]) {
+		if (b->flags[0]) {
 			snprintf(text, sizeof(text),
 				 "# Written by luksipc finalize: the kernel flags that unlock %s.\n"
-				 "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX %s\"\n", b.name, b.flags);
+				 "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX %s\"\n", b->name, b->flags);
 			r = write_file(ARM_GRUB_DROPIN, text, 0644);
 		} else {
 			r = remove_file(ARM_GRUB_DROPIN);
@@ -877,16 +1312,17 @@ static int finalize_boot_config(const char *state, const char *fw, int grub, int
 		if (update_grub() < 0)
 			return -EIO;
 	}
-	if (kcmd && rewrite_kernel_cmdline(b.flags) < 0)
+	if (kcmd && rewrite_kernel_cmdline(b->flags) < 0)
 		return -EIO;
 	return 0;
 }
 
 int arm_finalize(int if_done)
 {
-	char *rec = read_file(ARM_RECORD);
-	char state[PATH_MAX], device[PATH_MAX], fw[32], grub[4], kc[4], step[32];
-	int r;
+	char *rec = read_file(ARM_RECORD), *notes = NULL;
+	char state[PATH_MAX], device[PATH_MAX], fw[32], grub[4], kc[4], step[32], key[16];
+	struct notes_boot b;
+	int bootstrap, r;
 
 	if (!rec) {
 		log_error("finalize needs --state PATH, or a system armed by luksipc arm (%s)", ARM_RECORD);
@@ -898,8 +1334,10 @@ int arm_finalize(int if_done)
 	record_get(rec, "grub", grub, sizeof(grub));
 	record_get(rec, "kernel_cmdline", kc, sizeof(kc));
 	record_get(rec, "finalize", step, sizeof(step));
+	record_get(rec, "key", key, sizeof(key));
+	bootstrap = !strcmp(key, "bootstrap");
 	if (strcmp(step, "boot-config")) {
-		r = finalize_boot_config(state, fw, !strcmp(grub, "1"), !strcmp(kc, "1"));
+		r = done_notes(state, &notes);
 		if (r == 1) {
 			free(rec);
 			if (if_done) {
@@ -909,38 +1347,41 @@ int arm_finalize(int if_done)
 			log_error("the conversion in '%s' is not finished; boot with the rd.luksipc flags to let it finish", state);
 			return E_REFUSED;
 		}
-		if (r < 0) {
-			free(rec);
+		if (r == 0) {
+			r = notes_boot_config(notes, fw, bootstrap, &b);
+			free(notes);
+			if (r < 0) {
+				log_error("the state store '%s' holds no admin notes finalize can apply; follow luksipc status --state %s --notes by hand",
+					  state, state);
+				r = E_REFUSED;
+			}
+		}
+		if (r == 0 && bootstrap)
+			r = finalize_enroll(device, b.name, rec);
+		if (r == 0)
+			r = apply_boot_config(&b, fw, !strcmp(grub, "1"), !strcmp(kc, "1"));
+		free(rec);
+		if (r == 0)
+			r = record_step("finalize=boot-config");
+		if (r) {
 			log_error("finalize stopped part way; the rd.luksipc flags still open the device: run luksipc finalize again");
 			return r;
 		}
-		{
-			size_t n = strlen(rec) + 32;
-			char *text = malloc(n);
-
-			if (!text) {
-				free(rec);
-				return -ENOMEM;
-			}
-			snprintf(text, n, "%sfinalize=boot-config\n", rec);
-			r = write_file(ARM_RECORD, text, 0644);
-			free(text);
-		}
-		free(rec);
-		if (r < 0) {
-			log_error("cannot write %s: %s", ARM_RECORD, strerror(-r));
-			return r;
-		}
-		printf("finalize: %s now unlocks from /etc/crypttab; reboot: once a boot without the rd.luksipc flags works,\n"
-		       "finalize wipes the state store '%s'\n", device, state);
+		printf("finalize: %s now unlocks from /etc/crypttab%s; reboot: once a boot without the rd.luksipc flags works,\n"
+		       "finalize %swipes the state store '%s'\n", device, bootstrap ? " with the keys you enrolled" : "",
+		       bootstrap ? "destroys the bootstrap keyslot and " : "", state);
 		return 0;
 	}
-	free(rec);
 	if (cmdline_has_flags()) {
+		free(rec);
 		printf("finalize: waiting for a boot without the rd.luksipc flags; reboot (the boot loader no longer adds them)\n");
 		return 0;
 	}
-	/* Phase two: this boot unlocked the device without luksipc; the state is no longer needed. */
+	/* Phase two: this boot unlocked the device without luksipc; the bootstrap key and the state are no longer needed. */
+	r = bootstrap ? finalize_retire(device, fw, rec) : 0;
+	free(rec);
+	if (r)
+		return r;
 	if (!store_is_empty(state)) {
 		r = finalize_run(state, device, 1);
 		if (r < 0)
@@ -952,5 +1393,23 @@ int arm_finalize(int if_done)
 		return r;
 	}
 	printf("finalized: the state store is wiped; luksipc is done with %s\n", device);
+	return 0;
+}
+
+int arm_status(void)
+{
+	char *rec = read_file(ARM_RECORD);
+
+	if (!rec) {
+		log_error("status needs --state PATH, or a system armed by luksipc arm (%s)", ARM_RECORD);
+		return E_USAGE;
+	}
+	printf("armed: %s\n", ARM_RECORD);
+	for (char *l = rec, *e; *l; l = e + (*e != '\0')) {
+		e = l + strcspn(l, "\n");
+		if (*l != '#' && e > l)
+			printf("  %.*s\n", (int)(e - l), l);
+	}
+	free(rec);
 	return 0;
 }

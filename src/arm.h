@@ -13,8 +13,23 @@ struct arm_opts {
 	const char *state;     /* the state partition: a path or PARTUUID=, PARTLABEL=, UUID=, LABEL= */
 	const char *key;       /* PATH:DEVICE on another device; NULL: a passphrase asked at boot */
 	const char *framework; /* NULL: the one installed (update-initramfs, then dracut) */
+	int bootstrap;         /* a generated key, in the initramfs only, retired by finalize */
+	const char *enroll;    /* with bootstrap: "passphrase", "recovery" or both, comma-separated */
+	const char *recovery_file; /* unattended: finalize writes the recovery key here (0600), shows none */
 	int dry_run;
 };
+
+/*
+ * The bootstrap key on the running system: /boot is its own filesystem, not
+ * the converted device (arm checks), and the initramfs hooks copy the file
+ * into the image as ARM_BOOTSTRAP_KEY_IMAGE. finalize overwrites and removes
+ * it once the enrolled keys have unlocked a boot.
+ */
+#define ARM_BOOTSTRAP_DIR "/boot/luksipc"
+#define ARM_BOOTSTRAP_KEY ARM_BOOTSTRAP_DIR "/bootstrap.key"
+#define ARM_BOOTSTRAP_KEY_IMAGE "/etc/luksipc/bootstrap.key"
+/* initramfs-tools: images made while a bootstrap key exists are mode 0600 (UMASK). */
+#define ARM_ITOOLS_UMASK "/etc/initramfs-tools/conf.d/luksipc-umask.conf"
 
 /* The record arm leaves for disarm and finalize. */
 #define ARM_RECORD "/etc/luksipc/armed"
@@ -37,5 +52,7 @@ int disarm_run(const struct arm_opts *o);
  * while the conversion is unfinished (the unit runs on every boot).
  */
 int arm_finalize(int if_done);
+/* status without --state on an armed system: the record, finalize's steps included. */
+int arm_status(void);
 
 #endif

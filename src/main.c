@@ -18,9 +18,11 @@
 static const char usage_text[] =
 	"usage: luksipc convert -d DEVICE --state PATH [options]\n"
 	"       luksipc status --state PATH [-d DEVICE] [--json] [--notes [--framework FW]]\n"
+	"       luksipc status                  (on an armed system: the plan and finalize's steps)\n"
 	"       luksipc finalize --state PATH [-d DEVICE] [--batch]\n"
 	"       luksipc finalize [--if-done]    (on a system armed by luksipc arm)\n"
-	"       luksipc arm --state PART [-d DEVICE] [--key-file PATH:KEYDEV] [--dry-run]\n"
+	"       luksipc arm --state PART [-d DEVICE] [--key-file PATH:KEYDEV | --bootstrap-key\n"
+	"                   --enroll passphrase,recovery [--recovery-key-file PATH]] [--dry-run]\n"
 	"       luksipc disarm [--dry-run]\n"
 	"\n"
 	"Encrypts DEVICE (a block device or image file) in place with LUKS. Rerun the\n"
@@ -64,6 +66,13 @@ static const char usage_text[] =
 	"      --state PART          the state partition (PARTUUID=, PARTLABEL=, /dev/...)\n"
 	"  -k, --key-file PATH:KEYDEV  the key file on another device; without it the\n"
 	"                            boot asks for a passphrase\n"
+	"      --bootstrap-key       a generated key (/boot/luksipc/bootstrap.key, 0600) in\n"
+	"                            the initramfs only; finalize adds the --enroll keys,\n"
+	"                            verifies them and destroys the bootstrap keyslot\n"
+	"      --enroll LIST         passphrase, recovery or both (comma-separated): a new\n"
+	"                            passphrase asked twice; a recovery key shown once and\n"
+	"                            typed back\n"
+	"      --recovery-key-file PATH  unattended: write the recovery key there (0600)\n"
 	"      --framework FW        initramfs-tools or dracut (default: the installed one)\n"
 	"      --dry-run             print the plan, write nothing\n"
 	"disarm: undo arm before the conversion has started (refused after)\n"
@@ -84,6 +93,7 @@ enum {
 	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
 	OPT_REENCRYPT, OPT_OLD_KEY, OPT_READDEV, OPT_NOTE_NAME, OPT_NOTE_KEY, OPT_NOTE_FW, OPT_FRAMEWORK,
 	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION, OPT_DRY_RUN, OPT_IF_DONE,
+	OPT_BOOTSTRAP_KEY, OPT_ENROLL, OPT_RECOVERY_FILE,
 };
 
 static const struct option long_options[] = {
@@ -121,6 +131,9 @@ static const struct option long_options[] = {
 	{ "notes", no_argument, NULL, OPT_NOTES },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "if-done", no_argument, NULL, OPT_IF_DONE },
+	{ "bootstrap-key", no_argument, NULL, OPT_BOOTSTRAP_KEY },
+	{ "enroll", required_argument, NULL, OPT_ENROLL },
+	{ "recovery-key-file", required_argument, NULL, OPT_RECOVERY_FILE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -128,8 +141,8 @@ static const struct option long_options[] = {
 
 struct cli {
 	struct convert_opts c;
-	int json, notes, dry_run, if_done;
-	const char *framework;
+	int json, notes, dry_run, if_done, bootstrap;
+	const char *framework, *enroll, *recovery_file;
 };
 
 static int bad_value(const char *opt, const char *val, const char *want)
@@ -219,6 +232,9 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 	case OPT_NOTES: cli->notes = 1; return 0;
 	case OPT_DRY_RUN: cli->dry_run = 1; return 0;
 	case OPT_IF_DONE: cli->if_done = 1; return 0;
+	case OPT_BOOTSTRAP_KEY: cli->bootstrap = 1; return 0;
+	case OPT_ENROLL: cli->enroll = arg; return 0;
+	case OPT_RECOVERY_FILE: cli->recovery_file = arg; return 0;
 	default: return E_USAGE;
 	}
 }
@@ -292,12 +308,15 @@ static int dispatch(const char *verb, struct cli *cli)
 	}
 	if (!strcmp(verb, "arm") || !strcmp(verb, "disarm")) {
 		struct arm_opts a = { .device = cli->c.device, .state = cli->c.state, .key = cli->c.key_file,
-				      .framework = cli->framework, .dry_run = cli->dry_run };
+				      .framework = cli->framework, .bootstrap = cli->bootstrap, .enroll = cli->enroll,
+				      .recovery_file = cli->recovery_file, .dry_run = cli->dry_run };
 
 		return !strcmp(verb, "arm") ? arm_run(&a) : disarm_run(&a);
 	}
 	if (!strcmp(verb, "finalize") && !cli->c.state)
 		return arm_finalize(cli->if_done);
+	if (!strcmp(verb, "status") && !cli->c.state)
+		return arm_status();
 	if (!cli->c.state) {
 		log_error("%s needs --state PATH; see luksipc --help", verb);
 		return E_USAGE;

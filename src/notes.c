@@ -316,7 +316,7 @@ void notes_print(FILE *out, const char *stored, const char *framework, const cha
 	free(copy);
 }
 
-int notes_boot_config(const char *stored, const char *framework, struct notes_boot *ret)
+int notes_boot_config(const char *stored, const char *framework, int typed, struct notes_boot *ret)
 {
 	struct notes n;
 	char *copy = strdup(stored);
@@ -331,6 +331,10 @@ int notes_boot_config(const char *stored, const char *framework, struct notes_bo
 	n.boot = *n.f.framework != '\0';
 	n.fw = detect_fw(framework, n.boot ? n.f.framework : NULL);
 	split_key(&n);
+	if (typed) { /* keys typed at boot replace the key the conversion used */
+		n.passphrase = 1;
+		n.keydev = NULL;
+	}
 	if (!is_plain(n.f.name) || !is_plain(n.f.uuid) || (!n.passphrase && !is_plain(n.f.key)))
 		goto out;
 	crypttab_fields(&n, key, sizeof(key), &opts);

@@ -46,10 +46,12 @@ struct notes_boot {
 
 /*
  * The same facts notes_print prints as steps, for luksipc finalize to apply.
+ * typed: the device is unlocked by a passphrase or recovery key typed at
+ * boot (the key field none), whatever key the conversion used.
  * 0; -EINVAL for a record of an older luksipc or values these lines cannot
  * carry unquoted; -ENAMETOOLONG.
  */
-int notes_boot_config(const char *stored, const char *framework, struct notes_boot *ret);
+int notes_boot_config(const char *stored, const char *framework, int typed, struct notes_boot *ret);
 
 /*
  * The /dev path a device spec names: /dev/... as it is, UUID=, PARTUUID=,

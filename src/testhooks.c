@@ -156,6 +156,13 @@ const char *test_hook_sysroot(void)
 
 	return r ? r : "";
 }
+
+int test_hook_fast_pbkdf(void)
+{
+	const char *v = getenv("LUKSIPC_TEST_FAST_PBKDF");
+
+	return v && !strcmp(v, "1");
+}
 #else
 typedef int testhooks_not_compiled; /* ISO C wants a non-empty file */
 #endif

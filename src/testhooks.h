@@ -29,6 +29,8 @@ void test_hook_trace(int target, char op, const void *buf, size_t len, uint64_t 
 void test_hook_delay(enum test_delay which);
 /* LUKSIPC_TEST_SYSROOT: the directory that arm and disarm take for "/" when writing system files. */
 const char *test_hook_sysroot(void);
+/* LUKSIPC_TEST_FAST_PBKDF=1: keyslots that finalize adds use PBKDF2 with 1000 iterations (host tests). */
+int test_hook_fast_pbkdf(void);
 #else
 static inline int test_hook_fault(int target, int op)
 {
@@ -54,6 +56,11 @@ static inline void test_hook_delay(enum test_delay which)
 static inline const char *test_hook_sysroot(void)
 {
 	return "";
+}
+
+static inline int test_hook_fast_pbkdf(void)
+{
+	return 0;
 }
 #endif
 

@@ -62,6 +62,12 @@ install() {
     inst_multiple -o stty plymouth udevadm modprobe
     inst_simple "$moddir/luksipc-lib.sh" /usr/lib/luksipc/luksipc-lib.sh
     inst_script "$moddir/luksipc-boot.sh" /usr/sbin/luksipc-boot
+    # luksipc arm --bootstrap-key: the generated key, in the image only
+    # (dracut writes its images mode 0600); gone once finalize retires it
+    if [ -f /boot/luksipc/bootstrap.key ]; then
+        inst_simple /boot/luksipc/bootstrap.key /etc/luksipc/bootstrap.key
+        chmod 0600 "$initdir/etc/luksipc/bootstrap.key"
+    fi
 
     if dracut_module_included systemd; then
         inst_multiple -o systemd-ask-password

@@ -312,6 +312,205 @@ t_finalize_dracut_cut() {
 	[ ! -e root/etc/luksipc/armed ] || fail "the record is still there after the rerun"
 }
 
+# bootstrap_setup: the system tree for a bootstrap-key arm (GRUB,
+# initramfs-tools, the unit), systemd-ask-password stubbed: each call takes
+# the next line of $T/answers ("@recovery" types back the recovery key last
+# shown on root/dev/tty; an empty answer fails). update-initramfs also logs
+# whether the bootstrap key exists when it runs (keylog).
+bootstrap_setup() {
+	fixture
+	sys_setup grub itools
+	mkdir -p root/usr/lib/systemd/system root/dev root/proc
+	cp "$TESTS_ROOT/systemd/luksipc-finalize.service" root/usr/lib/systemd/system/
+	: >root/dev/tty
+	: >answers
+	: >keylog
+	cat >bin/systemd-ask-password <<SH
+#!/bin/sh
+echo "ask \$*" >>"$T/asked"
+a=\$(head -n 1 "$T/answers")
+sed -i 1d "$T/answers"
+case \$a in
+'') exit 1 ;;
+@recovery) a=\$(grep -Eo '[cbdefghijklnrtuv]{8}(-[cbdefghijklnrtuv]{8}){7}' "$T/root/dev/tty" | tail -n 1) ;;
+esac
+printf '%s\n' "\$a"
+SH
+	cat >bin/update-initramfs <<SH
+#!/bin/sh
+echo "update-initramfs \$*" >>"$T/calls"
+[ -f "$T/root/boot/luksipc/bootstrap.key" ] && echo "key present" >>"$T/keylog" || echo "key absent" >>"$T/keylog"
+exit 0
+SH
+	chmod 755 bin/*
+}
+
+# bootstrap_converted ENROLL [RECOVERY_FILE]: armed with a bootstrap key,
+# converted as the boot would (the key from the image's path), the flags on
+# root/proc/cmdline.
+bootstrap_converted() {
+	bootstrap_setup
+	run_rc 0 la arm -d dev.img --state st.img --bootstrap-key --enroll "$1" ${2:+--recovery-key-file "$2"}
+	sed -n 's/^flags=//p' root/etc/luksipc/armed | sed 's/^/root=UUID=1234 ro /' >root/proc/cmdline
+	cp dev.img orig.img
+	run_rc 0 conv -d dev.img --state st.img --key-file root/boot/luksipc/bootstrap.key \
+		--note-key-file /etc/luksipc/bootstrap.key --note-framework initramfs-tools --note-name luks-root
+	: >calls
+	: >keylog
+}
+
+# opens IMG SECRET: cryptsetup (not luksipc) opens IMG's header with SECRET typed as a passphrase.
+opens() {
+	printf '%s' "$2" | cryptsetup open --test-passphrase --key-file - "$1"
+}
+
+t_bootstrap_arm_disarm() {
+	need_luksipc
+	bootstrap_setup
+	tree0=$(tree_sha)
+	before="$(sha dev.img) $(sha st.img)"
+	run_rc 0 la arm -d dev.img --state st.img --bootstrap-key --enroll passphrase,recovery --dry-run
+	cat out
+	assert_grep '^key: +a generated bootstrap key, /boot/luksipc/bootstrap.key' out
+	assert_grep '^enroll: +passphrase,recovery, added by finalize' out
+	assert_grep 'rd\.luksipc\.key=/etc/luksipc/bootstrap\.key' out
+	assert_eq "$(tree_sha)" "$tree0" "tree after --dry-run"
+	[ ! -s calls ] || fail "--dry-run ran: $(cat calls)"
+	run_rc 0 la arm -d dev.img --state st.img --bootstrap-key --enroll passphrase,recovery
+	assert_eq "$(stat -c '%a %s' root/boot/luksipc/bootstrap.key)" "600 4096" "bootstrap key mode and size"
+	assert_eq "$(stat -c %a root/boot/luksipc)" 700 "bootstrap key directory mode"
+	assert_grep '^UMASK=0077$' root/etc/initramfs-tools/conf.d/luksipc-umask.conf
+	assert_grep '^flags=.* rd\.luksipc\.key=/etc/luksipc/bootstrap\.key$' root/etc/luksipc/armed
+	assert_grep '^key=bootstrap$' root/etc/luksipc/armed
+	assert_grep '^enroll=passphrase,recovery$' root/etc/luksipc/armed
+	assert_eq "$(tr '\n' '|' <calls)" "update-initramfs -u -k all|update-grub |" "tools run, in order"
+	assert_eq "$(cat keylog)" "key present" "the initramfs rebuild saw the bootstrap key"
+	assert_eq "$(sha dev.img) $(sha st.img)" "$before" "device and store after arm"
+	run_rc 0 la status
+	assert_grep '^  key=bootstrap$' out
+	: >calls
+	: >keylog
+	run_rc 0 la disarm
+	assert_eq "$(cat keylog)" "key absent" "disarm rebuilt the initramfs after removing the key"
+	[ ! -e root/boot/luksipc ] || fail "disarm left the bootstrap key directory"
+	assert_eq "$(tree_sha)" "$tree0" "tree after disarm"
+}
+
+t_bootstrap_refusals() {
+	need_luksipc
+	bootstrap_setup
+	refuse_arm 2 arm -d dev.img --state st.img --bootstrap-key
+	assert_grep 'needs --enroll passphrase, recovery or both' err
+	refuse_arm 2 arm -d dev.img --state st.img --enroll passphrase
+	assert_grep '\-\-enroll goes with --bootstrap-key' err
+	refuse_arm 2 arm -d dev.img --state st.img --bootstrap-key --enroll tpm2
+	assert_grep 'TPM2 enrollment is not in this luksipc yet' err
+	refuse_arm 2 arm -d dev.img --state st.img --bootstrap-key --enroll passphrase,fido
+	assert_grep "unknown key type" err
+	refuse_arm 2 arm -d dev.img --state st.img --bootstrap-key --enroll recovery --recovery-key-file rk.txt
+	assert_grep 'give an absolute path on the root filesystem' err
+	refuse_arm 2 arm -d dev.img --state st.img --bootstrap-key --enroll passphrase --recovery-key-file /root/rk
+	assert_grep 'goes with --enroll recovery' err
+	refuse_arm 2 arm -d dev.img --state st.img --bootstrap-key --enroll passphrase --key-file "/k:$T/st.img"
+	assert_grep 'either --bootstrap-key or --key-file' err
+}
+
+t_bootstrap_finalize() {
+	need_luksipc
+	bootstrap_converted passphrase,recovery
+	cp root/boot/luksipc/bootstrap.key bootkey
+	pass="correct horse $(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+	printf '%s\n%s\n@recovery\n' "$pass" "$pass" >answers
+	st_before=$(sha st.img)
+	LUKSIPC_TEST_FAST_PBKDF=1 run_rc 0 la finalize --if-done
+	cat out err
+	rk=$(grep -Eo '[cbdefghijklnrtuv]{8}(-[cbdefghijklnrtuv]{8}){7}' root/dev/tty)
+	[ "$(echo "$rk" | wc -l)" = 1 ] || fail "expected one recovery key shown on the terminal"
+	# the secrets reach neither stdout nor stderr (the journal)
+	! grep -qF -e "$rk" -e "$pass" out err || fail "a secret reached the log"
+	assert_eq "$(grep -c 'ask ' asked)" 3 "prompts: passphrase twice, the recovery key typed back once"
+	# cryptsetup, not luksipc, opens the header with each new key and with the bootstrap key still
+	opens dev.img "$pass" || fail "the new passphrase does not open the header"
+	opens dev.img "$rk" || fail "the recovery key does not open the header"
+	cryptsetup open --test-passphrase --key-file root/boot/luksipc/bootstrap.key dev.img ||
+		fail "the bootstrap key stopped opening the header before a boot without it"
+	assert_grep '^bootstrap_slot=0$' root/etc/luksipc/armed
+	assert_grep '^enroll.passphrase=done 1$' root/etc/luksipc/armed
+	assert_grep '^enroll.recovery=done 2$' root/etc/luksipc/armed
+	U=$(cryptsetup luksUUID dev.img)
+	assert_eq "$(cat root/etc/crypttab)" "luks-root UUID=$U none luks" "/etc/crypttab: the key typed at boot"
+	assert_eq "$(sha st.img)" "$st_before" "state store after the first finalize step"
+	# the boot without the flags (the passphrase typed): the bootstrap keyslot goes, then the key, the image, the state
+	assert_eq "$(cat keylog)" "key present" "phase one's initramfs still holds the bootstrap key (the flags may still be used)"
+	echo "root=UUID=1234 ro" >root/proc/cmdline
+	: >calls
+	: >keylog
+	run_rc 0 la finalize --if-done
+	cat out
+	if cryptsetup open --test-passphrase --key-file bootkey dev.img 2>/dev/null; then
+		fail "the bootstrap key still opens the header"
+	fi
+	[ ! -e root/boot/luksipc/bootstrap.key ] || fail "the bootstrap key file is still there"
+	assert_eq "$(cat keylog)" "key absent" "the initramfs was rebuilt without the bootstrap key"
+	[ ! -e root/etc/initramfs-tools/conf.d/luksipc-umask.conf ] || fail "the UMASK setting is still there"
+	assert_eq "$(cryptsetup luksDump dev.img | grep -cE '^  [0-9]+: luks2')" 2 "keyslots left: passphrase and recovery"
+	opens dev.img "$pass" || fail "the passphrase stopped opening the header"
+	run_rc 3 lx status --state st.img
+	[ ! -e root/etc/luksipc/armed ] || fail "the record is still there"
+	printf '%s' "$pass" >passfile
+	verify_plain dev.img passfile orig.img $((N - H))
+}
+
+t_bootstrap_finalize_cuts() {
+	need_luksipc
+	bootstrap_converted passphrase,recovery
+	cp root/boot/luksipc/bootstrap.key bootkey
+	pass=first-pass-$$
+	# the recovery key is never typed back: exit 4, nothing but the passphrase enrolled, the flags stay
+	printf '%s\n%s\nwrong\nwrong\nwrong\n' "$pass" "$pass" >answers
+	LUKSIPC_TEST_FAST_PBKDF=1 run_rc 4 la finalize --if-done
+	assert_grep 'the recovery key was not typed back' err
+	assert_grep '^enroll.recovery=pending 2$' root/etc/luksipc/armed
+	assert_grep 'rd\.luksipc=' root/etc/default/grub.d/luksipc.cfg
+	assert_eq "$(cryptsetup luksDump dev.img | grep -cE '^  [0-9]+: luks2')" 2 "keyslots: bootstrap and passphrase"
+	# as if cut after the passphrase's keyslot was added, before it was recorded done: it is made again
+	sed -i 's/^enroll.passphrase=done 1$/enroll.passphrase=pending 1/' root/etc/luksipc/armed
+	pass2=second-pass-$$
+	printf '%s\n%s\n@recovery\n' "$pass2" "$pass2" >answers
+	: >root/dev/tty
+	LUKSIPC_TEST_FAST_PBKDF=1 run_rc 0 la finalize --if-done
+	rk=$(grep -Eo '[cbdefghijklnrtuv]{8}(-[cbdefghijklnrtuv]{8}){7}' root/dev/tty)
+	if opens dev.img "$pass" 2>/dev/null; then fail "the unconfirmed passphrase keyslot survived"; fi
+	opens dev.img "$pass2" || fail "the passphrase enrolled on the rerun does not open the header"
+	opens dev.img "$rk" || fail "the recovery key does not open the header"
+	assert_eq "$(cryptsetup luksDump dev.img | grep -cE '^  [0-9]+: luks2')" 3 "keyslots: bootstrap, passphrase, recovery"
+	# a boot without the flags, but an enrolled keyslot has gone: the bootstrap keyslot stays, nothing wiped
+	echo "root=UUID=1234 ro" >root/proc/cmdline
+	slot=$(sed -n 's/^enroll.recovery=done //p' root/etc/luksipc/armed | tail -n 1)
+	printf '%s' "$pass2" | cryptsetup luksKillSlot -q --key-file - dev.img "$slot"
+	st_before=$(sha st.img)
+	run_rc 3 la finalize --if-done
+	assert_one_error_line "$T/err"
+	assert_grep 'the recovery keyslot of .* is not in place' err
+	cryptsetup open --test-passphrase --key-file bootkey dev.img || fail "the bootstrap keyslot went after a refusal"
+	assert_eq "$(sha st.img)" "$st_before" "state store after the refusal"
+}
+
+t_bootstrap_unattended() {
+	need_luksipc
+	bootstrap_converted recovery /root/recovery.key
+	mkdir -p root/root
+	: >answers
+	LUKSIPC_TEST_FAST_PBKDF=1 run_rc 0 la finalize --if-done
+	[ ! -s asked ] || fail "an unattended finalize asked: $(cat asked)"
+	[ ! -s root/dev/tty ] || fail "an unattended finalize wrote to the terminal"
+	assert_eq "$(stat -c %a root/root/recovery.key)" 600 "recovery key file mode"
+	rk=$(cat root/root/recovery.key)
+	! grep -qF -e "$rk" out err || fail "the recovery key reached the log"
+	opens dev.img "$rk" || fail "the recovery key in the file does not open the header"
+	assert_grep '^enroll.recovery=done 1$' root/etc/luksipc/armed
+}
+
 run_test "arm with GRUB: plan, record, initramfs then update-grub; disarm restores the tree" t_arm_disarm_grub
 run_test "arm with /etc/kernel/cmdline and dracut, a key device; disarm restores the file" t_kernel_cmdline_dracut
 run_test "arm plans the ext4 shrink at boot, refuses a full ext4 with how much to free" t_resize_planned
@@ -320,4 +519,9 @@ run_test "disarm refuses once the conversion has started; arm refuses that store
 run_test "a failed initramfs rebuild stops arm before the boot loader; disarm cleans up" t_failed_rebuild
 run_test "finalize (initramfs-tools): crypttab, initramfs, flags gone; the state wiped on the boot without them" t_finalize_itools
 run_test "finalize (dracut) cut by a failed rebuild, run again: one entry, rd.luks flags, state wiped" t_finalize_dracut_cut
+run_test "arm --bootstrap-key: the key 0600 in /boot only, UMASK, flags; disarm removes it before the rebuild" t_bootstrap_arm_disarm
+run_test "arm refuses key choices that do not go together: one line, exit 2, nothing written" t_bootstrap_refusals
+run_test "finalize enrolls a passphrase and a recovery key, verified by cryptsetup; the flagless boot retires the bootstrap key" t_bootstrap_finalize
+run_test "finalize cut: a recovery key not typed back, a keyslot never recorded done, an enrolled keyslot gone" t_bootstrap_finalize_cuts
+run_test "finalize unattended: the recovery key in a 0600 file, nothing asked, nothing shown" t_bootstrap_unattended
 test_done

@@ -40,6 +40,11 @@ FLUSH_SITES = {
         "outside": "the directory fsync after the rename of a system file"
                    " (see arm.c:write_file:1)",
     },
+    "arm.c:remove_bootstrap_key:1": {
+        "outside": "the overwrite of the bootstrap key file on /boot before it is"
+                   " removed (finalize and disarm): a system file, not the device"
+                   " or the state store; t97 checks the order of retirement",
+    },
     "engine.c:commit_step:1": {
         "kill": ["t20-limit"],
         "breaks": "the device flush before the progress record: a record can be"
