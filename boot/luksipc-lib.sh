@@ -40,6 +40,11 @@ LIPC_MODE=encrypt
 # Set here, not taken from the environment: initramfs-tools turns NAME=value
 # words of the kernel command line into environment variables.
 LIPC_TEST_HOOKS=/etc/luksipc/test-hooks
+# Present in an initramfs built while `luksipc arm` is in force (the hooks
+# copy the arm record): luksipc-finalize.service in the booted system
+# writes crypttab, hands the keys over and removes the flags, so the boot
+# says that instead of printing the admin's manual steps.
+LIPC_ARMED=/etc/luksipc/armed
 LIPC_TEST_HOLD=
 
 
@@ -828,13 +833,19 @@ lipc_convert() {
 
 lipc_notes() {
     local fw line
+    fw=
+    [ "$LIPC_FRAMEWORK" = other ] || fw=$LIPC_FRAMEWORK
+    if [ -f "$LIPC_ARMED" ]; then
+        "$LIPC_BIN" status --state "$LIPC_STATE" --notes ${fw:+--framework "$fw"} \
+            >"$LIPC_RUN/notes" 2>/dev/null
+        lipc_log "'$LIPC_DEV' is now LUKS; luksipc-finalize.service finishes in the booted system (crypttab, keys, boot flags; luksipc status shows its steps)"
+        return 0
+    fi
     if [ "$LIPC_MODE" = encrypt ]; then
         lipc_log "'$LIPC_DEV' is now LUKS; what to do next (also in $LIPC_RUN/notes):"
     else
         lipc_log "'$LIPC_DEV' is re-encrypted with a new volume key; what to do next (also in $LIPC_RUN/notes):"
     fi
-    fw=
-    [ "$LIPC_FRAMEWORK" = other ] || fw=$LIPC_FRAMEWORK
     "$LIPC_BIN" status --state "$LIPC_STATE" --notes ${fw:+--framework "$fw"} \
         >"$LIPC_RUN/notes" 2>/dev/null
     while IFS= read -r line; do
@@ -927,7 +938,11 @@ lipc_main() {
     lipc_find_device || return 1
 
     if [ "$LIPC_PHASE" = 'done' ]; then
-        lipc_log "'$LIPC_DEV' is already converted; remove rd.luksipc from the kernel command line (see: luksipc status --state $LIPC_STATE --notes)"
+        if [ -f "$LIPC_ARMED" ]; then
+            lipc_log "'$LIPC_DEV' is already converted; luksipc-finalize.service in the booted system removes the rd.luksipc flags"
+        else
+            lipc_log "'$LIPC_DEV' is already converted; remove rd.luksipc from the kernel command line (see: luksipc status --state $LIPC_STATE --notes)"
+        fi
         if name=$(lipc_holder "$LIPC_DEV"); then
             lipc_log "'$LIPC_DEV' is already open as '$name'"
             return 0

@@ -62,6 +62,11 @@ install() {
     inst_multiple -o stty plymouth udevadm modprobe
     inst_simple "$moddir/luksipc-lib.sh" /usr/lib/luksipc/luksipc-lib.sh
     inst_script "$moddir/luksipc-boot.sh" /usr/sbin/luksipc-boot
+    # luksipc arm: the record tells the boot library that
+    # luksipc-finalize.service finishes the job (no secret in it)
+    if [ -f /etc/luksipc/armed ]; then
+        inst_simple /etc/luksipc/armed /etc/luksipc/armed
+    fi
     # luksipc arm --bootstrap-key: the generated key, in the image only
     # (dracut writes its images mode 0600); gone once finalize retires it
     if [ -f /boot/luksipc/bootstrap.key ]; then

@@ -277,9 +277,39 @@ t_lib_shells() {
 	done
 }
 
+# notes_at_boot ARMED: the library's lipc_notes with a stub luksipc that
+# prints two note lines; ARMED 1: the arm record is in the image.
+notes_at_boot() {
+	mkdir -p run
+	printf '#!/bin/sh\necho "1. The /etc/crypttab entry"\necho "  $ update-initramfs -u"\n' >stub-luksipc
+	chmod 755 stub-luksipc
+	[ "$1" = 1 ] && echo "device=/dev/vda4" >armed
+	(
+		LIPC_CMDLINE=
+		# shellcheck source=boot/luksipc-lib.sh
+		. "$LIB"
+		LIPC_BIN=$T/stub-luksipc LIPC_RUN=$T/run LIPC_ARMED=$T/armed
+		LIPC_DEV=/dev/vda4 LIPC_STATE=/dev/vda1 LIPC_FRAMEWORK=initramfs-tools
+		lipc_notes
+	) 2>"$T/err"
+}
+
+t_notes_armed() {
+	notes_at_boot 0
+	cat err
+	assert_grep '^luksipc:     \$ update-initramfs -u$' err
+	rm -f err run/notes
+	notes_at_boot 1
+	cat err
+	assert_grep "^luksipc: '/dev/vda4' is now LUKS; luksipc-finalize.service finishes in the booted system" err
+	if grep -q 'update-initramfs' err; then fail "an armed boot printed the manual steps"; fi
+	assert_grep '\$ update-initramfs -u' run/notes
+}
+
 run_test "the library under sh, dash, busybox ash and bash: right answers, no leaked variables" t_lib_shells
 run_test "the key device is mounted with -t TYPE; mount's own error in one line" t_keydev_mount
 run_test "rd.luksipc.resize=1 shrinks a 75%-full ext4 by exactly the header; files unchanged" t_resize_75_percent
 run_test "rd.luksipc.resize=1 refuses a full ext4 with one line, image unchanged" t_refuse_full
+run_test "after the conversion: the manual steps, or on an armed system that finalize finishes (steps kept in a file)" t_notes_armed
 run_test "the crypttab keyscript reads PATH:DEVICE, prints the key, unmounts; one line when it cannot" t_keyscript
 test_done
