@@ -434,8 +434,14 @@ static int check_journal(struct job *j)
  */
 static int start_prepared(struct job *j)
 {
-	int r = check_prepared_device(j);
+	int r;
 
+	if (j->st.sb.started) {
+		log_error("state store '%s' is damaged: its superblock says the conversion of '%s' started, but no progress record is left; starting over would encrypt data twice, so nothing was written: restore the store from a copy (docs/format.md, \"Started\")",
+			  j->o->state, j->o->device);
+		return E_REFUSED;
+	}
+	r = check_prepared_device(j);
 	if (r < 0)
 		return r;
 	r = prepared_images_good(j);
@@ -485,6 +491,13 @@ static int resume(struct job *j)
 		if (j->st.sb.mode == MODE_REENCRYPT && (r = reencrypt_unlock_old(j)) < 0)
 			return r;
 		r = state_load_records(&j->st);
+		/* a cut after record 1, before the started mark: mark it now */
+		if (r == 0 && !j->st.sb.started && j->st.rec.phase != PHASE_DONE) {
+			int m = state_mark_started(&j->st);
+
+			if (m < 0)
+				return m;
+		}
 		if (j->st.rec_hmac_bad && (r < 0 || j->st.rec.phase == PHASE_DONE)) {
 			log_error("a progress record in '%s' fails authentication; it was not written by this conversion", j->o->state);
 			return E_REFUSED;

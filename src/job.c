@@ -289,11 +289,17 @@ static int format_header(struct job *j, struct state_sb *sb)
 	return 0;
 }
 
+/*
+ * Record 1, then the started mark on every superblock copy, both durable
+ * before the engine writes the device: from here on a store without a
+ * record is damaged, never "prepared" (docs/format.md, "Started").
+ */
 int job_first_record(struct job *j)
 {
 	struct state_rec rec = j->first;
+	int r = state_commit(&j->st, &rec);
 
-	return state_commit(&j->st, &rec);
+	return r < 0 ? r : state_mark_started(&j->st);
 }
 
 int job_make_first_record(struct job *j)

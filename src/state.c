@@ -90,6 +90,7 @@ void state_sb_encode(const struct state_sb *sb, uint8_t out[STATE_SB_SIZE])
 	put_le32(out + 600, sb->sector_size);
 	put_le64(out + 604, sb->store_size);
 	put_evidence(out + 612, &sb->first);
+	put_le32(out + 1024, sb->started);
 	SHA256(out, SB_SUM_OFF, out + SB_SUM_OFF);
 }
 
@@ -137,6 +138,9 @@ int state_sb_decode(const uint8_t in[STATE_SB_SIZE], struct state_sb *ret)
 	sb.sector_size = get_le32(in + 600);
 	sb.store_size = get_le64(in + 604);
 	get_evidence(in + 612, &sb.first);
+	sb.started = get_le32(in + 1024);
+	if (sb.started > 1)
+		return -EINVAL;
 	*ret = sb;
 	return 0;
 }
@@ -505,6 +509,24 @@ static int read_back(struct state *s, uint64_t off, uint64_t len, const uint8_t 
 			r = -EBADMSG;
 	}
 	free(buf);
+	return r;
+}
+
+int state_mark_started(struct state *s)
+{
+	uint8_t buf[STATE_SB_SIZE];
+	int r;
+
+	s->sb.started = 1;
+	state_sb_encode(&s->sb, buf);
+	/* copy A, B, then C: a cut leaves each copy whole (checksummed), old or new */
+	r = dev_pwrite_full(&s->dev, buf, sizeof(buf), 0);
+	if (r == 0)
+		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), STATE_SB_SIZE);
+	if (r == 0)
+		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), state_tail_sb_off(s->sb.store_size));
+	if (r == 0)
+		r = dev_flush(&s->dev);
 	return r;
 }
 

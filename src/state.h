@@ -74,6 +74,12 @@ struct state_sb {
 	uint32_t sector_size; /* the new encryption sector size (geo's is the larger of old and new) */
 	uint64_t store_size;  /* bytes of the store when it was made; copy C ends there */
 	struct evidence first; /* the first step's source as it was prepared (record 1's ahead) */
+	/*
+	 * 1 once record 1 is durable, written to every copy before the first
+	 * write to the device: a store that says so but has no record left is
+	 * damaged, never a preparation cut short (docs/format.md).
+	 */
+	uint32_t started;
 };
 
 struct state_rec {
@@ -165,6 +171,11 @@ int state_read_journal(struct state *s, uint8_t *buf);
  */
 int state_create(struct state *s, const struct state_sb *sb, const uint8_t *header_image,
 		 const uint8_t *old_header_image);
+/*
+ * Sets sb.started and rewrites the three superblock copies with it, then
+ * flushes. Called with record 1 durable, before the device is written.
+ */
+int state_mark_started(struct state *s);
 /* Writes rec with the next sequence number into its slot, then flushes. */
 int state_commit(struct state *s, struct state_rec *rec);
 int state_write_notes(struct state *s, const char *text);

@@ -175,6 +175,45 @@ t_reencrypt_journal() {
 	sweep $((sz - h)) "$@"
 }
 
+# A 4 KiB-block ext4: no backup superblock in the converted range, so only
+# the store can tell that the conversion started. Every damage that leaves
+# one whole superblock copy but no record (truncated after copy A or B,
+# copies A and B zeroed with the records and the header image) must be
+# refused: the superblock's started mark says the device was written
+# (docs/format.md, "Started"). Before it, these resumed as a preparation cut
+# short and encrypted the first part twice (found by the [proof] audit).
+t_superblock_left() {
+	need_luksipc
+	mkdir payload
+	head -c $((30 * MiB)) /dev/urandom >payload/big
+	truncate -s $((64 * MiB)) dev.img
+	mke2fs -q -F -t ext4 -b 4096 -E nodiscard -d payload dev.img 44M
+	rm -rf payload
+	cp dev.img orig.img
+	random_key key
+	set -- conv -d dev.img --state st --key-file key --step-size $MiB
+	LUKSIPC_TEST_FAULT=write:40:EIO run_rc 5 "$@"
+	cp dev.img dev.int
+	cp st.int st 2>/dev/null || cp st st.int
+	write_corrupt_py
+	dint=$(sha dev.int)
+	tail=$(( $(fsize st.int) / 4096 * 4096 - 4096 ))
+	for spec in "truncate 4096" "truncate 4097" "truncate 8192" "truncate 12288" "zero 8192 8192" \
+		"zero 0 $((MiB + 16 * MiB))" "zero 4096 $((MiB + 16 * MiB))" "zero 8192 $((tail - 8192))"; do
+		cp dev.int dev.img
+		cp st.int st
+		"$PY" corrupt.py apply st "$spec"
+		run_rc 3 "$@"
+		echo "[$spec] $(grep error err | head -n 1)"
+		assert_eq "$(sha dev.img)" "$dint" "device after [$spec]"
+	done
+	# the intact store still resumes, and the result decrypts
+	cp st.int st
+	run_rc 0 "$@"
+	verify_plain dev.img key orig.img $((44 * MiB))
+}
+
 run_test "damaged state of an interrupted plaintext to LUKS run: refused (3) or resumed correctly" t_plain
 run_test "damaged state of an interrupted LUKS to LUKS run (journal): refused (3) or resumed correctly" t_reencrypt_journal
+run_test "a store left with a superblock but no record after the device was written: refused (3), device unchanged" t_superblock_left
 test_done

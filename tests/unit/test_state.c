@@ -44,6 +44,15 @@ static void test_sb(void)
 	CHECK(memcmp(out.header_sha256, sb.header_sha256, 32) == 0);
 	CHECK(out.fs_size == sb.fs_size && out.created == sb.created);
 	CHECK(out.store_size == sb.store_size && memcmp(&out.first, &sb.first, sizeof(sb.first)) == 0);
+	CHECK(out.started == 0);
+	sb.started = 1;
+	state_sb_encode(&sb, buf);
+	CHECK(state_sb_decode(buf, &out) == 0 && out.started == 1);
+	sb.started = 2; /* only 0 or 1, even with a good checksum */
+	state_sb_encode(&sb, buf);
+	CHECK(state_sb_decode(buf, &out) == -EINVAL);
+	sb.started = 1;
+	state_sb_encode(&sb, buf);
 	/* any flipped byte is detected */
 	for (size_t i = 0; i < sizeof(buf); i += 97) {
 		buf[i] ^= 0x01;
