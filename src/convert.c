@@ -116,6 +116,13 @@ static int open_state(struct job *j)
 	r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_EXCL | DEV_DIRECT);
 	if (r < 0)
 		return refuse_open("state store", j->o->state, r);
+	/* The same file or partition (a link, another name): this run's own lock would name this run. */
+	if (j->st.dev.is_block == j->dev.is_block &&
+	    (j->dev.is_block ? j->st.dev.rdev == j->dev.rdev : j->st.dev.st_dev == j->dev.st_dev && j->st.dev.ino == j->dev.ino)) {
+		log_error("state store '%s' is the device being converted ('%s'); name another file or partition with --state",
+			  j->o->state, j->o->device);
+		return E_REFUSED;
+	}
 	if ((r = lock_dev(&j->st.dev, "state store")) < 0 || (r = lock_loop_backing(&j->st.dev, "state store")) < 0)
 		return r;
 	if (probe_in_use(&j->st.dev, why, sizeof(why)) > 0) {

@@ -339,7 +339,7 @@ int state_find_remnants(struct state *s, char *what, size_t len)
 		if ((r = sb_magic_at(s, copies[i], &version)) < 0)
 			return r;
 		if (r && version != SB_VERSION) {
-			snprintf(what, len, "a superblock (copy %s) of state format %u, which this luksipc (format %u) does not read",
+			snprintf(what, len, "a superblock (copy %s) marked state format %u (this luksipc reads format %u)",
 				 copy_name[i], version, SB_VERSION);
 			return 1;
 		}

@@ -59,6 +59,19 @@ t_create_race() {
 	assert_eq "$(sha dev.img)" "$dsum" "the refused run changed the device"
 }
 
+# --state naming the device being converted (the same file, a symlink or a
+# hard link to it): refused as such, not as "locked by" this very run.
+t_state_is_device() {
+	need_luksipc
+	small_fixture $N $H
+	ln -s dev.img sym
+	ln dev.img hard
+	for s in dev.img sym hard; do
+		refused3 "state store '$s' is the device being converted \('dev\.img'\)" c1 "$s" key --force-state
+		assert_no_grep "locked by pid" "$T/err"
+	done
+}
+
 # A state with its records, truncated inside its header image or journal:
 # refused as truncated, not as an I/O error. (Shorter than its records, it is
 # a prepared state: t62-state-corruption.sh covers those.)
@@ -97,7 +110,7 @@ t_remnants() {
 	printf '\001' | dd of=st bs=1 seek=8 conv=notrunc 2>/dev/null
 	printf '\001' | dd of=st bs=1 seek=4104 conv=notrunc 2>/dev/null
 	printf '\001' | dd of=st bs=1 seek=$((tail + 8)) conv=notrunc 2>/dev/null
-	refused3 "of state format 1, which this luksipc .* does not read" c1 st
+	refused3 "holds a superblock \(copy A\) marked state format 1 \(this luksipc reads format [0-9]+\) but no valid superblock, so" c1 st
 	# a prepared state (the device never written) with its superblocks
 	# lost: --force-state starts afresh
 	cp orig.img dev.img
@@ -129,6 +142,7 @@ t_cut_while_made() {
 
 run_test "state file in a missing directory: refused (3), names it" t_missing_dir
 run_test "two runs create the same state file: the second is refused (3)" t_create_race
+run_test "--state names the device itself: refused (3) as such" t_state_is_device
 run_test "state truncated inside its header image: refused (3) as truncated, not EIO" t_truncated
 run_test "records or header image without a superblock, other format: refused (3); --force-state" t_remnants
 run_test "store cut short while it was made: prepared again, exit 0" t_cut_while_made
