@@ -6,7 +6,7 @@
 #   make static-test   build/luksipc.static.test: the same with the LUKSIPC_TEST_*
 #                      hooks (TEST_DEFS), for the QEMU scenarios that need
 #                      delays or faults in the guest; never installed
-#   make static-check  file + ldd on build/luksipc.static
+#   make static-check  file + ldd on build/luksipc.static; no LUKSIPC_TEST_ strings in it
 #   make static-smoke  build and run static/smoke.c, statically linked
 #   make static-deps   only the dependency cache (build/static-deps)
 #   make static-clean  remove the static objects and binaries, keep the cache
@@ -88,6 +88,9 @@ static-check: $(STATIC_BIN)
 	@out=$$(ldd $(STATIC_BIN) 2>&1 || true); echo "ldd: $$out"; \
 	  case "$$out" in *"not a dynamic executable"*) ;; \
 	  *) echo "static-check: $(STATIC_BIN) is dynamic" >&2; exit 1 ;; esac
+	@if grep -a -q LUKSIPC_TEST_ $(STATIC_BIN); then \
+	  echo "static-check: $(STATIC_BIN) holds LUKSIPC_TEST_ strings: the shipped static binary must be built without the test hooks" >&2; exit 1; fi
+	@echo "static-check: no test hooks in $(STATIC_BIN)"
 
 $(STATIC_SMOKE): static/smoke.c $(STATIC_STAMP)
 	@mkdir -p $(@D)
