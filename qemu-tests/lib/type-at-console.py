@@ -6,10 +6,16 @@ Usage: type-at-console.py SOCK PROMPT ANSWER [PROMPT ANSWER ...]
 Connects to SOCK (run-qemu --serial-sock; waits up to 60 s for it), reads
 what the guest prints and, each time the next PROMPT has appeared, types
 ANSWER and Enter. Exits 0 once every answer is typed (and has had 10 s to
-be read), 1 if the console closes or 300 s pass first. Like a person at the console, it never types
+be read), 1 if the console closes or TYPE_AT_CONSOLE_TIMEOUT seconds
+(default 300) pass first. Like a person at the console, it never types
 before the prompt is there.
+
+An ANSWER of the form @last:REGEX types the last match of REGEX in what the
+guest printed since the previous answer: a secret the guest showed once
+(luksipc finalize's recovery key), typed back as the admin would.
 """
 import os
+import re
 import socket
 import sys
 import time
@@ -35,7 +41,7 @@ def main():
             time.sleep(0.1)
     s.settimeout(1.0)
     seen = b""
-    deadline = time.time() + 300
+    deadline = time.time() + int(os.environ.get("TYPE_AT_CONSOLE_TIMEOUT", "300"))
     while pairs:
         if time.time() > deadline:
             print("type-at-console: no prompt %r" % pairs[0][0], file=sys.stderr)
@@ -50,8 +56,16 @@ def main():
         seen += data
         prompt, answer = pairs[0]
         if prompt.encode() in seen:
+            if answer.startswith("@last:"):
+                found = re.findall(answer[6:].encode(), seen)
+                if not found:
+                    print("type-at-console: nothing matches %r before %r" % (answer[6:], prompt), file=sys.stderr)
+                    return 1
+                typed = found[-1]
+            else:
+                typed = answer.encode()
             time.sleep(0.5)  # the guest turns echo off after printing the prompt
-            s.sendall(answer.encode() + b"\r")
+            s.sendall(typed + b"\r")
             seen = b""
             pairs.pop(0)
     # Stay connected a while: QEMU feeds the guest's UART from the socket a
