@@ -29,7 +29,10 @@ check() {
         derror "luksipc: $moddir/luksipc-lib.sh is missing; reinstall luksipc (make install-boot)"
         return 1
     fi
-    # only when asked for: --add luksipc or add_dracutmodules+=" luksipc "
+    # while `luksipc arm`'s record is there (armed, converting, finalizing):
+    # arm and finalize rebuild with plain `dracut -f`, as a kernel update does
+    [[ -e $dracutsysrootdir/etc/luksipc/armed ]] && return 0
+    # else only when asked for: --add luksipc or add_dracutmodules+=" luksipc "
     return 255
 }
 

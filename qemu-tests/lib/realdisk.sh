@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # variables set here are read by the scenarios
 # Sourceable by a scenario's run (bash): a real Debian 12 system on one
-# disk image, booted the way its GRUB would boot it. Used by scenarios 21
-# and 22; lib/realroot.sh builds the cached root they start from.
+# disk image, booted the way its GRUB would boot it. Used by scenarios 21,
+# 22 and 23 (REALROOT_FRAMEWORK=dracut); lib/realroot.sh builds the cached
+# root they start from.
 #
 # The caller sets T (work dir), R (the unpacked root), KVER, SCEN_DIR (its
 # realboot-check.sh and realboot-check.service: the judge that runs in the
@@ -15,7 +16,8 @@
 #   realdisk_install FLAGS  luksipc installed into R as a user would (make
 #                           install DESTDIR= PREFIX=/usr/local), the judge
 #                           enabled, GRUB_CMDLINE_LINUX="FLAGS", and the
-#                           root's own update-initramfs -u
+#                           root's own update-initramfs -u (dracut --force
+#                           with REALROOT_FRAMEWORK=dracut)
 #   realdisk_build FLAGS    the GPT disk $T/disk.img: p1 luksipc-state
 #                           (empty), p2 LABEL=KEYS (ext4, /luksipc.key),
 #                           p3 /boot (ext4, grub.cfg as update-grub makes
@@ -56,12 +58,32 @@ realdisk_install() {
 		-e 's|^GRUB_CMDLINE_LINUX_DEFAULT=.*|GRUB_CMDLINE_LINUX_DEFAULT="console=ttyS0"|' \
 		-e 's|^GRUB_TIMEOUT=.*|GRUB_TIMEOUT=0|' "$R/etc/default/grub"
 	chmod 600 "$R/etc/realboot.pass"
+	if [ "${REALROOT_FRAMEWORK:-initramfs-tools}" = dracut ]; then
+		realdisk_install_dracut
+		return
+	fi
 	realroot_chroot "$R" update-initramfs -u -k "$KVER" >"$T/update-initramfs.log" 2>&1 ||
 		fail "update-initramfs -u in the root failed: $(tail -n 5 "$T/update-initramfs.log")"
 	lsinitramfs "$R/boot/initrd.img-$KVER" >"$T/initrd.list" 2>/dev/null
 	grep -q 'usr/sbin/luksipc$' "$T/initrd.list" ||
 		fail "the root's initramfs lacks usr/sbin/luksipc (see $T/update-initramfs.log)"
 	echo "  luksipc installed, update-initramfs -u in the root: $((SECONDS - t))s ($(du -m "$R/boot/initrd.img-$KVER" | cut -f1) MiB initrd)"
+}
+
+# The dracut root (REALROOT_FRAMEWORK=dracut): its initramfs rebuilt as
+# Debian's kernel hook does (dracut --force IMAGE KVER, the root's
+# /etc/dracut.conf: not host-only). Nothing is armed yet, so dracut leaves
+# luksipc's module out (only when asked for, or while armed): the scenario
+# checks that arm's own rebuild carries usr/sbin/luksipc.
+realdisk_install_dracut() {
+	realroot_chroot "$R" dracut --force "/boot/initrd.img-$KVER" "$KVER" >"$T/dracut.log" 2>&1 ||
+		fail "dracut --force in the root failed: $(tail -n 5 "$T/dracut.log")"
+	lsinitrd "$R/boot/initrd.img-$KVER" >"$T/initrd.list" 2>/dev/null
+	grep -q 'usr/lib/systemd/systemd-cryptsetup$' "$T/initrd.list" ||
+		fail "the root's dracut initrd is no systemd initrd with systemd-cryptsetup (see $T/dracut.log)"
+	! grep -q 'usr/sbin/luksipc$' "$T/initrd.list" ||
+		fail "the root's dracut initrd has luksipc before arm (the module is only included when armed or asked for)"
+	echo "  luksipc installed, dracut --force in the root: $((SECONDS - t))s ($(du -m "$R/boot/initrd.img-$KVER" | cut -f1) MiB initrd)"
 }
 
 realdisk_build() {

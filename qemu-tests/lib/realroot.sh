@@ -36,6 +36,12 @@
 # (realroot-HASH.log) with the build time (realroot-HASH.secs).
 # REALROOT_SOURCES: the apt sources file to use (default: the host's
 # /etc/apt/sources.list.d/debian.sources, else /etc/apt/sources.list).
+#
+# REALROOT_FRAMEWORK: initramfs-tools (the default, the root above) or
+# dracut: the same root with Debian's dracut package in place of
+# initramfs-tools and cryptsetup-initramfs, so its initramfs is a systemd
+# initrd that unlocks with systemd-cryptsetup. Its package list differs, so
+# it has a cache tarball of its own; the default's hash is unchanged.
 
 REALROOT_SUITE=bookworm
 REALROOT_VARIANT=apt
@@ -45,6 +51,12 @@ REALROOT_VARIANT=apt
 # zstd: initramfs-tools recommends it and compresses with it by default
 # (without it, gzip -9 in a TCG guest takes minutes).
 REALROOT_PACKAGES="systemd systemd-sysv udev linux-image-amd64 initramfs-tools cryptsetup cryptsetup-initramfs e2fsprogs kmod grub-pc zstd"
+# dracut: Debian's package (it conflicts with initramfs-tools and provides
+# linux-initramfs-tool for the kernel); systemd-cryptsetup is in bookworm's
+# systemd package. pigz: dracut-core recommends it and compresses with it
+# when present, else with gzip -9 on one core: Debian's dracut is not
+# host-only, and gzip -9 of its ~75 MiB image took 21 s of CPU natively.
+REALROOT_PACKAGES_DRACUT="systemd systemd-sysv udev linux-image-amd64 dracut cryptsetup e2fsprogs kmod grub-pc zstd pigz"
 # Module directories (under kernel/drivers/) kept; everything else in
 # drivers/, and all of sound/ and net/, is excluded. Of scsi/ and ata/ only
 # the basics: MODULES=most copies every host adapter driver into the
@@ -66,9 +78,10 @@ realroot_sources() {
 
 # The mmdebstrap options: one per line (the hash is taken over them).
 realroot_opts() {
-	local d
+	local d pkgs=$REALROOT_PACKAGES
+	[ "${REALROOT_FRAMEWORK:-initramfs-tools}" = dracut ] && pkgs=$REALROOT_PACKAGES_DRACUT
 	echo "--variant=$REALROOT_VARIANT"
-	echo "--include=$(echo "$REALROOT_PACKAGES" | tr ' ' ,)"
+	echo "--include=$(echo "$pkgs" | tr ' ' ,)"
 	for d in /usr/share/doc /usr/share/man /usr/share/info /usr/share/locale \
 		/usr/share/lintian /usr/share/bug; do
 		echo "--dpkgopt=path-exclude=$d/*"
@@ -93,6 +106,10 @@ realroot_opts() {
 realroot_base() {
 	local cache=${QEMU_CACHE:-/var/cache/luksipc-qemu} src hash t0=$SECONDS opts=()
 	REALROOT_ERR=''
+	case ${REALROOT_FRAMEWORK:-initramfs-tools} in
+	initramfs-tools | dracut) ;;
+	*) REALROOT_ERR="REALROOT_FRAMEWORK='$REALROOT_FRAMEWORK': give initramfs-tools or dracut"; return 1 ;;
+	esac
 	src=$(realroot_sources)
 	[ -r "$src" ] || { REALROOT_ERR="cannot read apt sources '$src'; set REALROOT_SOURCES"; return 1; }
 	command -v mmdebstrap >/dev/null ||
@@ -109,7 +126,7 @@ realroot_base() {
 	exec {lock}>"$cache/realroot.lock"
 	flock "$lock"
 	if [ ! -s "$REALROOT_TAR" ]; then
-		echo "  building the Debian 12 root with mmdebstrap (cache $REALROOT_TAR)" >&2
+		echo "  building the Debian 12 root (${REALROOT_FRAMEWORK:-initramfs-tools}) with mmdebstrap (cache $REALROOT_TAR)" >&2
 		if ! mmdebstrap --format=tar "${opts[@]}" "$REALROOT_SUITE" "$REALROOT_TAR.tmp" "$src" \
 			>"$cache/realroot-$hash.log" 2>&1; then
 			REALROOT_ERR="mmdebstrap failed: $(tail -n 5 "$cache/realroot-$hash.log")"
