@@ -1180,9 +1180,13 @@ static int enroll_kind(const char *device, const char *name, const struct key *b
 			log_error("cannot add keyslot %d to %s: %s (%s)", slot, device, strerror(-r), luks_last_error());
 	}
 	key_free(&secret);
-	if (r == 0 && (r = record_step("%s=done %d", field, slot)) == 0)
+	if (r == 0)
+		r = record_step("%s=done %d", field, slot);
+	if (r == 0) {
 		printf("finalize: keyslot %d of %s holds the %s%s, verified\n", slot, device,
 		       !strcmp(kind, "passphrase") ? "new passphrase" : "recovery key", file ? " (see the file)" : "");
+		fflush(stdout); /* a pipe to the journal: in order with the log lines on stderr */
+	}
 	return r == -EPERM ? E_KEY : r;
 }
 

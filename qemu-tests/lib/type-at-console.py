@@ -57,7 +57,8 @@ def main():
         prompt, answer = pairs[0]
         if prompt.encode() in seen:
             if answer.startswith("@last:"):
-                found = re.findall(answer[6:].encode(), seen)
+                # whole matches: findall would return a group of the regex
+                found = [m.group(0) for m in re.finditer(answer[6:].encode(), seen)]
                 if not found:
                     print("type-at-console: nothing matches %r before %r" % (answer[6:], prompt), file=sys.stderr)
                     return 1
