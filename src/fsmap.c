@@ -1,8 +1,11 @@
 /* --used-only: the allocation map of a clean filesystem (fsmap.h). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ext2fs/ext2_fs.h>
 #include <ext2fs/ext2fs.h>
@@ -108,11 +111,116 @@ static int ext_map(const char *path, const char *type, struct usedmap *m)
 	return 0;
 }
 
+static int read_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * vfat: the reserved sectors, the FATs and the FAT12/16 root directory are
+ * used, and every cluster whose entry in the first FAT is not 0 (free) nor
+ * the bad-cluster mark. Clean means the boot sector's dirty bit (set by
+ * Linux while mounted) is clear and, on FAT16/32, the FAT's own "clean
+ * shutdown" bit is set and its "hard error" bit clear.
+ */
+static int fat_map(const char *path, struct usedmap *m)
+{
+	uint8_t bs[512];
+	uint8_t *fat = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int r = fd < 0 ? -errno : read_full(fd, bs, sizeof(bs), 0);
+	uint32_t bps, spc, reserved, nfats, root_entries, total, fatsz, root_secs, first_data, clusters, bits;
+	uint64_t fat_bytes;
+	const char *why = NULL;
+
+	if (r < 0)
+		goto out;
+	bps = get_le16(bs + 11);
+	spc = bs[13];
+	reserved = get_le16(bs + 14);
+	nfats = bs[16];
+	root_entries = get_le16(bs + 17);
+	total = get_le16(bs + 19) ? get_le16(bs + 19) : get_le32(bs + 32);
+	fatsz = get_le16(bs + 22) ? get_le16(bs + 22) : get_le32(bs + 36);
+	if ((bps != 512 && bps != 1024 && bps != 2048 && bps != 4096) || !spc || (spc & (spc - 1)) || !reserved || !nfats || !fatsz) {
+		log_error("the vfat filesystem on '%s' has a boot sector luksipc cannot read; run fsck.vfat on it, or convert without --used-only", path);
+		r = E_REFUSED;
+		goto out;
+	}
+	root_secs = (root_entries * 32 + bps - 1) / bps;
+	first_data = reserved + nfats * fatsz + root_secs;
+	clusters = total > first_data ? (total - first_data) / spc : 0;
+	bits = clusters < 4085 ? 12 : clusters < 65525 ? 16 : 32;
+	fat_bytes = (uint64_t)fatsz * bps;
+	if (fat_bytes < ((uint64_t)clusters + 2) * bits / 8 + 2) {
+		log_error("the vfat filesystem on '%s' has a FAT too small for its clusters; run fsck.vfat on it, or convert without --used-only", path);
+		r = E_REFUSED;
+		goto out;
+	}
+	fat = malloc(fat_bytes);
+	if (!fat) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = read_full(fd, fat, fat_bytes, (uint64_t)reserved * bps)) < 0)
+		goto out;
+	if (bs[bits == 32 ? 65 : 37] & 1)
+		why = "is marked dirty (it was not cleanly unmounted)";
+	else if (bits == 16 && (get_le16(fat + 2) & 0xc000) != 0xc000)
+		why = "records an unclean shutdown or a disk error in its FAT";
+	else if (bits == 32 && (get_le32(fat + 4) & 0x0c000000) != 0x0c000000)
+		why = "records an unclean shutdown or a disk error in its FAT";
+	if (why) {
+		log_error("the vfat filesystem on '%s' %s, so its allocation map cannot be trusted; run fsck.vfat -a %s, then run again (nothing was written)", path, why, path);
+		r = E_REFUSED;
+		goto out;
+	}
+	r = usedmap_add(m, 0, (uint64_t)first_data * bps);
+	for (uint32_t c = 2; r == 0 && c < clusters + 2; c++) {
+		uint32_t e, bad;
+
+		if (bits == 12) {
+			e = get_le16(fat + c + c / 2);
+			e = c & 1 ? e >> 4 : e & 0xfff;
+			bad = 0xff7;
+		} else if (bits == 16) {
+			e = get_le16(fat + 2 * c);
+			bad = 0xfff7;
+		} else {
+			e = get_le32(fat + 4 * c) & 0x0fffffff;
+			bad = 0x0ffffff7;
+		}
+		if (e && e != bad)
+			r = usedmap_add(m, ((uint64_t)first_data + (uint64_t)(c - 2) * spc) * bps,
+					((uint64_t)first_data + (uint64_t)(c - 1) * spc) * bps);
+	}
+	if (r == 0)
+		usedmap_finish(m);
+out:
+	if (r < 0 && r != E_REFUSED)
+		log_error("cannot read the vfat filesystem on '%s' for --used-only: %s; convert without --used-only", path, strerror(-r));
+	free(fat);
+	if (fd >= 0)
+		close(fd);
+	return r < 0 ? E_REFUSED : 0;
+}
+
 int fsmap_read(const char *path, const char *fs_type, struct usedmap *m)
 {
 	if (!strcmp(fs_type, "ext2") || !strcmp(fs_type, "ext3") || !strcmp(fs_type, "ext4"))
 		return ext_map(path, fs_type, m);
-	log_error("--used-only reads the allocation map of ext2, ext3 and ext4 only, not of the %s filesystem on '%s'; run without --used-only for a full conversion (nothing was written)",
+	if (!strcmp(fs_type, "vfat"))
+		return fat_map(path, m);
+	log_error("--used-only reads the allocation map of ext2, ext3, ext4 and vfat only, not of the %s filesystem on '%s'; run without --used-only for a full conversion (nothing was written)",
 		  fs_type[0] ? fs_type : "unknown", path);
 	return E_REFUSED;
 }

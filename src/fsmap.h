@@ -2,7 +2,7 @@
  * --used-only: reads the allocation map of the filesystem on a device that
  * nothing has written yet (usedmap.h). ext2/3/4 through libext2fs, which
  * reads the device by path on its own, and only reads (like libblkid and
- * libcryptsetup, see dev.h).
+ * libcryptsetup, see dev.h); vfat through its first FAT, read here.
  */
 #ifndef LUKSIPC_FSMAP_H
 #define LUKSIPC_FSMAP_H

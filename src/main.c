@@ -45,7 +45,7 @@ static const char usage_text[] =
 	"      --old-key-file FILE   key of the current header (default: --key-file)\n"
 	"      --readdev MAPPING     with --reencrypt: read the plaintext from this\n"
 	"                            open dm-crypt mapping of DEVICE (luksipc's mode)\n"
-	"      --used-only[=wipe]    ext2/3/4: read and encrypt only the blocks the\n"
+	"      --used-only[=wipe]    ext2/3/4, vfat: read and encrypt only the blocks the\n"
 	"                            filesystem uses (it must be clean). Free space\n"
 	"                            keeps what it held: deleted files stay readable\n"
 	"                            in plaintext; =wipe overwrites free space with\n"
