@@ -11,9 +11,10 @@
 # - no live plaintext: no LIVE marker and no 4 KiB block of a live file at
 #   any 512-byte offset of the converted device; DEAD markers may remain
 #   with --used-only, none with --used-only=wipe;
+# - vfat: the same through its FAT (files compared with mtools);
 # - refusals leave the device as it was: a filesystem that is not clean
-#   (journal to replay, not cleanly unmounted, orphan list), one luksipc
-#   has no map for, a state store that cannot hold the map;
+#   (journal to replay, not cleanly unmounted, orphan list; a dirty vfat),
+#   one luksipc has no map for, a state store that cannot hold the map;
 # - a resume uses the map saved on the store, not a new read.
 # shellcheck source=tests/lib/common.sh
 . "$(dirname "$0")/../lib/common.sh"
@@ -80,6 +81,8 @@ roundtrip() {
 	fi
 	run_rc 0 lx status --state st
 	assert_grep '^phase: done$' "$T/out"
+	assert_grep "^used-only: $([ "$mode" = --used-only ] && echo yes || echo wipe)\$" "$T/out"
+	assert_grep '^used-bytes: [1-9][0-9]*$' "$T/out"
 	# the same command again: already converted, nothing written
 	h1=$(sha dev.img)
 	run_rc 0 conv -d dev.img --state st --key-file key --used-only
@@ -95,6 +98,38 @@ t_rt_luks1() {
 	run_rc 0 conv -d dev.img --state st --key-file key --type luks1 --used-only
 	verify_used $((40 * MiB)) $((2 * MiB))
 	no_live_plaintext
+}
+
+# vfat: the FAT's map; files compared through mtools, fsck.vfat -n clean.
+t_rt_vfat() {
+	need_luksipc
+	need_cmd mkfs.vfat
+	need_cmd mcopy
+	n=$((40 * MiB + 5 * 512)) h=$((2 * MiB))
+	mkfs.vfat -C dev.img $(((n - h) / 1024)) >/dev/null
+	truncate -s "$n" dev.img
+	"$PY" "$USEDFS" populate-vfat dev.img "$(rand_between 1 1000000)" 0.3 tree
+	fsck.vfat -n dev.img >/dev/null || fail "the fixture's filesystem is not clean"
+	cp dev.img orig.img
+	random_key key
+	run_rc 0 conv -d dev.img --state st --key-file key --header-size "$h" --step-size 512K --used-only
+	assert_grep "the vfat filesystem uses" "$T/err"
+	"$PY" "$LUKSDECRYPT" dev.img --key-file key --length $((n - h)) --out plain.img ||
+		fail "luksdecrypt cannot decrypt dev.img"
+	fsck.vfat -n plain.img || fail "fsck.vfat -n finds errors in the decrypted filesystem"
+	mkdir got want
+	mcopy -s -n -i plain.img ::/ got/
+	mcopy -s -n -i orig.img ::/ want/
+	[ "$(find want -type f | wc -l)" -gt 10 ] || fail "mcopy found no files in the original"
+	diff -r got want || fail "files differ after decryption"
+	no_live_plaintext
+	echo "deleted-file blocks with their marker: $("$PY" "$USEDFS" markers orig.img DEAD) before, $("$PY" "$USEDFS" markers dev.img DEAD) after"
+	# a vfat marked dirty (the boot sector's state byte, as Linux sets it while mounted) is refused
+	cp orig.img dev.img
+	off=37
+	[ "$(od -An -tu1 -j 22 -N 2 dev.img | tr -d ' ')" != 00 ] || off=65
+	printf '\001' | dd of=dev.img bs=1 seek=$off conv=notrunc 2>/dev/null
+	refuse "run fsck.vfat -a" --state st2 --header-size "$h" --used-only
 }
 
 # refuse WHY ARGS...: exit 3, one error line matching WHY, device and state untouched.
@@ -123,7 +158,7 @@ t_refuse_dirty() {
 
 t_refuse_unsupported() {
 	need_luksipc
-	for fs in vfat xfs; do
+	for fs in xfs btrfs; do
 		need_cmd "mkfs.$fs"
 		rm -f dev.img st
 		fx_make "$fs" dev.img $((40 * MiB)) $((2 * MiB))
@@ -189,7 +224,8 @@ run_test "used-only round trip, ext4 4K blocks, 4096-byte sectors, 384K steps" t
 run_test "used-only=wipe round trip: no deleted-file marker left" t_rt_wipe
 run_test "used-only round trip, LUKS1, default header and step" t_rt_luks1
 run_test "used-only refuses a filesystem that is not clean (device unchanged)" t_refuse_dirty
-run_test "used-only refuses vfat and xfs, naming them (device unchanged)" t_refuse_unsupported
+run_test "used-only round trip, vfat, and a dirty vfat refused" t_rt_vfat
+run_test "used-only refuses xfs and btrfs, naming them (device unchanged)" t_refuse_unsupported
 run_test "used-only refuses a state store that cannot hold the map (device unchanged)" t_refuse_store_too_small
 run_test "used-only resume after an interruption uses the saved map" t_resume_saved_map
 test_done

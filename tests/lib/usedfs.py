@@ -18,6 +18,8 @@ Usage:
   usedfs.py scan DEV TREE          no 4 KiB block of any file under TREE (a
                                    copy of the live files) appears at any
                                    512-byte offset of DEV; exit 1 if one does
+  usedfs.py populate-vfat IMG SEED FILL TREE
+                                   the same on vfat, with mtools
   usedfs.py markers DEV TAG        prints how many distinct TAG markers
                                    (LIVE or DEAD) occur in DEV
 """
@@ -118,6 +120,35 @@ def populate(img, seed, fill, tree):
     debugfs(img, ["rm %s" % f for f, _ in fillers])
 
 
+def populate_vfat(img, seed, fill, tree):
+    """populate, for a vfat image, with mtools (mcopy in argument order)."""
+    rnd = random.Random(seed)
+    out = subprocess.run(["minfo", "-i", img, "::"], stdout=subprocess.PIPE, check=True).stdout.decode()
+    spc = int(re.search(r"cluster size: (\d+) sectors", out).group(1))
+    bps = int(re.search(r"^sector size: (\d+)", out, re.M).group(1))
+    total = int(re.search(r"big size: (\d+)", out).group(1)) or \
+        int(re.search(r"small size: (\d+)", out).group(1))
+    room = total * bps * 0.85
+    os.makedirs(tree, exist_ok=True)
+    with tempfile.TemporaryDirectory() as d:
+        args, fillers, live, k = [], [], 0, 0
+        while live < fill * room and live + sum(fillers) < 0.8 * room:
+            fsize = rnd.randrange(16, 128) * spc * bps
+            lsize = rnd.choice([1, 100, 4096, 5000, 65536, rnd.randrange(1, 64) * 4096])
+            fp = os.path.join(d, "fill%04d" % k)
+            with open(fp, "wb") as f:
+                f.write(marked(rnd, b"DEAD", k, fsize))
+            lp = os.path.join(tree, "live%04d" % k)
+            with open(lp, "wb") as f:
+                f.write(marked(rnd, b"LIVE", k, lsize))
+            args += [fp, lp]
+            fillers.append(fsize)
+            live += lsize
+            k += 1
+        subprocess.run(["mcopy", "-i", img] + args + ["::/"], check=True)
+        subprocess.run(["mdel", "-i", img] + ["::/fill%04d" % j for j in range(k)], check=True)
+
+
 def count_markers(dev, tag):
     with open(dev, "rb") as f:
         data = f.read()
@@ -159,6 +190,9 @@ def main():
         return 0
     if cmd == "compare":
         return compare(sys.argv[2], sys.argv[3], sys.argv[4])
+    if cmd == "populate-vfat":
+        populate_vfat(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
+        return 0
     if cmd == "populate":
         populate(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
         return 0
