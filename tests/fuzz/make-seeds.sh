@@ -79,7 +79,10 @@ for f in write:2:EIO state-write:3:EIO ""; do
 		--type luks2 --header-size 2M --step-size 512K --used-only $fast >/dev/null 2>&1 || :
 	if [ -f "$tag.st" ]; then
 		head -c $((132 * 1024)) "$tag.st" >"$out/$tag"
-		dd if="$tag.st" bs=4096 skip=$((3 * MiB / 4096)) count=1 2>/dev/null >>"$out/$tag"
+		# exactly the encoded extents: superblock offsets 668 (map offset) and 676 (length)
+		moff=$(od -An -tu8 -j 668 -N 8 "$tag.st" | tr -d ' ')
+		mlen=$(od -An -tu8 -j 676 -N 8 "$tag.st" | tr -d ' ')
+		tail -c +$((moff + 1)) "$tag.st" | head -c "$mlen" >>"$out/$tag"
 	fi
 done
 # a short and an empty store
