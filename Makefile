@@ -27,8 +27,8 @@ $(info luksipc: CFLAGS has no optimisation; adding -Og, the least that _FORTIFY_
 endif
 # Recursive (=): pkg-config runs when a recipe needs the flags, after the
 # build-deps check (and, for make check & co., after apt) has run.
-PKG_CPPFLAGS = $(shell $(PKG_CONFIG) --cflags libcryptsetup blkid libcrypto 2>/dev/null)
-PKG_LDLIBS = $(shell $(PKG_CONFIG) --libs libcryptsetup blkid libcrypto 2>/dev/null)
+PKG_CPPFLAGS = $(shell $(PKG_CONFIG) --cflags libcryptsetup blkid libcrypto ext2fs com_err 2>/dev/null)
+PKG_LDLIBS = $(shell $(PKG_CONFIG) --libs libcryptsetup blkid libcrypto ext2fs com_err 2>/dev/null)
 ALL_CFLAGS = $(REQ_CFLAGS) $(CFLAGS) $(OPT_FLOOR)
 ALL_CPPFLAGS = $(PKG_CPPFLAGS) $(REQ_CPPFLAGS) $(CPPFLAGS)
 ALL_LDLIBS = $(PKG_LDLIBS) -pthread $(LDLIBS)

@@ -787,6 +787,15 @@ lipc_convert_args() {
         echo --reencrypt
         [ -z "$LIPC_OLDKEYFILE" ] || printf '%s\n' --old-key-file "$LIPC_OLDKEYFILE"
     fi
+    # rd.luksipc.used-only=1|wipe: only what an ext2/3/4 or vfat uses (encrypt mode)
+    if [ "$LIPC_MODE" != reencrypt ] && v=$(lipc_arg rd.luksipc.used-only); then
+        case $v in
+        1) echo --used-only ;;
+        wipe) echo --used-only=wipe ;;
+        0) ;;
+        *) lipc_log "ignoring rd.luksipc.used-only=$v: expected 1, wipe or 0" ;;
+        esac
+    fi
     if v=$(lipc_arg rd.luksipc.name); then
         printf '%s\n' --note-name "$v"
     fi

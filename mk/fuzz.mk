@@ -14,12 +14,12 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 # The state store's parser, the I/O seam it reads through, and the engine's
 # evidence check (with what the engine needs to link).
-FUZZ_SRCS := src/state.c src/dev.c src/util.c src/engine.c src/geometry.c src/xts.c src/progress.c src/secmem.c
+FUZZ_SRCS := src/state.c src/dev.c src/util.c src/engine.c src/geometry.c src/xts.c src/progress.c src/secmem.c src/usedmap.c
 FUZZ_LIBS = $(shell $(PKG_CONFIG) --libs libcrypto) -pthread
 
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 ASAN_OBJS := $(SRCS:src/%.c=$(BUILD)/asan/obj/%.o)
-SANITIZE_TESTS ?= t10 t60 t66 t67
+SANITIZE_TESTS ?= t10 t12 t60 t66 t67
 
 .PHONY: fuzz fuzz-check sanitize-check
 

@@ -30,7 +30,7 @@ STATIC_SMOKE  := $(BUILD)/static-smoke
 STATIC_TEST_OBJDIR := $(BUILD)/static-test-obj
 STATIC_TEST_BIN    := $(BUILD)/luksipc.static.test
 
-STATIC_PC_MODULES := libcryptsetup blkid libcrypto
+STATIC_PC_MODULES := libcryptsetup blkid libcrypto ext2fs
 STATIC_PKG_CONFIG := PKG_CONFIG_PATH=$(STATIC_PREFIX)/lib/pkgconfig pkg-config --static
 # Recursive (=): expanded when a recipe runs, i.e. after the stamp exists.
 STATIC_CFLAGS  = $(shell $(STATIC_PKG_CONFIG) --cflags $(STATIC_PC_MODULES))
@@ -106,7 +106,7 @@ static-smoke: $(STATIC_SMOKE)
 # cryptsetup and lvm2 as static/build-deps.sh fetched them; the others as
 # installed: the -dev packages of tools/deps/static.list whose .a files the
 # link takes.
-STATIC_DEV_PKGS := libssl-dev libjson-c-dev libargon2-dev libblkid-dev uuid-dev libc6-dev
+STATIC_DEV_PKGS := libssl-dev libjson-c-dev libargon2-dev libblkid-dev uuid-dev libc6-dev libext2fs-dev comerr-dev
 static-built-using: $(STATIC_STAMP)
 	@{ for d in $(STATIC_DEPS)/src/*.dsc; do \
 		sed -n 's/^Source: //p; s/^Version: //p' "$$d" | paste -sd ' ' | awk '{ print $$1 " (= " $$2 ")" }'; done; \

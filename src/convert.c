@@ -16,6 +16,7 @@
 
 #include "convert.h"
 #include "engine.h"
+#include "fsmap.h"
 #include "job.h"
 #include "lock.h"
 #include "luks.h"
@@ -177,6 +178,33 @@ static int plan_geometry(struct job *j)
 }
 
 
+/*
+ * --used-only: the allocation map of the filesystem, taken once, now,
+ * before anything is written; it goes on the state store and every resume
+ * uses that copy.
+ */
+static int read_map(struct job *j, struct state_sb *sb)
+{
+	char a[32], b[32];
+	int r;
+
+	usedmap_free(&j->st.map);
+	usedmap_init(&j->st.map, j->geo.data_size);
+	r = fsmap_read(j->o->device, sb->fs_type, &j->st.map);
+	if (r < 0) {
+		if (r != E_REFUSED)
+			log_error("cannot read the allocation map of '%s': %s; run without --used-only", j->o->device, strerror(-r));
+		return r < 0 && r != E_REFUSED ? E_REFUSED : r;
+	}
+	j->st.have_map = 1;
+	j->st.map_wipe = j->o->used_only == USED_ONLY_WIPE;
+	sb->used_only = (uint32_t)j->o->used_only;
+	sb->map_len = usedmap_encoded_len(&j->st.map);
+	log_info("--used-only%s: the %s filesystem uses %s of %s (%zu extents)", j->st.map_wipe ? "=wipe" : "", sb->fs_type,
+		 fmt_size(j->st.map.used, a, sizeof(a)), fmt_size(j->geo.data_size, b, sizeof(b)), j->st.map.n);
+	return 0;
+}
+
 static int start(struct job *j)
 {
 	const struct convert_opts *o = j->o;
@@ -185,6 +213,9 @@ static int start(struct job *j)
 	int r;
 
 	memset(&sb, 0, sizeof(sb));
+	/* a map read from a store whose preparation was cut short is not this run's */
+	usedmap_free(&j->st.map);
+	j->st.have_map = j->st.map_wipe = 0;
 	r = probe_luks_uuid(&j->dev, uuid);
 	if (r < 0 && r != -ENOENT) {
 		log_error("cannot read device '%s': %s", o->device, strerror(-r));
@@ -203,6 +234,8 @@ static int start(struct job *j)
 	if ((r = plan_geometry(j)) < 0 || (r = job_check_filesystem(j, &j->dev, j->geo.data_size, &sb)) < 0)
 		return r;
 	if ((r = job_check_half_converted(j, read_plain, &j->dev, j->dev.size, sb.fs_type, NULL)) < 0)
+		return r;
+	if (o->used_only && (r = read_map(j, &sb)) < 0)
 		return r;
 	sb.header_len = j->geo.header_size;
 	if ((r = job_check_state_store(j, state_plan(&sb))) < 0)
@@ -253,7 +286,8 @@ static int check_layout(struct job *j)
 	const struct state_sb *sb = &j->st.sb;
 
 	state_plan(&plan);
-	if (plan.header_off != sb->header_off || plan.old_header_off != sb->old_header_off || plan.journal_off != sb->journal_off) {
+	if (plan.header_off != sb->header_off || plan.old_header_off != sb->old_header_off || plan.journal_off != sb->journal_off ||
+	    plan.map_off != sb->map_off || (sb->used_only && sb->mode != MODE_ENCRYPT)) {
 		log_error("state store '%s' records impossible parameters; it is damaged: restore it from a copy", j->o->state);
 		return E_REFUSED;
 	}
@@ -300,6 +334,25 @@ static int already_done(struct job *j)
 	return E_REFUSED;
 }
 
+/* --used-only: the map saved at the start, authenticated with the key just unlocked. */
+static int load_map(struct job *j)
+{
+	int r;
+
+	if (!j->st.sb.used_only)
+		return 0;
+	r = state_read_map(&j->st);
+	if (r == -EBADMSG) {
+		log_error("state store '%s' is damaged: its allocation map (--used-only) fails its checksum; restore the state store from a copy", j->o->state);
+		return E_REFUSED;
+	}
+	if (r == -EKEYREJECTED) {
+		log_error("the allocation map in state store '%s' fails authentication; it was not written by this conversion: restore the state store from a copy", j->o->state);
+		return E_REFUSED;
+	}
+	return r;
+}
+
 static int unlock(struct job *j)
 {
 	int r = state_read_header(&j->st, &j->image);
@@ -327,7 +380,7 @@ static int unlock(struct job *j)
 		return E_REFUSED;
 	}
 	state_set_key(&j->st, j->vk, j->vk_len);
-	return 0;
+	return load_map(j);
 }
 
 /*
@@ -409,6 +462,9 @@ static int prepared_images_good(struct job *j)
 		r = state_read_old_header(&j->st, &img);
 		free(img);
 	}
+	/* keyless here: the map's checksum; unlock checks its MAC */
+	if (r == 0 && j->st.sb.used_only)
+		r = state_read_map(&j->st);
 	return r == -EBADMSG ? 0 : r < 0 ? r : 1;
 }
 

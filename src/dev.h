@@ -3,11 +3,12 @@
  * state store, and every byte it reads of them itself, goes through these
  * functions, so they are the one place where a test build records writes
  * and flushes and injects faults (testhooks.h; in the shipped build the
- * hooks are empty). Two libraries read the device on their own, and only
+ * hooks are empty). Three libraries read the device on their own, and only
  * read: libblkid probes signatures on the open descriptor
- * (probe_signatures) and libcryptsetup loads the current LUKS header by
- * path (luks_device_data_offset); those reads are neither traced nor
- * faulted. Key files are read directly too (keys.c); a generated key file
+ * (probe_signatures), libcryptsetup loads the current LUKS header by
+ * path (luks_device_data_offset) and libext2fs reads the bitmaps of
+ * --used-only by path (fsmap.c), before anything is written; those reads
+ * are neither traced nor faulted. Key files are read directly too (keys.c); a generated key file
  * is written through here.
  */
 #ifndef LUKSIPC_DEV_H

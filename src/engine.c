@@ -42,27 +42,72 @@ static void source_evidence(const struct state *s, const struct geometry *g, con
 	state_evidence_mac(s, buf + (f - a - len), len, ev->sha256);
 }
 
-/* Evidence for the output of [a, f) in buf: its first bytes, at H + a. */
-static void output_evidence(const struct geometry *g, const uint8_t *buf, uint64_t a, uint64_t f, struct evidence *ev)
+/*
+ * Evidence for the output of [a, f) in buf: its first bytes, at H + a; with
+ * runs (--used-only), the first bytes of the lowest run written, or none
+ * when the step writes nothing.
+ */
+static void output_evidence(const struct geometry *g, const uint8_t *buf, uint64_t a, uint64_t f, const struct usedmap_extent *runs,
+			    size_t nruns, struct evidence *ev)
 {
+	memset(ev, 0, sizeof(*ev));
+	if (runs && nruns == 0)
+		return;
+	if (runs) {
+		buf += runs[0].start - a;
+		a = runs[0].start;
+		f = runs[0].end;
+	}
 	ev->off = g->header_size + a;
 	ev->len = min_u64(f - a, EVIDENCE_MAX);
 	SHA256(buf, ev->len, ev->sha256);
+}
+
+/*
+ * --used-only: the evidence ahead of frontier f is the highest used bytes
+ * below f, at most EVIDENCE_MAX of them in one extent (docs/format.md,
+ * "--used-only"): if a later step overwrote any used byte below f, it
+ * overwrote those. None (length 0) when nothing below f is used.
+ */
+static int used_evidence(struct dev *d, const struct state *s, const struct geometry *g, const struct usedmap *m, uint64_t f,
+			 struct evidence *ev)
+{
+	struct usedmap_extent w;
+	uint8_t *buf;
+	int r;
+
+	memset(ev, 0, sizeof(*ev));
+	if (!usedmap_top_below(m, f, EVIDENCE_MAX, &w))
+		return 0;
+	buf = malloc(w.end - w.start);
+	if (!buf)
+		return -ENOMEM;
+	r = dev_pread_full(d, buf, w.end - w.start, g->src_offset + w.start);
+	if (r == 0) {
+		ev->off = g->src_offset + w.start;
+		ev->len = w.end - w.start;
+		state_evidence_mac(s, buf, ev->len, ev->sha256);
+	}
+	free(buf);
+	return r;
 }
 
 int engine_first_record(struct dev *d, const struct state *s, const struct geometry *g, struct state_rec *ret)
 {
 	uint64_t p = g->data_size;
 	uint64_t len = min_u64(p - geometry_step_start(g, p), EVIDENCE_MAX);
-	uint8_t *buf = malloc(len);
+	uint8_t *buf;
 	int r;
 
-	if (!buf)
-		return -ENOMEM;
 	memset(ret, 0, sizeof(*ret));
 	ret->phase = PHASE_CONVERTING;
 	ret->frontier = p;
 	ret->time = (uint64_t)time(NULL);
+	if (s->have_map)
+		return used_evidence(d, s, g, &s->map, p, &ret->ahead);
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
 	r = dev_pread_full(d, buf, len, g->src_offset + p - len);
 	if (r == 0)
 		source_evidence(s, g, buf, p - len, p, &ret->ahead);
@@ -120,6 +165,9 @@ struct slot {
 	uint64_t a, f;
 	struct evidence src; /* evidence of the source, taken before encryption */
 	struct evidence out; /* evidence of the output, taken after it */
+	/* --used-only: the runs of [a, f) read (used) and written (used here or H above) */
+	struct usedmap_extent *rd, *wr;
+	size_t nrd, nwr;
 	unsigned seq; /* the step's number in this run: which step the slot holds */
 	unsigned next_part; /* the next piece a crypt thread may take */
 	unsigned parts; /* pieces encrypted */
@@ -170,6 +218,7 @@ struct pipeline {
 	pthread_cond_t cond;
 	int stop;
 	uint64_t start; /* frontier where the reader begins */
+	struct evidence ev_cache; /* --used-only: the last evidence read outside its step */
 	pthread_t reader;
 	int have_reader;
 	/* the committer thread's queue, in step order */
@@ -240,6 +289,68 @@ static int read_through(struct engine *e, struct slot *s, uint64_t a, uint64_t f
 	return r;
 }
 
+/* Transforms the runs of a step that lie in [lo, hi). */
+static int transform_runs(struct xts *enc, struct xts *dec, const struct slot *s, uint64_t lo, uint64_t hi, int raw)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < s->nwr && r == 0; i++) {
+		uint64_t x = s->wr[i].start > lo ? s->wr[i].start : lo;
+		uint64_t y = s->wr[i].end < hi ? s->wr[i].end : hi;
+
+		if (x < y)
+			r = transform(enc, dec, s->buf + (x - s->a), x, y, raw);
+	}
+	return r;
+}
+
+/*
+ * --used-only: reads the used runs of [a, f) into the slot, zeroes the rest
+ * (a free byte that must be overwritten becomes ciphertext of zeros), and
+ * takes the evidence of the highest used bytes below f, from the buffer
+ * when they lie in this step.
+ */
+static int read_used(struct pipeline *p, struct slot *s, uint64_t a, uint64_t f)
+{
+	struct engine *e = p->e;
+	const struct geometry *g = e->geo;
+	size_t cap = (size_t)(g->step_size / USEDMAP_UNIT + 2);
+	struct usedmap_extent w;
+	uint64_t pos = a;
+	int r = 0;
+
+	s->nrd = usedmap_runs(e->map, a, f, 0, s->rd, cap);
+	if (e->wipe) {
+		s->wr[0].start = a;
+		s->wr[0].end = f;
+		s->nwr = 1;
+	} else {
+		s->nwr = usedmap_runs(e->map, a, f, g->header_size - g->src_offset, s->wr, cap);
+	}
+	for (size_t i = 0; i < s->nrd && r == 0; i++) {
+		memset(s->buf + (pos - a), 0, s->rd[i].start - pos);
+		r = dev_pread_full(e->dev, s->buf + (s->rd[i].start - a), s->rd[i].end - s->rd[i].start, g->src_offset + s->rd[i].start);
+		pos = s->rd[i].end;
+	}
+	if (r < 0)
+		return r;
+	memset(s->buf + (pos - a), 0, f - pos);
+	if (!usedmap_top_below(e->map, f, EVIDENCE_MAX, &w)) {
+		memset(&s->src, 0, sizeof(s->src));
+	} else if (w.start >= a) {
+		s->src.off = g->src_offset + w.start;
+		s->src.len = w.end - w.start;
+		state_evidence_mac(e->state, s->buf + (w.start - a), s->src.len, s->src.sha256);
+	} else if (p->ev_cache.len && p->ev_cache.off == g->src_offset + w.start && p->ev_cache.len == w.end - w.start) {
+		/* the same bytes as for the step above: nothing wrote below its frontier since */
+		s->src = p->ev_cache;
+	} else {
+		r = used_evidence(e->dev, e->state, g, e->map, f, &s->src);
+		p->ev_cache = s->src;
+	}
+	return r;
+}
+
 static void *reader_main(void *arg)
 {
 	struct pipeline *p = arg;
@@ -265,8 +376,11 @@ static void *reader_main(void *arg)
 		s->a = a;
 		s->f = f;
 		t0 = now_s();
-		r = e->readdev ? read_through(e, s, a, f) : dev_pread_full(e->dev, s->buf, f - a, e->geo->src_offset + a);
-		if (r == 0 && !e->readdev)
+		if (e->map)
+			r = read_used(p, s, a, f);
+		else
+			r = e->readdev ? read_through(e, s, a, f) : dev_pread_full(e->dev, s->buf, f - a, e->geo->src_offset + a);
+		if (r == 0 && !e->readdev && !e->map)
 			source_evidence(e->state, e->geo, s->buf, a, f, &s->src);
 		if (r == 0 && s->raw && !e->readdev)
 			memcpy(s->raw, s->buf, f - a);
@@ -334,7 +448,10 @@ static void *crypt_main(void *arg)
 		part = (f - a) / PARTS / DEV_ALIGN * DEV_ALIGN;
 		lo = a + k * part;
 		hi = k == PARTS - 1 ? f : lo + part;
-		r = lo < hi ? transform(w->enc, w->dec, s->buf + (lo - a), lo, hi, !e->readdev) : 0;
+		if (e->map)
+			r = transform_runs(w->enc, w->dec, s, lo, hi, 1);
+		else
+			r = lo < hi ? transform(w->enc, w->dec, s->buf + (lo - a), lo, hi, !e->readdev) : 0;
 		/* An error is recorded before the count, so the last one sees it. */
 		pthread_mutex_lock(&p->lock);
 		if (r < 0 && !s->err)
@@ -343,7 +460,7 @@ static void *crypt_main(void *arg)
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 		if (last) {
-			output_evidence(e->geo, s->buf, a, f, &s->out);
+			output_evidence(e->geo, s->buf, a, f, e->map ? s->wr : NULL, s->nwr, &s->out);
 			slot_set(p, s, SLOT_READY, 0);
 		}
 		w->busy += now_s() - t0;
@@ -395,12 +512,18 @@ static int commit_step(struct engine *e, const struct commit *c)
 /*
  * Writes the output of [a, f) and fills in the commit that will record it.
  * behind is the output's evidence if already taken (the crypt thread takes
- * it, off the writer's path), else NULL.
+ * it, off the writer's path), else NULL. With runs (--used-only), only
+ * those parts of [a, f) are written.
  */
-static int write_step(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, const struct evidence *ahead,
-		      const struct evidence *behind, struct commit *ret)
+static int write_step(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, const struct usedmap_extent *runs, size_t nruns,
+		      const struct evidence *ahead, const struct evidence *behind, struct commit *ret)
 {
-	int r = dev_pwrite_full(e->dev, buf, f - a, e->geo->header_size + a);
+	int r = 0;
+
+	if (!runs)
+		r = dev_pwrite_full(e->dev, buf, f - a, e->geo->header_size + a);
+	for (size_t i = 0; runs && i < nruns && r == 0; i++)
+		r = dev_pwrite_full(e->dev, buf + (runs[i].start - a), runs[i].end - runs[i].start, e->geo->header_size + runs[i].start);
 
 	if (r < 0)
 		return r;
@@ -411,7 +534,7 @@ static int write_step(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t
 	if (behind)
 		ret->behind = *behind;
 	else
-		output_evidence(e->geo, buf, a, f, &ret->behind);
+		output_evidence(e->geo, buf, a, f, runs, nruns, &ret->behind);
 	return 0;
 }
 
@@ -419,7 +542,7 @@ static int write_step(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t
 static int write_output(struct engine *e, const uint8_t *buf, uint64_t a, uint64_t f, const struct evidence *ahead)
 {
 	struct commit c;
-	int r = write_step(e, buf, a, f, ahead, NULL, &c);
+	int r = write_step(e, buf, a, f, NULL, 0, ahead, NULL, &c);
 
 	return r < 0 ? r : commit_step(e, &c);
 }
@@ -553,7 +676,7 @@ static int pipelined_step(struct pipeline *p, const struct slot *s, const struct
 	pthread_mutex_unlock(&p->lock);
 	if (r == 0) {
 		double t0 = now_s();
-		r = write_step(e, s->buf, s->a, s->f, ahead, &s->out, &c);
+		r = write_step(e, s->buf, s->a, s->f, e->map ? s->wr : NULL, s->nwr, ahead, &s->out, &c);
 		p->t.write += now_s() - t0;
 	}
 	if (r < 0)
@@ -685,6 +808,8 @@ static void pipeline_free(struct pipeline *p)
 	for (int i = 0; i < RING; i++) {
 		free(p->slot[i].buf);
 		free(p->slot[i].raw);
+		free(p->slot[i].rd);
+		free(p->slot[i].wr);
 	}
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
@@ -708,6 +833,9 @@ static int pipeline_start(struct engine *e, uint64_t f, struct pipeline **ret)
 		if (!(p->slot[i].buf = dev_buf_alloc(e->geo->step_size)))
 			r = -ENOMEM;
 		else if (e->geo->journal && !(p->slot[i].raw = dev_buf_alloc(e->geo->step_size)))
+			r = -ENOMEM;
+		else if (e->map && (!(p->slot[i].rd = calloc(e->geo->step_size / USEDMAP_UNIT + 2, sizeof(struct usedmap_extent))) ||
+				    !(p->slot[i].wr = calloc(e->geo->step_size / USEDMAP_UNIT + 2, sizeof(struct usedmap_extent)))))
 			r = -ENOMEM;
 	}
 	if (r == 0 && pthread_create(&p->reader, NULL, reader_main, p) != 0)

@@ -12,6 +12,7 @@
 #include "geometry.h"
 #include "progress.h"
 #include "state.h"
+#include "usedmap.h"
 #include "xts.h"
 
 /* Crypt threads at most: one per online CPU up to this, or as LUKSIPC_CRYPT_THREADS asks. */
@@ -29,6 +30,8 @@ struct engine {
 	const uint8_t *header_image;  /* geo->header_size bytes, written last */
 	struct progress *progress;
 	unsigned threads;             /* crypt threads, 1 to ENGINE_THREADS_MAX; 0: one per online CPU */
+	const struct usedmap *map;    /* --used-only: read only what it counts as used, or NULL */
+	int wipe;                     /* with map: write every free byte too (ciphertext of zeros) */
 	struct pipeline *pipe;        /* started by engine_prefetch, or NULL */
 };
 
@@ -37,7 +40,10 @@ struct engine {
  * what is on it. These read d and need from s only its evidence key.
  */
 
-/* The record that starts a conversion on d: frontier P, evidence of the first source. */
+/*
+ * The record that starts a conversion on d: frontier P, evidence of the
+ * first source (of the highest used bytes when s holds a map).
+ */
 int engine_first_record(struct dev *d, const struct state *s, const struct geometry *g, struct state_rec *ret);
 /*
  * Checks that d holds what ev says: keyed evidence ("ahead") only when s

@@ -184,6 +184,8 @@ static int engine_setup(struct job *j, uint32_t sector_size, uint32_t old_sector
 		j->eng.readdev = j->have_readdev ? &j->readdev : NULL;
 		j->eng.state = &j->st; /* its evidence key, for the read-ahead */
 		j->eng.threads = j->o->crypt_threads;
+		j->eng.map = j->st.have_map ? &j->st.map : NULL;
+		j->eng.wipe = j->st.map_wipe;
 	}
 	return 0;
 }
@@ -249,6 +251,9 @@ void job_free(struct job *j)
 	free(j->old_image);
 	explicit_bzero(j->st.hmac_key, sizeof(j->st.hmac_key));
 	explicit_bzero(j->st.ev_key, sizeof(j->st.ev_key));
+	explicit_bzero(j->st.map_key, sizeof(j->st.map_key));
+	usedmap_free(&j->st.map);
+	free(j->st.map_buf);
 	dev_close(&j->st.dev);
 	dev_close(&j->readdev);
 	dev_close(&j->dev);
@@ -381,6 +386,8 @@ static int begin(struct job *j, struct state_sb *sb)
 	if (r < 0)
 		return r;
 	sb->key_bytes = (uint32_t)j->vk_len;
+	if (j->st.have_map && (r = state_set_map(&j->st, sb)) < 0)
+		return r;
 	state_plan(sb);
 	SHA256(j->image, sb->header_len, sb->header_sha256);
 	if (sb->old_header_len)

@@ -45,6 +45,12 @@ static const char usage_text[] =
 	"      --old-key-file FILE   key of the current header (default: --key-file)\n"
 	"      --readdev MAPPING     with --reencrypt: read the plaintext from this\n"
 	"                            open dm-crypt mapping of DEVICE (luksipc's mode)\n"
+	"      --used-only[=wipe]    ext2/3/4 or vfat: read and encrypt only the blocks\n"
+	"                            the filesystem uses (it must be clean). Free\n"
+	"                            space keeps what it held: deleted files stay\n"
+	"                            readable in plaintext; =wipe overwrites free\n"
+	"                            space with ciphertext too (reading only used\n"
+	"                            blocks)\n"
 	"      --batch               do not ask for confirmation\n"
 	"      --no-seatbelt         convert even if no filesystem is recognised\n"
 	"      --force-state         use a state store that carries a signature\n"
@@ -93,7 +99,7 @@ enum {
 	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
 	OPT_REENCRYPT, OPT_OLD_KEY, OPT_READDEV, OPT_NOTE_NAME, OPT_NOTE_KEY, OPT_NOTE_FW, OPT_FRAMEWORK,
 	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION, OPT_DRY_RUN, OPT_IF_DONE,
-	OPT_BOOTSTRAP_KEY, OPT_ENROLL, OPT_RECOVERY_FILE,
+	OPT_BOOTSTRAP_KEY, OPT_ENROLL, OPT_RECOVERY_FILE, OPT_USED_ONLY,
 };
 
 static const struct option long_options[] = {
@@ -116,6 +122,7 @@ static const struct option long_options[] = {
 	{ "generate-key-file", required_argument, NULL, OPT_GEN_KEY },
 	{ "reencrypt", no_argument, NULL, OPT_REENCRYPT },
 	{ "readdev", required_argument, NULL, OPT_READDEV },
+	{ "used-only", optional_argument, NULL, OPT_USED_ONLY },
 	{ "note-name", required_argument, NULL, OPT_NOTE_NAME },
 	{ "note-key-file", required_argument, NULL, OPT_NOTE_KEY },
 	{ "note-framework", required_argument, NULL, OPT_NOTE_FW },
@@ -206,6 +213,11 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 	case OPT_GEN_KEY: o->generate_key_file = arg; return 0;
 	case OPT_REENCRYPT: o->reencrypt = 1; return 0;
 	case OPT_READDEV: o->readdev = arg; return 0;
+	case OPT_USED_ONLY:
+		if (arg && strcmp(arg, "wipe"))
+			return bad_value("--used-only", arg, "nothing, or =wipe");
+		o->used_only = arg ? 2 : 1;
+		return 0;
 	case OPT_NOTE_NAME: o->note_name = arg; return 0;
 	case OPT_NOTE_KEY: o->note_key = arg; return 0;
 	case OPT_NOTE_FW:
@@ -271,6 +283,10 @@ static int check_convert_opts(const struct convert_opts *o)
 	}
 	if (o->luks_version == 1 && o->label) {
 		log_error("LUKS1 has no label; use --type luks2 for --label");
+		return E_USAGE;
+	}
+	if (o->used_only && o->reencrypt) {
+		log_error("--used-only converts plaintext to LUKS; drop it with --reencrypt");
 		return E_USAGE;
 	}
 	if (o->readdev && !o->reencrypt) {

@@ -17,7 +17,7 @@ static const uint8_t rec_magic[8] = "LIPCREC";
 /*
  * STATE_FORMAT 3: copy C at the tail, the store size and the first step's
  * evidence (2 on one line of work), the keyed "ahead" evidence (2 on the
- * other); both together are 3.
+ * other); both together are 3. 4: --used-only and its allocation map.
  */
 #define SB_VERSION STATE_FORMAT
 #define REC_VERSION STATE_FORMAT
@@ -90,6 +90,13 @@ void state_sb_encode(const struct state_sb *sb, uint8_t out[STATE_SB_SIZE])
 	put_le32(out + 600, sb->sector_size);
 	put_le64(out + 604, sb->store_size);
 	put_evidence(out + 612, &sb->first);
+	put_le32(out + 660, sb->used_only);
+	put_le32(out + 664, USEDMAP_UNIT);
+	put_le64(out + 668, sb->map_off);
+	put_le64(out + 676, sb->map_len);
+	put_le64(out + 684, sb->map_used);
+	memcpy(out + 692, sb->map_sha256, 32);
+	memcpy(out + 724, sb->map_mac, 32);
 	put_le32(out + 1024, sb->started);
 	SHA256(out, SB_SUM_OFF, out + SB_SUM_OFF);
 }
@@ -140,6 +147,15 @@ int state_sb_decode(const uint8_t in[STATE_SB_SIZE], struct state_sb *ret)
 	get_evidence(in + 612, &sb.first);
 	sb.started = get_le32(in + 1024);
 	if (sb.started > 1)
+		return -EINVAL;
+	sb.used_only = get_le32(in + 660);
+	sb.map_off = get_le64(in + 668);
+	sb.map_len = get_le64(in + 676);
+	sb.map_used = get_le64(in + 684);
+	memcpy(sb.map_sha256, in + 692, 32);
+	memcpy(sb.map_mac, in + 724, 32);
+	/* the unit is fixed; a map without used-only, or used-only without a map, is no store of ours */
+	if (sb.used_only > USED_ONLY_WIPE || get_le32(in + 664) != USEDMAP_UNIT || (sb.used_only == USED_ONLY_OFF) != (sb.map_len == 0))
 		return -EINVAL;
 	*ret = sb;
 	return 0;
@@ -209,7 +225,10 @@ uint64_t state_plan(struct state_sb *sb)
 	sb->header_off = STATE_HEADER_OFF;
 	sb->old_header_off = sb->header_off + sb->header_len;
 	sb->journal_off = sb->old_header_off + sb->old_header_len;
-	return sb->journal_off + sb->journal_len + STATE_SB_SIZE;
+	sb->map_off = sb->journal_off + sb->journal_len;
+	if (sb->map_len)
+		sb->map_off = (sb->map_off + STATE_SB_SIZE - 1) / STATE_SB_SIZE * STATE_SB_SIZE;
+	return sb->map_off + (sb->map_len + STATE_SB_SIZE - 1) / STATE_SB_SIZE * STATE_SB_SIZE + STATE_SB_SIZE;
 }
 
 uint64_t state_tail_sb_off(uint64_t size)
@@ -384,9 +403,11 @@ void state_set_key(struct state *s, const uint8_t *vk, size_t vk_len)
 void state_set_evidence_key(struct state *s, const uint8_t *vk, size_t vk_len)
 {
 	static const char label[] = "luksipc state evidence hmac v2";
+	static const char map_label[] = "luksipc state map hmac v4";
 	unsigned int len = 32;
 
 	HMAC(EVP_sha256(), vk, (int)vk_len, (const uint8_t *)label, sizeof(label), s->ev_key, &len);
+	HMAC(EVP_sha256(), vk, (int)vk_len, (const uint8_t *)map_label, sizeof(map_label), s->map_key, &len);
 	s->have_ev_key = 1;
 }
 
@@ -470,6 +491,62 @@ int state_read_header(struct state *s, uint8_t **ret)
 int state_read_old_header(struct state *s, uint8_t **ret)
 {
 	return read_image(s, s->sb.old_header_off, s->sb.old_header_len, s->sb.old_header_sha256, ret);
+}
+
+/* The map's area on the store: its length rounded up to 4 KiB, for direct I/O. */
+static uint64_t map_area(const struct state_sb *sb)
+{
+	return (sb->map_len + STATE_SB_SIZE - 1) / STATE_SB_SIZE * STATE_SB_SIZE;
+}
+
+int state_set_map(struct state *s, struct state_sb *sb)
+{
+	unsigned int len = 32;
+
+	free(s->map_buf);
+	s->map_buf = NULL;
+	sb->map_len = usedmap_encoded_len(&s->map);
+	sb->map_used = s->map.used;
+	if (!sb->map_len)
+		return -EINVAL; /* the first 4 KiB are always used */
+	s->map_buf = dev_buf_alloc(map_area(sb));
+	if (!s->map_buf)
+		return -ENOMEM;
+	memset(s->map_buf, 0, map_area(sb));
+	usedmap_encode(&s->map, s->map_buf);
+	SHA256(s->map_buf, sb->map_len, sb->map_sha256);
+	HMAC(EVP_sha256(), s->map_key, 32, s->map_buf, sb->map_len, sb->map_mac, &len);
+	return 0;
+}
+
+int state_read_map(struct state *s)
+{
+	const struct state_sb *sb = &s->sb;
+	uint8_t mac[32];
+	unsigned int n = 32;
+	uint8_t *buf;
+	int r;
+
+	if (!sb->map_len || sb->map_len > (uint64_t)USEDMAP_MAX_EXTENTS * USEDMAP_EXTENT_BYTES || !in_store(s, sb->map_off, map_area(sb)))
+		return -EBADMSG; /* before allocating what a damaged superblock asks for */
+	buf = dev_buf_alloc(map_area(sb));
+	if (!buf)
+		return -ENOMEM;
+	r = read_verified(s, sb->map_off, sb->map_len, sb->map_sha256, buf);
+	if (r == 0 && s->have_ev_key) {
+		HMAC(EVP_sha256(), s->map_key, 32, buf, sb->map_len, mac, &n);
+		if (CRYPTO_memcmp(mac, sb->map_mac, 32) != 0)
+			r = -EKEYREJECTED;
+	}
+	if (r == 0) {
+		usedmap_free(&s->map);
+		r = usedmap_decode(&s->map, buf, sb->map_len, sb->geo.data_size);
+		r = r == -EINVAL ? -EBADMSG : r;
+	}
+	free(buf);
+	s->have_map = r == 0;
+	s->map_wipe = sb->used_only == USED_ONLY_WIPE;
+	return r;
 }
 
 int state_write_journal(struct state *s, const uint8_t *buf, uint64_t len)
@@ -568,6 +645,8 @@ int state_create(struct state *s, const struct state_sb *sb, const uint8_t *head
 	r = dev_pwrite_full(&s->dev, header_image, sb->header_len, sb->header_off);
 	if (r == 0 && sb->old_header_len)
 		r = dev_pwrite_full(&s->dev, old_header_image, sb->old_header_len, sb->old_header_off);
+	if (r == 0 && sb->map_len)
+		r = s->map_buf ? dev_pwrite_full(&s->dev, s->map_buf, map_area(sb), sb->map_off) : -EINVAL;
 	if (r == 0)
 		r = dev_flush(&s->dev);
 	/*
@@ -579,6 +658,8 @@ int state_create(struct state *s, const struct state_sb *sb, const uint8_t *head
 		r = read_back(s, sb->header_off, sb->header_len, header_image);
 	if (r == 0 && sb->old_header_len)
 		r = read_back(s, sb->old_header_off, sb->old_header_len, old_header_image);
+	if (r == 0 && sb->map_len)
+		r = read_back(s, sb->map_off, map_area(sb), s->map_buf);
 	return r;
 }
 

@@ -10,6 +10,7 @@
  *   1 MiB   new LUKS header image, H bytes (written and verified first)
  *   then    LUKS to LUKS only: the old header (H_old bytes), then the
  *           journal (S bytes, when the geometry needs one)
+ *   then    --used-only: the allocation map (at a 4 KiB boundary)
  *   end     superblock, copy C, in the last whole 4 KiB of the store, so that
  *           zeroing or losing the start of the store leaves a copy
  */
@@ -21,6 +22,7 @@
 #include "dev.h"
 #include "geometry.h"
 #include "luks.h"
+#include "usedmap.h"
 
 #define STATE_SB_SIZE 4096
 #define STATE_REC_SIZE 512
@@ -31,7 +33,7 @@
 #define STATE_HEADER_OFF (1024 * 1024)
 
 /* The store's format version (superblock and records); docs/format.md. */
-#define STATE_FORMAT 3
+#define STATE_FORMAT 4
 
 #define MODE_ENCRYPT 1
 #define MODE_REENCRYPT 2
@@ -74,6 +76,12 @@ struct state_sb {
 	uint32_t sector_size; /* the new encryption sector size (geo's is the larger of old and new) */
 	uint64_t store_size;  /* bytes of the store when it was made; copy C ends there */
 	struct evidence first; /* the first step's source as it was prepared (record 1's ahead) */
+	/* --used-only: the allocation map, taken once at the start */
+	uint32_t used_only;     /* USED_ONLY_* */
+	uint64_t map_off, map_len; /* map_len: bytes of the encoded extents, 0 without a map */
+	uint64_t map_used;      /* bytes the map counts as used */
+	uint8_t map_sha256[32]; /* SHA-256 of the encoded map */
+	uint8_t map_mac[32];    /* HMAC-SHA-256 of it under the map key (from the volume key) */
 	/*
 	 * 1 once record 1 is durable, written to every copy before the first
 	 * write to the device: a store that says so but has no record left is
@@ -81,6 +89,10 @@ struct state_sb {
 	 */
 	uint32_t started;
 };
+
+#define USED_ONLY_OFF 0  /* the whole payload */
+#define USED_ONLY_ON 1   /* only what the map counts as used, and what must be overwritten */
+#define USED_ONLY_WIPE 2 /* also every free byte, as ciphertext of zeros */
 
 struct state_rec {
 	uint32_t phase;
@@ -107,6 +119,12 @@ struct state {
 	uint8_t ev_key[32]; /* keys the "ahead" evidence; wiped with hmac_key */
 	int have_ev_key;
 	uint32_t found_format; /* state_read_sb: -EPROTO, the version found */
+	uint8_t map_key[32]; /* keys the allocation map; wiped with hmac_key */
+	/* --used-only: the map in force (built at the start, or read from the store) */
+	struct usedmap map;
+	int have_map;
+	int map_wipe;
+	uint8_t *map_buf; /* the encoded map, for state_create */
 };
 
 /* Pure encoding, unit-tested. decode: 0, or -EINVAL if magic/checksum bad. */
@@ -149,6 +167,17 @@ void state_set_key(struct state *s, const uint8_t *vk, size_t vk_len);
  * ahead before the store, and its UUID, exist).
  */
 void state_set_evidence_key(struct state *s, const uint8_t *vk, size_t vk_len);
+/*
+ * --used-only: encodes s->map for the store and fills sb's map fields
+ * (map_len, map_used, digests; the map key must be set). 0 or -ENOMEM.
+ */
+int state_set_map(struct state *s, struct state_sb *sb);
+/*
+ * Reads the map sb places on the store into s->map: -EBADMSG when it fails
+ * its SHA-256 or does not decode, -EKEYREJECTED when the map key is set and
+ * its MAC fails, -errno.
+ */
+int state_read_map(struct state *s);
 /* The keyed digest of an "ahead" evidence sample: HMAC-SHA256 under ev_key. */
 void state_evidence_mac(const struct state *s, const uint8_t *buf, size_t len, uint8_t out[32]);
 /*
@@ -166,7 +195,8 @@ int state_write_journal(struct state *s, const uint8_t *buf, uint64_t len);
 int state_read_journal(struct state *s, uint8_t *buf);
 /*
  * Initialises the store: the three superblock copies (sb->store_size set
- * here), flush, then the header image(s), flush, read back and verify. Nothing on the device may be written
+ * here), flush, then the header image(s) and the map (state_set_map),
+ * flush, read back and verify. Nothing on the device may be written
  * before this returns 0 and the first record is committed.
  */
 int state_create(struct state *s, const struct state_sb *sb, const uint8_t *header_image,

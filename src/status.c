@@ -90,22 +90,25 @@ static void print_status(struct state *s, const char *path, const char *device, 
 	unsigned long long done = s->have_rec ? sb->geo.data_size - s->rec.frontier : 0;
 	const char *m = match < 0 ? "unknown" : match ? "yes" : "no";
 	const char *mode = sb->mode == MODE_REENCRYPT ? "reencrypt" : "encrypt";
+	/* --used-only: what the map counts as used (the whole payload otherwise) */
+	const char *used = sb->used_only == USED_ONLY_WIPE ? "wipe" : sb->used_only ? "yes" : "no";
+	unsigned long long used_bytes = sb->used_only ? sb->map_used : sb->geo.data_size;
 
 	if (json) {
 		printf("{\"state\":\"%s\",\"mode\":\"%s\",\"phase\":\"%s\",\"device\":\"%s\",\"device_size\":%llu,\"header_size\":%llu,"
 		       "\"step_size\":%llu,\"data_size\":%llu,\"done\":%llu,\"type\":\"luks%u\",\"cipher\":\"" LUKS_CIPHER_SPEC "\","
-		       "\"key_size\":%u,\"sector_size\":%u,\"luks_uuid\":\"%s\",\"matches_device\":%s}\n",
+		       "\"key_size\":%u,\"sector_size\":%u,\"luks_uuid\":\"%s\",\"matches_device\":%s,\"used_only\":\"%s\",\"used_bytes\":%llu}\n",
 		       path, mode, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
 		       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
-		       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, match < 0 ? "null" : match ? "true" : "false");
+		       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, match < 0 ? "null" : match ? "true" : "false", used, used_bytes);
 		return;
 	}
 	printf("state: %s\nmode: %s\nphase: %s\ndevice: %s\ndevice-size: %llu\nheader-size: %llu\nstep-size: %llu\n"
 	       "data-size: %llu\ndone: %llu\ntype: luks%u\ncipher: " LUKS_CIPHER_SPEC "\nkey-size: %u\nsector-size: %u\n"
-	       "luks-uuid: %s\nmatches-device: %s\n",
+	       "luks-uuid: %s\nmatches-device: %s\nused-only: %s\nused-bytes: %llu\n",
 	       path, mode, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
 	       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
-	       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, m);
+	       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, m, used, used_bytes);
 }
 
 int status_run(const char *path, const char *device, int json, int notes, const char *framework)

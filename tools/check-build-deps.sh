@@ -39,7 +39,7 @@ if ! command -v "$pkg_config" >/dev/null 2>&1; then
 	have_pkg_config=no
 fi
 # pkg-config module:Debian package
-for m in libcryptsetup:libcryptsetup-dev blkid:libblkid-dev libcrypto:libssl-dev; do
+for m in libcryptsetup:libcryptsetup-dev blkid:libblkid-dev libcrypto:libssl-dev ext2fs:libext2fs-dev; do
 	if [ "$have_pkg_config" = yes ]; then
 		"$pkg_config" --exists "${m%%:*}" 2>/dev/null || add "${m#*:}" "pkg-config finds no ${m%%:*}"
 	else

@@ -19,7 +19,9 @@ still the original (nothing written to it yet) may instead get a fresh
 header: then the result must decrypt, with the key file, to the original
 plaintext (checked with luksdecrypt.py) and cryptsetup must accept the key.
 The expected plaintext is --plain FILE when given (re-encryption: --orig is
-the LUKS source, --plain its decrypted payload), else --orig.
+the LUKS source, --plain its decrypted payload), else --orig; with
+--used-ranges FILE ("start end" byte ranges per line, --used-only) only
+those ranges of it are compared.
 
 Usage:
   enumerate.py --orig IMG --trace TRACE --ref FINAL --key K --data-length P
@@ -322,7 +324,8 @@ class Runner:
 
     def verify_fresh(self, devp):
         try:
-            why = decrypts_to(devp, self.a.key, self.a.plain or self.a.orig, self.a.data_length)
+            why = decrypts_to(devp, self.a.key, self.a.plain or self.a.orig, self.a.data_length,
+                              self.a.used)
         except luksdecrypt.Error as ex:
             why = "luksdecrypt: error: %s" % ex
         if why:
@@ -334,7 +337,7 @@ class Runner:
         return None
 
 
-def decrypts_to(img, key_file, expect, length):
+def decrypts_to(img, key_file, expect, length, used=None):
     """None if the first length plaintext bytes of the LUKS image img, opened
     with key_file, are those of expect; else why not. What `luksdecrypt.py
     IMG --key-file K --expect FILE --length N` checks, in this process:
@@ -360,6 +363,11 @@ def decrypts_to(img, key_file, expect, length):
         return "short read"
     dec = luksdecrypt.make_decryptor(key, unit, data)
     plain = bytes(dec.decrypt(data, 0, unit)[:length])
+    if used is not None:
+        for a, b in used:
+            if plain[a:min(b, length)] != ref[a:min(b, length)]:
+                return "plaintext differs in used range [%d, %d)" % (a, b)
+        return None
     if plain != ref:
         bad = next(i for i in range(length) if ref[i] != plain[i])
         return "plaintext differs at data offset %d" % bad
@@ -383,6 +391,8 @@ def main():
     ap.add_argument("--plain", help="expected plaintext for a fresh-header result"
                     " (default: --orig)")
     ap.add_argument("--key", required=True)
+    ap.add_argument("--used-ranges", help="--used-only: compare a fresh result over these"
+                    " byte ranges only")
     ap.add_argument("--data-length", type=int, required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--jobs", type=int, default=2)
@@ -396,6 +406,10 @@ def main():
                     help="stop after this many failed states (0: run them all)")
     ap.add_argument("cmd", nargs="+")
     a = ap.parse_args()
+    a.used = None
+    if a.used_ranges:
+        with open(a.used_ranges) as f:
+            a.used = [tuple(map(int, line.split())) for line in f if line.strip()]
 
     ops = read_trace(a.trace)
     with open(a.orig, "rb") as f:

@@ -19,6 +19,9 @@
 #include "luksipc.h"
 #include "state.h"
 
+/* Seeds end at 132 KiB; what follows is a --used-only map (docs/format.md), decoded on its own. */
+#define MAP_AT (132u * 1024)
+
 /* Larger journals are refused by the engine (step_size, at most the header size). */
 #define JOURNAL_CAP (64u * 1024 * 1024)
 
@@ -102,6 +105,34 @@ static void load(struct state *s)
 		free(img);
 	if (state_read_notes(s, &notes) == 0)
 		free(notes);
+	/* the first record's evidence window comes from the map (check_identity has vetted the step size) */
+	if (s->sb.used_only && state_read_map(s) == 0 && s->sb.geo.step_size) {
+		struct state_rec rec;
+
+		(void)engine_first_record(device(), s, &s->sb.geo, &rec);
+	}
+	usedmap_free(&s->map);
+	s->have_map = 0;
+}
+
+/* The map decoder and its queries, on the bytes after MAP_AT. */
+static void map_tail(const uint8_t *data, size_t size, uint64_t limit)
+{
+	struct usedmap m;
+	struct usedmap_extent runs[66], top;
+	uint64_t len = size > MAP_AT ? (size - MAP_AT) / USEDMAP_EXTENT_BYTES * USEDMAP_EXTENT_BYTES : 0;
+
+	if (!len || usedmap_decode(&m, data + MAP_AT, len, limit) < 0)
+		return;
+	for (uint64_t f = limit; f > 0; f = f > 64 * USEDMAP_UNIT ? f - 64 * USEDMAP_UNIT : 0) {
+		uint64_t a = f > 64 * USEDMAP_UNIT ? f - 64 * USEDMAP_UNIT : 0;
+
+		(void)usedmap_runs(&m, a, f, 16 * USEDMAP_UNIT, runs, 66);
+		(void)usedmap_top_below(&m, f, 1 << 20, &top);
+		if (limit - f > (256u << 20))
+			break;
+	}
+	usedmap_free(&m);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -122,8 +153,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s.dev.dfd = -1;
 	s.dev.target = TARGET_STATE;
 	s.dev.size = size;
-	if (state_read_sb(&s) < 0)
+	if (state_read_sb(&s) < 0) {
+		map_tail(data, size, 64u << 20);
 		return 0;
+	}
+	map_tail(data, size, s.sb.geo.data_size);
 	load(&s); /* checksums only, as status and the "already converted" check */
 	state_set_key(&s, vk, sizeof(vk));
 	load(&s); /* with a record key, as a resume after unlocking */

@@ -69,6 +69,22 @@ for kind in journal shift; do
 		[ -f "re-$kind-$tag.st" ] && head -c $((132 * 1024)) "re-$kind-$tag.st" >"$out/re-$kind-$tag"
 	done
 done
+# --used-only: interrupted and finished; the map (at 1 MiB + the 2M header
+# image) is appended after the first 132 KiB, where the target decodes it.
+for f in write:2:EIO state-write:3:EIO ""; do
+	tag=used-$(echo "${f:-done}" | tr ':' '-')
+	fresh "$tag"
+	# shellcheck disable=SC2086
+	env LUKSIPC_TEST_FAULT="$f" "$bin" convert -d "$tag.img" --state "$tag.st" --key-file key \
+		--type luks2 --header-size 2M --step-size 512K --used-only $fast >/dev/null 2>&1 || :
+	if [ -f "$tag.st" ]; then
+		head -c $((132 * 1024)) "$tag.st" >"$out/$tag"
+		# exactly the encoded extents: superblock offsets 668 (map offset) and 676 (length)
+		moff=$(od -An -tu8 -j 668 -N 8 "$tag.st" | tr -d ' ')
+		mlen=$(od -An -tu8 -j 676 -N 8 "$tag.st" | tr -d ' ')
+		tail -c +$((moff + 1)) "$tag.st" | head -c "$mlen" >>"$out/$tag"
+	fi
+done
 # a short and an empty store
 head -c 5000 "$out/mid" >"$out/short"
 : >"$out/empty"

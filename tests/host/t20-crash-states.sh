@@ -30,11 +30,18 @@ crash_check() {
 	[ "$count" -ge "$3" ] || fail "only $count crash states, need $3"
 }
 
-# crash_enum TYPE N H STEP SECTOR MIN_STATES BOUNDARY_FRACTION [slow]: with
-# "slow", the traced run's flushes take 20 ms each (tests/crash/slowsync.c).
+# crash_enum TYPE N H STEP SECTOR MIN_STATES BOUNDARY_FRACTION [slow|used]:
+# with "slow", the traced run's flushes take 20 ms each
+# (tests/crash/slowsync.c); with "used", a --used-only conversion of an ext4
+# whose files are spread over it and fragmented (tests/lib/usedfs.py), the
+# result compared over the used blocks that dumpe2fs lists.
 crash_enum() {
 	need_luksipc
 	type=$1 n=$2 h=$3 step=$4 ss=$5 min=$6 frac=$7 slow=${8:-}
+	used=
+	if [ "$slow" = used ]; then
+		used=1 slow=
+	fi
 	pre=
 	if [ -n "$slow" ]; then
 		need_cmd cc
@@ -42,22 +49,38 @@ crash_enum() {
 			fail "cannot build tests/crash/slowsync.c"
 		pre=$T/slowsync.so
 	fi
-	fx_make ext4 orig.img "$n" "$h"
-	cp orig.img dev.img
 	random_key key
 	set -- --key-file "$T/key" --type "$type" --header-size "$h" --step-size "$step" \
 		--sector-size "$ss" --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --batch
+	if [ -n "$used" ]; then
+		truncate -s "$n" orig.img
+		mkfs.ext4 -q -F -b 1024 orig.img "$(((n - h) / 1024))k" >/dev/null
+		"$PY" "$TESTS_ROOT/tests/lib/usedfs.py" populate orig.img 4242 0.3 tree
+		"$PY" "$TESTS_ROOT/tests/lib/usedfs.py" ranges orig.img >used.txt
+		set -- "$@" --used-only
+	else
+		fx_make ext4 orig.img "$n" "$h"
+	fi
+	cp orig.img dev.img
 	run_rc 0 env ${pre:+LD_PRELOAD="$pre"} LUKSIPC_TEST_TRACE="$T/trace" \
 		"$LUKSIPC" convert -d "$T/dev.img" --state "$T/st" "$@"
 	[ -s trace ] || fail "LUKSIPC_TEST_TRACE wrote nothing"
-	verify_plain dev.img key orig.img $((n - h))
+	if [ -n "$used" ]; then
+		"$PY" "$LUKSDECRYPT" dev.img --key-file key --length $((n - h)) --out plain.img
+		"$PY" "$TESTS_ROOT/tests/lib/usedfs.py" compare plain.img orig.img used.txt ||
+			fail "the traced --used-only run lost a used block"
+		"$PY" "$TESTS_ROOT/tests/lib/usedfs.py" scan dev.img tree ||
+			fail "the traced --used-only run left live plaintext"
+	else
+		verify_plain dev.img key orig.img $((n - h))
+	fi
 	# not piped: the exit status must reach crash_check
 	rc=0
 	"$PY" "$TESTS_ROOT/tests/crash/enumerate.py" --orig orig.img --trace trace \
 		--ref dev.img --ref-state st --key key --data-length $((n - h)) \
 		--workdir "$T/work" --jobs "${CRASH_JOBS:-3}" --min-states "$min" \
 		--boundary-fraction "$frac" --max-failures "${CRASH_MAX_FAILURES:-0}" \
-		${CRASH_KEEP:+--keep-failures "$CRASH_KEEP"} \
+		${CRASH_KEEP:+--keep-failures "$CRASH_KEEP"} ${used:+--used-ranges "$T/used.txt"} \
 		-- "$LUKSIPC" convert -d '{dev}' --state '{state}' "$@" >enum.log 2>&1 || rc=$?
 	cat enum.log
 	crash_check enum.log "$rc" "$min"
@@ -93,13 +116,27 @@ t_write_limit() {
 	crash_enum luks2 $((6 * MiB + 4096)) $((2 * MiB)) $((1 * MiB)) 512 50 1 slow
 }
 
+# --used-only on a fragmented ext4 (1 KiB blocks) with files spread over
+# it: steps that read nothing, steps that only overwrite the plaintext H
+# above, evidence taken below the step. 256K steps of a 1M header: up to 4
+# steps in flight.
+t_used_only() {
+	if [ -n "$quick" ]; then
+		crash_enum luks2 $((10 * MiB + 3 * 512)) $((1 * MiB)) $((256 * 1024)) 512 100 1 used
+	else
+		crash_enum luks2 $((12 * MiB + 3 * 512)) $((1 * MiB)) $((256 * 1024)) 512 400 1 used
+	fi
+}
+
 if [ -n "$quick" ]; then
 	run_test "crash states, LUKS2 512, 1M steps of a 2M header (write limit binds)" t_write_limit
 	run_test "crash states, LUKS1, 128K steps" t_luks1
+	run_test "crash states, --used-only, fragmented ext4, 256K steps of a 1M header" t_used_only
 else
 	run_test "crash states, LUKS2 512, 32K steps (>= ${CRASH_MIN_STATES:-2000} states)" t_luks2
 	run_test "crash states, LUKS1, 128K steps" t_luks1
 	run_test "crash states, LUKS2 4096-byte sectors, 256K steps" t_luks2_4096
 	run_test "crash states, LUKS2 512, 1M steps of a 2M header (write limit binds)" t_write_limit
+	run_test "crash states, --used-only, fragmented ext4, 256K steps of a 1M header" t_used_only
 fi
 test_done

@@ -259,6 +259,14 @@ lipc_arg root >/dev/null
 [ "$found$val" = minemine ] || bad "lipc_arg changed its caller's variables"
 unset found val
 lipc_release_key
+# rd.luksipc.used-only passes --used-only[=wipe] in encrypt mode only
+LIPC_CMDLINE='rd.luksipc.used-only=wipe rd.luksipc.step-size=1M' LIPC_MODE=encrypt LIPC_FRAMEWORK=other
+[ "$(lipc_convert_args | tr '\n' ' ')" = "--step-size 1M --used-only=wipe --note-framework other " ] || bad "lipc_convert_args: rd.luksipc.used-only=wipe"
+LIPC_CMDLINE='rd.luksipc.used-only=1'
+[ "$(lipc_convert_args | tr '\n' ' ')" = "--used-only --note-framework other " ] || bad "lipc_convert_args: rd.luksipc.used-only=1"
+LIPC_MODE=reencrypt
+[ "$(lipc_convert_args | tr '\n' ' ')" = "--reencrypt --note-framework other " ] || bad "lipc_convert_args: used-only in reencrypt mode"
+unset LIPC_MODE LIPC_FRAMEWORK
 names >after
 comm -13 before after | grep -v '^LIPC_\(CMDLINE\|DEVSPEC\|ERROR\)$' | grep -v '^_$' && bad "variables left behind"
 echo ok

@@ -27,6 +27,7 @@ CASES = {
     "t20-luks1": ("tests/host/t20-crash-states.sh", "LUKS1, 128K steps"),
     "t25-journal": ("tests/host/t25-reencrypt-crash.sh", "journal path"),
     "t25-shift": ("tests/host/t25-reencrypt-crash.sh", "shift path"),
+    "t20-used": ("tests/host/t20-crash-states.sh", "used-only, fragmented"),
 }
 
 FLUSH_SITES = {
@@ -80,10 +81,11 @@ FLUSH_SITES = {
                   " and refuse, though nothing was written to the device",
     },
     "state.c:state_create:2": {
-        "equivalent": "the header image flush: the notes and the first record"
-                      " that follow are each flushed before any device write,"
-                      " and a store whose header image fails its checksum with"
-                      " no record is prepared again from the untouched device",
+        "equivalent": "the header image (and --used-only map) flush: the notes"
+                      " and the first record that follow are each flushed before"
+                      " any device write, and a store whose header image or map"
+                      " fails its checksum with no record is prepared again from"
+                      " the untouched device",
     },
     "state.c:state_commit:1": {
         "kill": ["t20-limit"],
@@ -299,5 +301,16 @@ static int engine_step(""")],
         "kill": ["t20-limit"],
         "file": "state.c",
         "patch": [("""rec->seq % 2 ? STATE_REC_SLOT1 : STATE_REC_SLOT0""", """STATE_REC_SLOT0""")],
+    },
+    {
+        "name": "used-skip-overwrite",
+        "breaks": "read_used: a step writes only the ciphertext of its own used"
+                  " blocks, not over destinations that held the plaintext of"
+                  " used blocks H higher; that plaintext stays on the device"
+                  " (the traced run's scan for live plaintext fails)",
+        "kill": ["t20-used"],
+        "file": "engine.c",
+        "patch": [("""		s->nwr = usedmap_runs(e->map, a, f, g->header_size - g->src_offset, s->wr, cap);""",
+                   """		s->nwr = usedmap_runs(e->map, a, f, 0, s->wr, cap);""")],
     },
 ]

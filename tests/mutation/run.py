@@ -275,7 +275,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", "2")))
     ap.add_argument("--crash-jobs", type=int, default=1)
     ap.add_argument("--max-failures", type=int, default=3)
-    ap.add_argument("--tier", nargs="+", default=["t20-limit", "t25-journal"],
+    ap.add_argument("--tier", nargs="+", default=["t20-limit", "t25-journal", "t20-used"],
                     help="the crash-tier cases every mutant must fail one of")
     ap.add_argument("--only", nargs="+")
     ap.add_argument("--all", action="store_true")
