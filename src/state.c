@@ -589,19 +589,31 @@ static int read_back(struct state *s, uint64_t off, uint64_t len, const uint8_t 
 	return r;
 }
 
-int state_mark_started(struct state *s)
+/*
+ * Encodes s->sb and writes copies A, B, then C (in the last whole 4 KiB of
+ * the store's recorded size); no flush. A cut leaves each copy whole
+ * (checksummed), old or new.
+ */
+static int write_sb_copies(struct state *s)
 {
 	uint8_t buf[STATE_SB_SIZE];
 	int r;
 
-	s->sb.started = 1;
 	state_sb_encode(&s->sb, buf);
-	/* copy A, B, then C: a cut leaves each copy whole (checksummed), old or new */
 	r = dev_pwrite_full(&s->dev, buf, sizeof(buf), 0);
 	if (r == 0)
 		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), STATE_SB_SIZE);
 	if (r == 0)
 		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), state_tail_sb_off(s->sb.store_size));
+	return r;
+}
+
+int state_mark_started(struct state *s)
+{
+	int r;
+
+	s->sb.started = 1;
+	r = write_sb_copies(s);
 	if (r == 0)
 		r = dev_flush(&s->dev);
 	return r;
@@ -610,7 +622,6 @@ int state_mark_started(struct state *s)
 int state_create(struct state *s, const struct state_sb *sb, const uint8_t *header_image,
 		 const uint8_t *old_header_image)
 {
-	uint8_t buf[STATE_SB_SIZE];
 	int r;
 
 	s->sb = *sb;
@@ -625,12 +636,7 @@ int state_create(struct state *s, const struct state_sb *sb, const uint8_t *head
 	 * was damaged, never merely cut short. Its checksum makes a torn copy
 	 * invalid; the header's SHA-256 in it makes a missing header visible.
 	 */
-	state_sb_encode(&s->sb, buf);
-	r = dev_pwrite_full(&s->dev, buf, sizeof(buf), 0);
-	if (r == 0)
-		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), STATE_SB_SIZE);
-	if (r == 0)
-		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), state_tail_sb_off(s->dev.size));
+	r = write_sb_copies(s);
 	if (r == 0)
 		r = dev_flush(&s->dev);
 	if (r < 0)

@@ -258,32 +258,21 @@ static int engine_step(""")],
                   " and the resume refuses it",
         "kill": ["t20-limit"],
         "file": "state.c",
-        "patch": [("""	state_sb_encode(&s->sb, buf);
-	r = dev_pwrite_full(&s->dev, buf, sizeof(buf), 0);
-	if (r == 0)
-		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), STATE_SB_SIZE);
-	if (r == 0)
-		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), state_tail_sb_off(s->dev.size));
+        "patch": [("""	r = write_sb_copies(s);
 	if (r == 0)
 		r = dev_flush(&s->dev);
 	if (r < 0)
 		return r;
 	s->have_sb = 1;
 	s->sb_copies = 7;
-""", """	(void)buf;
-"""), ("""	if (r == 0)
+""", """"""), ("""	if (r == 0)
 		r = dev_flush(&s->dev);
 	/*
 	 * 3. Read back""", """	if (r == 0)
 		r = dev_flush(&s->dev);
 	if (r < 0)
 		return r;
-	state_sb_encode(&s->sb, buf);
-	r = dev_pwrite_full(&s->dev, buf, sizeof(buf), 0);
-	if (r == 0)
-		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), STATE_SB_SIZE);
-	if (r == 0)
-		r = dev_pwrite_full(&s->dev, buf, sizeof(buf), state_tail_sb_off(s->dev.size));
+	r = write_sb_copies(s);
 	if (r == 0)
 		r = dev_flush(&s->dev);
 	if (r < 0)
