@@ -47,6 +47,7 @@ realdisk_install() {
 	UUID=$BOOT_UUID /boot ext4 defaults 0 2
 	EOF
 	install -m 755 "$SCEN_DIR/realboot-check.sh" "$R/usr/local/sbin/realboot-check"
+	install -D -m 644 "$QTEST_DIR/lib/realboot-judge.sh" "$R/usr/local/lib/realboot-judge.sh"
 	install -m 644 "$SCEN_DIR/realboot-check.service" "$R/etc/systemd/system/realboot-check.service"
 	mkdir -p "$R/etc/systemd/system/multi-user.target.wants"
 	ln -sf ../realboot-check.service "$R/etc/systemd/system/multi-user.target.wants/realboot-check.service"

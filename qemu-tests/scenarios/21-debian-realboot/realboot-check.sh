@@ -12,32 +12,15 @@
 # Next run (the boot after the notes): the root must be on dm-crypt, the
 # kernel command line must have no rd.luksipc flag, and no unit may have
 # failed.
-exec >/dev/ttyS0 2>&1
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
+# shellcheck source=../../lib/realboot-judge.sh
+. /usr/local/lib/realboot-judge.sh
 
-say() { printf 'realboot: %s\n' "$*"; }
-verdict() {
-	sync
-	printf 'LUKSIPC-VERDICT: %s\n' "$*"
-	systemctl poweroff --no-block
-	exit 0
-}
-
-src=$(findmnt -n -o SOURCE /)
-type=$(lsblk -n -d -o TYPE "$src" 2>/dev/null)
-say "multi-user.target is $(systemctl is-active multi-user.target); / is $src ($type)"
 [ "$type" = crypt ] || verdict "FAIL the root '$src' is not on dm-crypt (type '$type')"
 
 if [ -e /var/lib/realboot/notes-followed ]; then
 	! grep -q 'rd\.luksipc' /proc/cmdline ||
 		verdict "FAIL after the notes the kernel command line still has rd.luksipc flags: $(cat /proc/cmdline)"
-	failed=$(systemctl list-units --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')
-	[ -z "$failed" ] || {
-		# shellcheck disable=SC2086 # one word per unit
-		systemctl status --no-pager $failed 2>&1 | sed 's/^/realboot: | /'
-		verdict "FAIL flagless boot: failed units: $failed"
-	}
+	judge_no_failed_units "flagless boot"
 	verdict "PASS flagless boot reached multi-user with / on dm-crypt ($src)"
 fi
 

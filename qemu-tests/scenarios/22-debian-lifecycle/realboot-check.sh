@@ -10,22 +10,9 @@
 #    step (finalize=boot-config): crypttab written, flags gone from GRUB;
 #  - once it is gone: no rd.luksipc flag on the command line, the state
 #    store wiped (luksipc status refuses it), no failed unit.
-exec >/dev/ttyS0 2>&1
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
+# shellcheck source=../../lib/realboot-judge.sh
+. /usr/local/lib/realboot-judge.sh
 
-say() { printf 'realboot: %s\n' "$*"; }
-verdict() {
-	sync
-	printf 'LUKSIPC-VERDICT: %s\n' "$*"
-	systemctl poweroff --no-block
-	exit 0
-}
-
-state=/dev/disk/by-partlabel/luksipc-state
-src=$(findmnt -n -o SOURCE /)
-type=$(lsblk -n -d -o TYPE "$src" 2>/dev/null)
-say "multi-user.target is $(systemctl is-active multi-user.target); / is $src ($type)"
 say "luksipc-finalize.service: $(systemctl show -p ActiveState,Result --value luksipc-finalize.service | tr '\n' ' ')"
 
 if ! [ -e /var/lib/realboot/armed ]; then
@@ -54,10 +41,5 @@ fi
 if luksipc status --state "$state" >/dev/null 2>&1; then
 	verdict "FAIL the state store $state still holds a conversion after finalize"
 fi
-failed=$(systemctl list-units --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')
-[ -z "$failed" ] || {
-	# shellcheck disable=SC2086 # one word per unit
-	systemctl status --no-pager $failed 2>&1 | sed 's/^/realboot: | /'
-	verdict "FAIL failed units: $failed"
-}
+judge_no_failed_units "the last boot"
 verdict "PASS finalized: flagless boot to multi-user with / on dm-crypt ($src), state store wiped"

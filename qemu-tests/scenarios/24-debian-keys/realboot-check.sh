@@ -12,22 +12,9 @@
 #  - once it is gone: no rd.luksipc flag, the bootstrap key file gone from
 #    /boot and from the initramfs, two keyslots left, the state store
 #    wiped, no failed unit.
-exec >/dev/ttyS0 2>&1
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
+# shellcheck source=../../lib/realboot-judge.sh
+. /usr/local/lib/realboot-judge.sh
 
-say() { printf 'realboot: %s\n' "$*"; }
-verdict() {
-	sync
-	printf 'LUKSIPC-VERDICT: %s\n' "$*"
-	systemctl poweroff --no-block
-	exit 0
-}
-
-state=/dev/disk/by-partlabel/luksipc-state
-src=$(findmnt -n -o SOURCE /)
-type=$(lsblk -n -d -o TYPE "$src" 2>/dev/null)
-say "multi-user.target is $(systemctl is-active multi-user.target); / is $src ($type)"
 say "luksipc-finalize.service: $(systemctl show -p ActiveState,Result --value luksipc-finalize.service | tr '\n' ' ')"
 
 if ! [ -e /var/lib/realboot/armed ]; then
@@ -72,10 +59,5 @@ done
 luks=$(lsblk -n -s -o PATH,TYPE "$src" | awk '$2 == "part" {print $1}' | head -n 1)
 n=$(cryptsetup luksDump "$luks" | grep -cE '^  [0-9]+: luks2')
 [ "$n" = 2 ] || verdict "FAIL $n keyslots on $luks after finalize, not 2 (passphrase, recovery)"
-failed=$(systemctl list-units --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')
-[ -z "$failed" ] || {
-	# shellcheck disable=SC2086 # one word per unit
-	systemctl status --no-pager $failed 2>&1 | sed 's/^/realboot: | /'
-	verdict "FAIL failed units: $failed"
-}
+judge_no_failed_units "the last boot"
 verdict "PASS finalized: a typed passphrase opened / ($src), 2 keyslots, the bootstrap key and the state gone"
