@@ -636,8 +636,9 @@ lipc_resize_room() {
     fi
 }
 
-# lipc_resize: shrink an ext2/3/4 filesystem so that it ends at or before
-# device size - header size, by exactly that much. Only before a conversion
+# lipc_resize: shrink an ext2/3/4 filesystem that reaches past device size
+# - header size so that it ends at or before the marker's block - header
+# size (4 KiB less, and at most 8 KiB less), by exactly that much. Only before a conversion
 # has started. Nothing is written when the free blocks do not allow it;
 # otherwise e2fsck -f -y, the room checked again on the repaired counts,
 # resize2fs -f, then e2fsck -fn must be clean and the block count within
@@ -661,6 +662,9 @@ lipc_resize() {
         lipc_log "filesystem on '$LIPC_DEV' already leaves room for the header; not resizing"
         return 0
     fi
+    # a shrink also leaves the device's last whole 4 KiB to the converter's
+    # in-progress marker (docs/format.md, "The device-side marker")
+    max=$(((size / 4096 * 4096 - 4096 - hdr) / LIPC_RZ_BS))
     lipc_resize_room "$max" || return 1
     lipc_log "checking the filesystem on '$LIPC_DEV' before shrinking it"
     e2fsck -f -y "$LIPC_DEV" >&2

@@ -31,6 +31,7 @@
 #include "keys.h"
 #include "luks.h"
 #include "luksipc.h"
+#include "marker.h"
 #include "notes.h"
 #include "probe.h"
 #include "secmem.h"
@@ -388,7 +389,7 @@ static int check_device(const struct arm_opts *o, struct plan *p)
 	}
 	{
 		/* the shrink needs the header's room free, with a margin for metadata */
-		uint64_t need = p->fs_size - (p->dev_size - p->header), margin = p->header + p->fs_size / 100;
+		uint64_t need = p->fs_size - (marker_offset(p->dev_size) - p->header), margin = p->header + p->fs_size / 100;
 		char a[16], b[16];
 
 		if (p->free_bytes < need + margin) {
@@ -619,7 +620,7 @@ static void print_plan(const struct plan *p, const struct arm_opts *o)
 	       fmt_size(p->dev_size, b, sizeof(b)), p->is_root ? ", the root filesystem" : "");
 	if (p->resize)
 		printf("resize:      the filesystem is shrunk at boot by %s (rd.luksipc.resize=1)\n",
-		       fmt_size(p->fs_size - (p->dev_size - p->header), a, sizeof(a)));
+		       fmt_size(p->fs_size - (marker_offset(p->dev_size) - p->header), a, sizeof(a)));
 	printf("state store: %s (%s)\n", p->state_spec, p->state);
 	if (o->bootstrap)
 		printf("key:         a generated bootstrap key, %s (mode 0600), copied into the initramfs as %s\n"

@@ -8,10 +8,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "convert.h"
@@ -21,6 +23,7 @@
 #include "lock.h"
 #include "luks.h"
 #include "luksipc.h"
+#include "marker.h"
 #include "probe.h"
 #include "reencrypt.h"
 #include "secmem.h"
@@ -205,11 +208,61 @@ static int read_map(struct job *j, struct state_sb *sb)
 	return 0;
 }
 
+/*
+ * A fresh start: the device-side marker of a conversion whose state is
+ * lost, described in why (empty when there is none).
+ */
+static int marker_sign(struct job *j, char *why, size_t len)
+{
+	struct marker m;
+	char when[32] = "at an unknown time", uuid[33];
+	time_t t;
+	struct tm tm;
+	int r = marker_read(&j->dev, &m);
+
+	if (r <= 0) {
+		if (r < 0)
+			log_error("cannot read device '%s': %s", j->o->device, strerror(-r));
+		return r;
+	}
+	t = (time_t)m.created;
+	if (m.created && gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "on %Y-%m-%d at %H:%M UTC", &tm);
+	for (int i = 0; i < 16; i++)
+		snprintf(uuid + 2 * i, 3, "%02x", m.state_uuid[i]);
+	snprintf(why, len, "luksipc's in-progress marker at byte %llu (LUKS UUID %s, started %s, state store '%s', state UUID %s)",
+		 (unsigned long long)marker_offset(j->dev.size), m.luks_uuid, when, m.state_path[0] ? m.state_path : "?", uuid);
+	return 0;
+}
+
+/*
+ * The device-side marker goes in the device's last whole 4 KiB when the
+ * filesystem ends below it and the header: the payload then ends there
+ * (P = marker - H); the bytes between the filesystem's end and P were
+ * never the filesystem's. Without room, the conversion runs without one,
+ * and says so.
+ */
+static void plan_marker(struct job *j, struct state_sb *sb)
+{
+	uint64_t m = marker_offset(j->dev.size), h = j->geo.header_size;
+	char a[32];
+
+	if (!sb->fs_size)
+		return; /* --no-seatbelt over data of unknown size: all of P is kept */
+	if (m > h + j->geo.sector_size && sb->fs_size <= m - h) {
+		sb->marker_off = m;
+		j->geo.data_size = m - h;
+		return;
+	}
+	log_warn("the %s filesystem on '%s' leaves no 4 KiB after it for luksipc's in-progress marker; the conversion runs without one, so keep its state store safe until it is done (shrink the filesystem by %s more to have one)",
+		 sb->fs_type, j->o->device, fmt_size(sb->fs_size - (m > h ? m - h : 0), a, sizeof(a)));
+}
+
 static int start(struct job *j)
 {
 	const struct convert_opts *o = j->o;
 	struct state_sb sb;
-	char uuid[41];
+	char uuid[41], marker_why[512] = "";
 	int r;
 
 	memset(&sb, 0, sizeof(sb));
@@ -231,10 +284,18 @@ static int start(struct job *j)
 		log_error("device '%s' is not LUKS, so there is nothing to re-encrypt; drop --reencrypt to encrypt it", o->device);
 		return E_REFUSED;
 	}
-	if ((r = plan_geometry(j)) < 0 || (r = job_check_filesystem(j, &j->dev, j->geo.data_size, &sb)) < 0)
+	if ((r = plan_geometry(j)) < 0)
+		return r;
+	/* the marker first: it tells more than any later refusal would */
+	if ((r = marker_sign(j, marker_why, sizeof(marker_why))) < 0)
+		return r;
+	if (marker_why[0] && (r = job_check_half_converted(j, read_plain, &j->dev, j->dev.size, "", marker_why)) < 0)
+		return r;
+	if ((r = job_check_filesystem(j, &j->dev, j->geo.data_size, &sb)) < 0)
 		return r;
 	if ((r = job_check_half_converted(j, read_plain, &j->dev, j->dev.size, sb.fs_type, NULL)) < 0)
 		return r;
+	plan_marker(j, &sb);
 	if (o->used_only && (r = read_map(j, &sb)) < 0)
 		return r;
 	sb.header_len = j->geo.header_size;
@@ -314,7 +375,14 @@ static int check_identity(struct job *j)
 		return E_REFUSED;
 	}
 	if (geometry_init(&g, sb->geo.device_size, sb->geo.header_size, sb->geo.src_offset, sb->geo.step_size, sb->geo.sector_size) < 0 ||
-	    g.data_size != sb->geo.data_size || sb->header_len != sb->geo.header_size || (sb->key_bytes != 32 && sb->key_bytes != 64)) {
+	    (sb->marker_off && (sb->mode != MODE_ENCRYPT || sb->marker_off != marker_offset(sb->geo.device_size) ||
+				sb->marker_off <= g.header_size + g.sector_size || sb->marker_off - g.header_size > g.data_size))) {
+		log_error("state store '%s' records impossible parameters; it is damaged", j->o->state);
+		return E_REFUSED;
+	}
+	if (sb->marker_off)
+		g.data_size = sb->marker_off - g.header_size;
+	if (g.data_size != sb->geo.data_size || sb->header_len != sb->geo.header_size || (sb->key_bytes != 32 && sb->key_bytes != 64)) {
 		log_error("state store '%s' records impossible parameters; it is damaged", j->o->state);
 		return E_REFUSED;
 	}
@@ -532,6 +600,43 @@ static int start_prepared(struct job *j)
 	return job_first_record(j);
 }
 
+/* --used-only: the record in force (its HMAC checked) names the map in use. */
+static int check_record_map(struct job *j)
+{
+	if (j->st.sb.used_only && CRYPTO_memcmp(j->st.rec.map_sha256, j->st.sb.map_sha256, 32) != 0) {
+		log_error("state store '%s' is damaged: its allocation map (--used-only) is not the one its progress records were made with; restore the state store from a copy", j->o->state);
+		return E_REFUSED;
+	}
+	return 0;
+}
+
+/*
+ * A conversion cut between the started mark and its marker: write the
+ * marker now. A marker of another conversion means the store and the
+ * device do not belong together.
+ */
+static int ensure_marker(struct job *j)
+{
+	const struct state_sb *sb = &j->st.sb;
+	struct marker m;
+	int r;
+
+	if (!sb->marker_off || j->st.rec.phase == PHASE_DONE)
+		return 0;
+	r = marker_read(&j->dev, &m);
+	if (r < 0)
+		return r;
+	if (r == 1 && memcmp(m.state_uuid, sb->state_uuid, 16) != 0) {
+		log_error("device '%s' carries the in-progress marker of another luksipc conversion (state store '%s'), not of the one in '%s'; nothing was written: give the state store of that conversion with --state",
+			  j->o->device, m.state_path, j->o->state);
+		return E_REFUSED;
+	}
+	if (r == 1)
+		return 0;
+	log_verbose("writing the in-progress marker at byte %llu of '%s'", (unsigned long long)sb->marker_off, j->o->device);
+	return marker_write(&j->dev, sb, j->o->state);
+}
+
 static int resume(struct job *j)
 {
 	int r = check_identity(j);
@@ -573,13 +678,15 @@ static int resume(struct job *j)
 			return r;
 		if ((r = check_journal(j)) < 0)
 			return r;
+		if ((r = check_record_map(j)) < 0)
+			return r;
 	}
 	r = engine_verify(&j->dev, &j->st);
 	if (r == -ESTALE) {
 		log_error("state store '%s' does not match the contents of '%s' (a stale or copied state, or another device); nothing was written", j->o->state, j->o->device);
 		return E_REFUSED;
 	}
-	if (r < 0)
+	if (r < 0 || (r = ensure_marker(j)) < 0) /* the first write of a resume, after every check */
 		return r;
 	log_info("resuming the conversion of '%s' at %.1f%%", j->o->device, 100.0 * (double)(j->geo.data_size - j->st.rec.frontier) / (double)j->geo.data_size);
 	return job_run_engine(j);

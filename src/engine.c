@@ -602,9 +602,40 @@ static int replay_journal(struct engine *e)
 }
 
 /*
+ * The device-side marker and the payload's few bytes above it, [marker,
+ * H + (N - H) rounded down to a sector): ciphertext of zeros, so that the
+ * data area holds no marker and no plaintext once the header is there.
+ */
+static int wipe_marker(struct engine *e)
+{
+	const struct geometry *g = e->geo;
+	uint64_t end = g->header_size + (g->device_size - g->header_size) / g->sector_size * g->sector_size;
+	uint64_t len = end > e->marker_off ? end - e->marker_off : 0;
+	uint8_t *buf;
+	int r;
+
+	if (!len || len > 2 * 4096)
+		return -EINVAL;
+	buf = dev_buf_alloc(len);
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, 0, len);
+	r = transform(e->enc, NULL, buf, e->marker_off - g->header_size, end - g->header_size, 0);
+	if (r == 0)
+		r = dev_pwrite_full(e->dev, buf, len, e->marker_off);
+	free(buf);
+	if (r == 0)
+		r = dev_flush(e->dev);
+	if (r == 0)
+		log_debug("in-progress marker overwritten");
+	return r;
+}
+
+/*
  * After the last step: the header image goes over [0, H), which now holds
- * only payload that has been moved. Then the record says done. A crash
- * before "done" is durable makes the resume write the same header again.
+ * only payload that has been moved; then the marker is overwritten. Then
+ * the record says done. A crash before "done" is durable makes the resume
+ * write the same header (and marker, and its overwrite) again.
  */
 static int engine_finish(struct engine *e)
 {
@@ -615,6 +646,8 @@ static int engine_finish(struct engine *e)
 	r = dev_pwrite_full(e->dev, e->header_image, e->geo->header_size, 0);
 	if (r == 0)
 		r = dev_flush(e->dev);
+	if (r == 0 && e->marker_off)
+		r = wipe_marker(e);
 	if (r < 0)
 		return r;
 	log_debug("LUKS header written");

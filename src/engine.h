@@ -32,6 +32,7 @@ struct engine {
 	unsigned threads;             /* crypt threads, 1 to ENGINE_THREADS_MAX; 0: one per online CPU */
 	const struct usedmap *map;    /* --used-only: read only what it counts as used, or NULL */
 	int wipe;                     /* with map: write every free byte too (ciphertext of zeros) */
+	uint64_t marker_off;          /* the device-side marker (src/marker.h), overwritten after the header; 0: none */
 	struct pipeline *pipe;        /* started by engine_prefetch, or NULL */
 };
 

@@ -16,6 +16,7 @@
 #include "lock.h"
 #include "luks.h"
 #include "luksipc.h"
+#include "marker.h"
 #include "notes.h"
 #include "secmem.h"
 
@@ -225,6 +226,7 @@ int job_run_engine(struct job *j)
 	j->vk = j->old_vk = NULL;
 	j->prog = (struct progress){ .json = j->o->progress_json, .quiet = log_level < LOG_INFO };
 	e->header_image = j->image;
+	e->marker_off = j->st.sb.marker_off; /* known once the store is made, after any read-ahead */
 	e->progress = &j->prog;
 	r = engine_run(e);
 	engine_release(j);
@@ -295,16 +297,22 @@ static int format_header(struct job *j, struct state_sb *sb)
 }
 
 /*
- * Record 1, then the started mark on every superblock copy, both durable
- * before the engine writes the device: from here on a store without a
- * record is damaged, never "prepared" (docs/format.md, "Started").
+ * Record 1, then the started mark on every superblock copy, then the
+ * device-side marker (when planned), all durable before the engine writes
+ * the payload: from here on a store without a record is damaged, never
+ * "prepared" (docs/format.md, "Started"), and a fresh start finds the
+ * marker ("The device-side marker").
  */
 int job_first_record(struct job *j)
 {
 	struct state_rec rec = j->first;
 	int r = state_commit(&j->st, &rec);
 
-	return r < 0 ? r : state_mark_started(&j->st);
+	if (r == 0)
+		r = state_mark_started(&j->st);
+	if (r == 0 && j->st.sb.marker_off)
+		r = marker_write(&j->dev, &j->st.sb, j->o->state);
+	return r;
 }
 
 int job_make_first_record(struct job *j)

@@ -18,6 +18,7 @@ static const uint8_t rec_magic[8] = "LIPCREC";
  * STATE_FORMAT 3: copy C at the tail, the store size and the first step's
  * evidence (2 on one line of work), the keyed "ahead" evidence (2 on the
  * other); both together are 3. 4: --used-only and its allocation map.
+ * 5: the device-side marker, and the map's digest in every record.
  */
 #define SB_VERSION STATE_FORMAT
 #define REC_VERSION STATE_FORMAT
@@ -98,6 +99,7 @@ void state_sb_encode(const struct state_sb *sb, uint8_t out[STATE_SB_SIZE])
 	memcpy(out + 692, sb->map_sha256, 32);
 	memcpy(out + 724, sb->map_mac, 32);
 	put_le32(out + 1024, sb->started);
+	put_le64(out + 756, sb->marker_off);
 	SHA256(out, SB_SUM_OFF, out + SB_SUM_OFF);
 }
 
@@ -146,6 +148,7 @@ int state_sb_decode(const uint8_t in[STATE_SB_SIZE], struct state_sb *ret)
 	sb.store_size = get_le64(in + 604);
 	get_evidence(in + 612, &sb.first);
 	sb.started = get_le32(in + 1024);
+	sb.marker_off = get_le64(in + 756);
 	if (sb.started > 1)
 		return -EINVAL;
 	sb.used_only = get_le32(in + 660);
@@ -183,6 +186,7 @@ void state_rec_encode(const struct state_rec *rec, const uint8_t state_uuid[16],
 	put_le64(out + 152, rec->journal_a);
 	put_le64(out + 160, rec->journal_f);
 	memcpy(out + 168, rec->journal_sha256, 32);
+	memcpy(out + 200, rec->map_sha256, 32);
 	if (hmac_key)
 		rec_hmac(hmac_key, out, out + REC_HMAC_OFF);
 	SHA256(out, REC_SUM_OFF, out + REC_SUM_OFF);
@@ -214,6 +218,7 @@ int state_rec_decode(const uint8_t in[STATE_REC_SIZE], const uint8_t state_uuid[
 	rec.journal_a = get_le64(in + 152);
 	rec.journal_f = get_le64(in + 160);
 	memcpy(rec.journal_sha256, in + 168, 32);
+	memcpy(rec.map_sha256, in + 200, 32);
 	if (rec.phase > PHASE_DONE)
 		return -EINVAL;
 	*ret = rec;
@@ -675,6 +680,11 @@ int state_commit(struct state *s, struct state_rec *rec)
 	int r;
 
 	rec->seq = s->have_rec ? s->rec.seq + 1 : 1;
+	/* the record's HMAC covers the map it was made with */
+	if (s->sb.used_only)
+		memcpy(rec->map_sha256, s->sb.map_sha256, 32);
+	else
+		memset(rec->map_sha256, 0, 32);
 	state_rec_encode(rec, s->sb.state_uuid, s->hmac_key, buf);
 	r = dev_pwrite_full(&s->dev, buf, sizeof(buf), rec->seq % 2 ? STATE_REC_SLOT1 : STATE_REC_SLOT0);
 	if (r == 0)

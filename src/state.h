@@ -33,7 +33,7 @@
 #define STATE_HEADER_OFF (1024 * 1024)
 
 /* The store's format version (superblock and records); docs/format.md. */
-#define STATE_FORMAT 4
+#define STATE_FORMAT 5
 
 #define MODE_ENCRYPT 1
 #define MODE_REENCRYPT 2
@@ -88,6 +88,12 @@ struct state_sb {
 	 * damaged, never a preparation cut short (docs/format.md).
 	 */
 	uint32_t started;
+	/*
+	 * Plaintext to LUKS, when the filesystem leaves room: the raw offset of
+	 * the device-side marker (src/marker.h), the device's last whole 4 KiB;
+	 * the payload then ends below it (P = marker_off - H). 0: no marker.
+	 */
+	uint64_t marker_off;
 };
 
 #define USED_ONLY_OFF 0  /* the whole payload */
@@ -104,6 +110,8 @@ struct state_rec {
 	/* journal_f > 0: the journal holds the old source of step [journal_a, journal_f) */
 	uint64_t journal_a, journal_f;
 	uint8_t journal_sha256[32];
+	/* --used-only: the map's SHA-256 (the superblock's), so that each record's HMAC covers the map */
+	uint8_t map_sha256[32];
 };
 
 struct state {

@@ -97,18 +97,20 @@ static void print_status(struct state *s, const char *path, const char *device, 
 	if (json) {
 		printf("{\"state\":\"%s\",\"mode\":\"%s\",\"phase\":\"%s\",\"device\":\"%s\",\"device_size\":%llu,\"header_size\":%llu,"
 		       "\"step_size\":%llu,\"data_size\":%llu,\"done\":%llu,\"type\":\"luks%u\",\"cipher\":\"" LUKS_CIPHER_SPEC "\","
-		       "\"key_size\":%u,\"sector_size\":%u,\"luks_uuid\":\"%s\",\"matches_device\":%s,\"used_only\":\"%s\",\"used_bytes\":%llu}\n",
+		       "\"key_size\":%u,\"sector_size\":%u,\"luks_uuid\":\"%s\",\"matches_device\":%s,\"used_only\":\"%s\",\"used_bytes\":%llu,"
+		       "\"marker_offset\":%llu}\n",
 		       path, mode, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
 		       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
-		       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, match < 0 ? "null" : match ? "true" : "false", used, used_bytes);
+		       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, match < 0 ? "null" : match ? "true" : "false", used, used_bytes,
+		       (unsigned long long)sb->marker_off);
 		return;
 	}
 	printf("state: %s\nmode: %s\nphase: %s\ndevice: %s\ndevice-size: %llu\nheader-size: %llu\nstep-size: %llu\n"
 	       "data-size: %llu\ndone: %llu\ntype: luks%u\ncipher: " LUKS_CIPHER_SPEC "\nkey-size: %u\nsector-size: %u\n"
-	       "luks-uuid: %s\nmatches-device: %s\nused-only: %s\nused-bytes: %llu\n",
+	       "luks-uuid: %s\nmatches-device: %s\nused-only: %s\nused-bytes: %llu\nmarker-offset: %llu\n",
 	       path, mode, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
 	       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
-	       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, m, used, used_bytes);
+	       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, m, used, used_bytes, (unsigned long long)sb->marker_off);
 }
 
 int status_run(const char *path, const char *device, int json, int notes, const char *framework)

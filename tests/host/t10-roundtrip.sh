@@ -40,8 +40,8 @@ roundtrip() {
 	verify_plain dev.img key orig.img $((n - h))
 	run_rc 0 lx status --state st
 	assert_grep '^phase: done$' "$T/out"
-	assert_grep "^data-size: $((n - h))\$" "$T/out"
-	assert_grep "^done: $((n - h))\$" "$T/out"
+	assert_grep "^data-size: $(payload_size "$n" "$h")\$" "$T/out"
+	assert_grep "^done: $(payload_size "$n" "$h")\$" "$T/out"
 }
 
 t_ext4_luks2_512() { roundtrip ext4 $((41 * MiB + 7 * 4096 + 512)) $((4 * MiB)) luks2 512 - 512; }
@@ -130,7 +130,7 @@ t_progress_json() {
 	run_rc 0 conv -d dev.img --state st --key-file key --type luks1 \
 		--step-size $((256 * 1024)) --progress-json
 	grep '^{' "$T/err" >progress || fail "no JSON progress lines on stderr"
-	"$PY" - progress $((n - h)) <<'PYEOF'
+	"$PY" - progress "$(payload_size "$n" "$h")" <<'PYEOF'
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 total = int(sys.argv[2])

@@ -17,7 +17,9 @@
 
 # lost_state SIGN CMD...: the first run of CMD is cut by the fault in
 # $FAULT (exit 5); the state is deleted; CMD again must exit 3, leave the
-# device as it was and say SIGN (an extended regex).
+# device as it was and say SIGN (an extended regex). NO_MARKER=1: the
+# in-progress marker is zeroed first, so that the filesystem's signs are
+# what the run must find.
 lost_state() {
 	sign=$1
 	shift
@@ -25,6 +27,11 @@ lost_state() {
 	d=$(status_field st "done")
 	echo "converted before the cut: $d bytes"
 	rm -f st
+	if [ -n "${NO_MARKER:-}" ]; then
+		# the filesystem's own signs, as for a run without the marker
+		m=$(($(fsize dev.img) / 4096 * 4096 - 4096))
+		dd if=/dev/zero of=dev.img bs=4096 seek=$((m / 4096)) count=1 conv=notrunc status=none
+	fi
 	dsum=$(sha dev.img)
 	run_rc 3 "$@"
 	assert_one_error_line "$T/err"
@@ -70,7 +77,7 @@ c1() {
 t_ext4() {
 	need_luksipc
 	fs_image ext4 $((10 * MiB + 5 * 4096)) $((2 * MiB))
-	FAULT=write:17:EIO lost_state "ext4 backup superblock of group 7" c1 --step-size $((256 * 1024))
+	NO_MARKER=1 FAULT=write:17:EIO lost_state "ext4 backup superblock of group 7" c1 --step-size $((256 * 1024))
 	# with --no-seatbelt the admin's word overrides it
 	run_rc 0 c1 --step-size $((256 * 1024)) --no-seatbelt
 	assert_grep "sign of a conversion in progress" "$T/err"
@@ -79,19 +86,19 @@ t_ext4() {
 t_xfs() {
 	need_luksipc
 	fs_image xfs $((66 * MiB + 3 * 4096)) $((2 * MiB))
-	FAULT=write:11:EIO lost_state "XFS superblock copy of allocation group 3" c1
+	NO_MARKER=1 FAULT=write:11:EIO lost_state "XFS superblock copy of allocation group 3" c1
 }
 
 t_btrfs() {
 	need_luksipc
 	fs_image btrfs $((80 * MiB + 4096)) $((2 * MiB))
-	FAULT=write:10:EIO lost_state "btrfs mirror superblock at byte 67108864" c1
+	NO_MARKER=1 FAULT=write:10:EIO lost_state "btrfs mirror superblock at byte 67108864" c1
 }
 
 t_vfat() {
 	need_luksipc
 	fs_image vfat $((20 * MiB + 5 * 512)) $((2 * MiB))
-	FAULT=write:70:EIO lost_state "second FAT" c1 --step-size $((256 * 1024))
+	NO_MARKER=1 FAULT=write:70:EIO lost_state "second FAT" c1 --step-size $((256 * 1024))
 }
 
 # A LUKS1 source (2 MiB header) made by luksipc from ext4 ending before N - HNEW.
@@ -120,6 +127,81 @@ t_reencrypt_shift() {
 		--header-size $((8 * MiB)) --step-size $((2 * MiB))
 }
 
+# The device-side marker (docs/format.md): an ext4 of 4 KiB blocks in one
+# group leaves no backup superblock in reach, the window the filesystem
+# checks cannot close; the fixture ends 4 KiB below N - H, so the run has
+# its marker at M, the device's last whole 4 KiB.
+marker_image() {
+	fx_make ext4 dev.img "$1" "$2"
+	cp dev.img orig.img
+	random_key key
+	M=$(($(fsize dev.img) / 4096 * 4096 - 4096))
+}
+
+# has_marker IMG: the 4 KiB at M start with the marker's magic.
+has_marker() {
+	[ "$(dd if="$1" bs=4096 skip=$((M / 4096)) count=1 status=none | head -c 16)" = LUKSIPC-INFLIGHT ]
+}
+
+t_marker_lost_store() {
+	need_luksipc
+	marker_image $((40 * MiB + 3 * 512)) $((2 * MiB))
+	# 3 steps of 1 MiB are on the device: no filesystem check can tell
+	FAULT=write:5:EIO lost_state "in-progress marker at byte $M \(LUKS UUID [0-9a-f-]{36}, started on [0-9-]+ at [0-9:]+ UTC, state store '[^']*/st', state UUID [0-9a-f]{32}\)" \
+		c1 --step-size $((1 * MiB))
+	# another --header-size looks in the same place
+	dsum=$(sha dev.img)
+	run_rc 3 conv -d dev.img --state st --key-file key --header-size $((4 * MiB))
+	assert_grep "in-progress marker at byte $M" "$T/err"
+	assert_eq "$(sha dev.img)" "$dsum" "the refused run changed the device"
+	# without the marker, nothing tells: the window the marker closes
+	dd if=/dev/zero of=dev.img bs=4096 seek=$((M / 4096)) count=1 conv=notrunc status=none
+	run_rc 0 c1 --step-size $((1 * MiB))
+	assert_no_grep "sign of a conversion in progress" "$T/err"
+}
+
+t_marker_resume() {
+	need_luksipc
+	marker_image $((24 * MiB + 5 * 512)) $((2 * MiB))
+	LUKSIPC_TEST_FAULT=write:4:EIO run_rc 5 c1 --step-size $((1 * MiB))
+	has_marker dev.img || fail "no marker at byte $M after the first steps"
+	# a cut between the started mark and the marker: the resume writes it
+	dd if=/dev/zero of=dev.img bs=4096 seek=$((M / 4096)) count=1 conv=notrunc status=none
+	LUKSIPC_TEST_FAULT=write:3:EIO run_rc 5 c1 --step-size $((1 * MiB))
+	has_marker dev.img || fail "the resume did not write the missing marker"
+	run_rc 0 c1 --step-size $((1 * MiB))
+	has_marker dev.img && fail "the marker is still there after the conversion"
+	# the data area ends with ciphertext of zeros where the marker was
+	verify_plain dev.img key orig.img $(($(fsize dev.img) - 2 * MiB))
+}
+
+t_marker_other() {
+	need_luksipc
+	marker_image $((24 * MiB + 5 * 512)) $((2 * MiB))
+	cp dev.img dev2.img
+	LUKSIPC_TEST_FAULT=write:4:EIO run_rc 5 c1 --step-size $((1 * MiB))
+	LUKSIPC_TEST_FAULT=write:4:EIO run_rc 5 conv -d dev2.img --state st2 --key-file key --type luks1 --step-size $((1 * MiB))
+	# the marker of the other conversion over this one's
+	dd if=dev2.img of=dev.img bs=4096 skip=$((M / 4096)) seek=$((M / 4096)) count=1 conv=notrunc status=none
+	dsum=$(sha dev.img)
+	run_rc 3 c1 --step-size $((1 * MiB))
+	assert_one_error_line "$T/err"
+	assert_grep "carries the in-progress marker of another luksipc conversion \(state store '[^']*/st2'\)" "$T/err"
+	assert_eq "$(sha dev.img)" "$dsum" "the refused resume changed the device"
+}
+
+t_marker_no_room() {
+	need_luksipc
+	FX_FILL=1 marker_image $((24 * MiB + 5 * 512)) $((2 * MiB))
+	run_rc 0 c1
+	assert_grep "leaves no 4 KiB after it for luksipc's in-progress marker" "$T/err"
+	verify_plain dev.img key orig.img $(($(fsize dev.img) - 2 * MiB))
+}
+
+run_test "in-progress marker, ext4 with no copy in reach, state lost mid-run: refused (3), device unchanged" t_marker_lost_store
+run_test "in-progress marker written again by a resume, overwritten at the end" t_marker_resume
+run_test "in-progress marker of another conversion: resume refused (3), device unchanged" t_marker_other
+run_test "filesystem filling N - H: no marker, a warning, a correct result" t_marker_no_room
 run_test "ext4 (backup superblocks), state lost mid-run: refused (3), device unchanged" t_ext4
 run_test "xfs (allocation group headers), state lost mid-run: refused (3)" t_xfs
 run_test "btrfs (mirror at 64 MiB), state lost mid-run: refused (3)" t_btrfs

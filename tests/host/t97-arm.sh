@@ -167,7 +167,7 @@ t_resize_planned() {
 	truncate -s $((20 * MiB)) st.img
 	sys_setup grub itools
 	run_rc 0 la arm -d dev.img --state st.img --dry-run
-	assert_grep '^resize: .*shrunk at boot by 16 MiB' out
+	assert_grep '^resize: .*shrunk at boot by 16388 KiB' out
 	assert_grep 'rd\.luksipc\.resize=1$' out
 	# full to the brim: refused, says how much to free
 	mkdir full

@@ -146,6 +146,13 @@ need_cmd() {
 	done
 }
 
+# payload_size N H: P for a fixture that leaves luksipc its in-progress
+# marker (tests/lib/mkfs-fixtures.sh): the marker's offset, the device's
+# last whole 4 KiB, minus H (docs/format.md, "The device-side marker").
+payload_size() {
+	echo $(($1 / 4096 * 4096 - 4096 - $2))
+}
+
 sha() {
 	sha256sum "$1" | cut -d' ' -f1
 }

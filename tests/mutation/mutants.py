@@ -55,6 +55,22 @@ FLUSH_SITES = {
                       " undamaged store is. t62 'superblock but no record'"
                       " checks the mark itself",
     },
+    "marker.c:marker_write:1": {
+        "equivalent": "the device-side marker's flush, after record 1 and the"
+                      " started mark: without it a cut can lose the marker while"
+                      " later payload writes survive, but the store is durable"
+                      " then, and a resume of a store with a marker offset writes"
+                      " a missing marker again (convert.c ensure_marker). Only a"
+                      " lost store would tell, which the crash model does not"
+                      " make; t64 'in-progress marker' checks the marker itself",
+    },
+    "engine.c:wipe_marker:1": {
+        "kill": ["t20-limit"],
+        "breaks": "the flush of the marker's overwrite before the `done` record:"
+                  " `done` can be durable while the marker is still on the"
+                  " device, and the resume, finding `done`, leaves it there: the"
+                  " data area then differs from the uninterrupted run's",
+    },
     "engine.c:commit_step:1": {
         "kill": ["t20-limit"],
         "breaks": "the device flush before the progress record: a record can be"

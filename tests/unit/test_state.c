@@ -35,8 +35,10 @@ static void test_sb(void)
 	sb.first.off = 5 << 20;
 	sb.first.len = 1 << 20;
 	memset(sb.first.sha256, 0x5a, 32);
+	sb.marker_off = 123456789 * 512ull / 4096 * 4096 - 4096;
 	state_sb_encode(&sb, buf);
 	CHECK(state_sb_decode(buf, &out) == 0);
+	CHECK(out.marker_off == sb.marker_off);
 	CHECK(memcmp(&out.geo, &sb.geo, sizeof(sb.geo)) == 0);
 	CHECK(out.key_bytes == 64 && out.luks_version == 2 && out.mode == MODE_ENCRYPT);
 	CHECK(strcmp(out.luks_uuid, sb.luks_uuid) == 0);
@@ -82,8 +84,14 @@ static void test_rec(void)
 	rec.behind.off = 3;
 	rec.behind.len = 4;
 	memset(rec.behind.sha256, 8, 32);
+	memset(rec.map_sha256, 9, 32);
 	state_rec_encode(&rec, uuid, key, buf);
 	CHECK(state_rec_decode(buf, uuid, key, &out) == 0);
+	CHECK(memcmp(out.map_sha256, rec.map_sha256, 32) == 0);
+	/* the map's digest is under the record's HMAC */
+	buf[200] ^= 1;
+	CHECK(state_rec_decode(buf, uuid, key, &out) != 0);
+	buf[200] ^= 1;
 	CHECK(out.seq == 42 && out.frontier == rec.frontier && out.phase == PHASE_CONVERTING);
 	CHECK(out.ahead.off == 1 && out.ahead.len == 2 && out.behind.off == 3 && out.behind.len == 4);
 	CHECK(memcmp(out.ahead.sha256, rec.ahead.sha256, 32) == 0);
