@@ -749,10 +749,32 @@ static uint64_t durable_frontier(struct pipeline *p)
 }
 
 /* The main thread's side of the pipeline: the writes, in order. */
+/*
+ * Progress in units of work. The whole payload is read and written, so work
+ * is position; --used-only (without wipe) reads and writes in proportion
+ * to the used bytes, so work is the used bytes at or above the frontier,
+ * of all the map counts (an ETA by position would run fast through empty
+ * steps and stall in full ones).
+ */
+static int work_by_use(const struct engine *e)
+{
+	return e->map && !e->wipe && e->map->used > 0;
+}
+
+static uint64_t work_total(const struct engine *e)
+{
+	return work_by_use(e) ? e->map->used : e->geo->data_size;
+}
+
+static uint64_t work_done(struct engine *e, uint64_t f)
+{
+	return work_by_use(e) ? usedmap_used_from(e->map, &e->work, f) : e->geo->data_size - f;
+}
+
 static int write_steps(struct pipeline *p)
 {
 	struct engine *e = p->e;
-	uint64_t f = p->start, total = e->geo->data_size;
+	uint64_t f = p->start;
 
 	for (unsigned j = 0; f > 0; j++) {
 		struct slot *s = &p->slot[j % RING], *next = &p->slot[(j + 1) % RING];
@@ -769,7 +791,7 @@ static int write_steps(struct pipeline *p)
 			return r;
 		f = s->a;
 		slot_set(p, s, SLOT_FREE, 0);
-		progress_update(e->progress, total - (e->geo->journal ? f : durable_frontier(p)), 0);
+		progress_update(e->progress, work_done(e, e->geo->journal ? f : durable_frontier(p)), 0);
 		test_hook_delay(TEST_DELAY_STEP);
 		if (interrupted && f > 0)
 			return -EINTR;
@@ -963,7 +985,6 @@ static int run_pipeline(struct engine *e, struct pipeline *p, uint64_t f)
 
 int engine_run(struct engine *e)
 {
-	uint64_t total = e->geo->data_size;
 	uint64_t f = e->state->rec.frontier;
 	struct pipeline *ahead = take_read_ahead(e);
 	int r;
@@ -971,7 +992,8 @@ int engine_run(struct engine *e)
 	if (e->state->rec.phase == PHASE_DONE)
 		return 0;
 	log_debug("converting: %llu bytes left", (unsigned long long)f);
-	progress_init(e->progress, total, total - f, e->progress->json, e->progress->quiet);
+	memset(&e->work, 0, sizeof(e->work));
+	progress_init(e->progress, work_total(e), work_done(e, f), e->progress->json, e->progress->quiet);
 	progress_set_tail(e->progress, e->geo->header_size);
 	/* A journaled step is redone first (nothing was read ahead then). */
 	r = e->state->rec.journal_f ? replay_journal(e) : 0;
@@ -985,6 +1007,6 @@ int engine_run(struct engine *e)
 	if (r == 0)
 		progress_done(e->progress);
 	else if (r == -EINTR)
-		progress_update(e->progress, total - e->state->rec.frontier, 1);
+		progress_update(e->progress, work_done(e, e->state->rec.frontier), 1);
 	return r;
 }

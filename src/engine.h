@@ -33,6 +33,7 @@ struct engine {
 	const struct usedmap *map;    /* --used-only: read only what it counts as used, or NULL */
 	int wipe;                     /* with map: write every free byte too (ciphertext of zeros) */
 	uint64_t marker_off;          /* the device-side marker (src/marker.h), overwritten after the header; 0: none */
+	struct usedmap_cursor work;   /* --used-only without wipe: progress counts the used bytes converted */
 	struct pipeline *pipe;        /* started by engine_prefetch, or NULL */
 };
 

@@ -133,6 +133,21 @@ int usedmap_decode(struct usedmap *m, const uint8_t *in, uint64_t len, uint64_t 
 	return 0;
 }
 
+uint64_t usedmap_used_from(const struct usedmap *m, struct usedmap_cursor *c, uint64_t x)
+{
+	if (!c->started || x > c->x) {
+		c->i = m->n;
+		c->above = 0;
+		c->started = 1;
+	}
+	c->x = x;
+	while (c->i > 0 && m->ext[c->i - 1].start >= x) {
+		c->i--;
+		c->above += m->ext[c->i].end - m->ext[c->i].start;
+	}
+	return c->above + (c->i > 0 && m->ext[c->i - 1].end > x ? m->ext[c->i - 1].end - x : 0);
+}
+
 size_t usedmap_first_after(const struct usedmap *m, uint64_t x)
 {
 	size_t lo = 0, hi = m->n;

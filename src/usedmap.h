@@ -55,6 +55,19 @@ void usedmap_encode(const struct usedmap *m, uint8_t *out);
  */
 int usedmap_decode(struct usedmap *m, const uint8_t *in, uint64_t len, uint64_t limit);
 
+/*
+ * Bytes the map counts as used at or above x, for progress: x may only go
+ * down between calls with the same cursor (it starts again from the top
+ * when it goes up), so a whole run costs O(extents). Zero the cursor first.
+ */
+struct usedmap_cursor {
+	size_t i;       /* extents [i, n) lie wholly at or above x */
+	uint64_t above; /* their bytes */
+	uint64_t x;
+	int started;
+};
+uint64_t usedmap_used_from(const struct usedmap *m, struct usedmap_cursor *c, uint64_t x);
+
 /* Index of the first extent that ends after x (m->n if none). */
 size_t usedmap_first_after(const struct usedmap *m, uint64_t x);
 /*

@@ -70,8 +70,9 @@ roundtrip() {
 	dead_before=$("$PY" "$USEDFS" markers orig.img DEAD)
 	[ "$dead_before" -gt 100 ] || fail "the fixture has only $dead_before deleted blocks"
 	run_rc 0 conv -d dev.img --state st --key-file key --header-size "$h" --step-size "$step" \
-		--sector-size "$ss" "$mode"
+		--sector-size "$ss" "$mode" --progress-json
 	assert_grep "$mode: the ext4 filesystem uses" "$T/err"
+	grep '^{' "$T/err" >progress || fail "no JSON progress lines"
 	verify_used "$n" "$h"
 	no_live_plaintext
 	dead=$("$PY" "$USEDFS" markers dev.img DEAD)
@@ -83,6 +84,23 @@ roundtrip() {
 	assert_grep '^phase: done$' "$T/out"
 	assert_grep "^used-only: $([ "$mode" = --used-only ] && echo yes || echo wipe)\$" "$T/out"
 	assert_grep '^used-bytes: [1-9][0-9]*$' "$T/out"
+	# progress counts work: the used bytes with --used-only (reads and
+	# writes follow them), the whole payload with =wipe (every byte written)
+	if [ "$mode" = --used-only ]; then
+		work=$(status_field st used-bytes)
+	else
+		work=$(status_field st data-size)
+	fi
+	"$PY" - progress "$work" <<'PYEOF'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+work = int(sys.argv[2])
+assert lines[-1]["phase"] == "done" and lines[-1]["done"] == lines[-1]["total"] == work, (lines[-1], work)
+done = [o["done"] for o in lines]
+assert done == sorted(done), done
+assert all(o["total"] == work for o in lines), "a line with another total"
+print("%d progress lines, total %d (the work), done %s" % (len(lines), work, done[:8]))
+PYEOF
 	# the same command again: already converted, nothing written
 	h1=$(sha dev.img)
 	run_rc 0 conv -d dev.img --state st --key-file key --used-only

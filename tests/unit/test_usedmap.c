@@ -60,6 +60,28 @@ static void one(void)
 		int in = k < m.n && m.ext[k].start <= u * U && u * U < limit;
 		CHECK(in == (used[u] && u * U < limit));
 	}
+	/* used bytes at or above x, against the model: walking down, then again after a jump up */
+	{
+		struct usedmap_cursor c;
+
+		memset(&c, 0, sizeof(c));
+		for (int pass = 0; pass < 2; pass++)
+			for (uint64_t x = limit + 1; x-- > 0;) {
+				uint64_t want = 0, step = rnd() % 5000 + 1;
+
+				for (uint64_t u = 0; u < UNITS; u++) {
+					uint64_t lo = u * U > x ? u * U : x, hi = (u + 1) * U < limit ? (u + 1) * U : limit;
+
+					if (used[u] && hi > lo)
+						want += hi - lo;
+				}
+				CHECK(usedmap_used_from(&m, &c, x) == want);
+				if (x == 0)
+					break;
+				x = x > step ? x - step + 1 : 1;
+			}
+		CHECK(usedmap_used_from(&m, &c, 0) == m.used);
+	}
 	/* encode, decode: the same map; a flipped order is refused */
 	buf = malloc(usedmap_encoded_len(&m) + 1);
 	usedmap_encode(&m, buf);
