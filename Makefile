@@ -131,7 +131,7 @@ qemu-check: $(BUILD)/luksipc $(TEST_BIN) static static-test
 # and through --readdev, a passphrase typed at the console, and the
 # busybox-only initramfs with the static
 # binary.
-QEMU_CI_SCENARIOS ?= 01 10 11 12 13 17 18 19 20
+QEMU_CI_SCENARIOS ?= 01 10 11 12 13 17 18 19 20 26
 qemu-check-ci: $(BUILD)/luksipc $(TEST_BIN) static static-test
 	@LUKSIPC_QEMU_CUTS=3 ./qemu-tests/run-all $(QEMU_CI_SCENARIOS)
 

@@ -6,6 +6,8 @@
 #   - it may set LIPC_CMDLINE (default: /proc/cmdline), LIPC_BIN
 #     (default: luksipc from PATH) and LIPC_FRAMEWORK (initramfs-tools,
 #     dracut or other, for the admin notes; default: guessed);
+#   - it may call lipc_wanted first, to learn whether there is anything to
+#     do (rd.luksipc= on the command line or from a credential);
 #   - it calls lipc_run once; lipc_run returns 0 when there was nothing to do
 #     or when the device is converted and opened, and 1 otherwise with the
 #     one-line reason in LIPC_ERROR; the adapter then enters its emergency
@@ -19,8 +21,8 @@
 # the state the steps share. Every function and global starts with lipc_ or
 # LIPC_.
 #
-# Sections: util, cmdline, devices, keys, resize, progress, convert, open,
-# run (the entry point).
+# Sections: util, cmdline, credentials, devices, keys, resize, progress,
+# convert, open, run (the entry point).
 # shellcheck disable=SC3043 # local: see above
 
 LIPC_BIN=${LIPC_BIN:-luksipc}
@@ -33,7 +35,8 @@ LIPC_NOTEKEY=
 LIPC_PASS=
 LIPC_KEYMNT=
 LIPC_MODE=encrypt
-# Also shared, set by the steps: LIPC_DEVSPEC and LIPC_TIMEOUT (cmdline,
+# Also shared, set by the steps: LIPC_CMDLINE, LIPC_CRED_FLAGS and
+# LIPC_WANTED_DONE (credentials, lipc_wanted); LIPC_DEVSPEC and LIPC_TIMEOUT (cmdline,
 # lipc_main); LIPC_STATE, LIPC_DEV, LIPC_STATUS and LIPC_PHASE (devices);
 # LIPC_RZ_* (resize: the ext superblock).
 # Present only in the QEMU test images (qemu-tests/lib/initrd-builders.sh).
@@ -126,6 +129,80 @@ lipc_arg() {
     set +f
     [ "$found" = 0 ] || return 1
     printf '%s\n' "$val"
+}
+
+# ==== credentials ===========================================================
+# The same settings from system credentials, so that one image can ship
+# without the flags and each machine gets them from its VMM or systemd
+# (docs/cmdline.md, "Settings from credentials"): the credential
+# luksipc.device=V is rd.luksipc=V, luksipc.NAME=V is rd.luksipc.NAME=V.
+# Read from the credentials systemd imported (LIPC_CRED_DIR), QEMU's
+# fw_cfg (LIPC_FWCFG_DIR: opt/io.systemd.credentials/NAME) and SMBIOS
+# type 11 strings (LIPC_DMI_DIR: io.systemd.credential:NAME=V). They go
+# before the kernel command line, so its flags win (lipc_arg takes the
+# last). The directories are variables for the tests.
+LIPC_CRED_DIR=${LIPC_CRED_DIR:-/run/credentials/@system}
+LIPC_FWCFG_DIR=${LIPC_FWCFG_DIR:-/sys/firmware/qemu_fw_cfg/by_name/opt/io.systemd.credentials}
+LIPC_DMI_DIR=${LIPC_DMI_DIR:-/sys/firmware/dmi/entries}
+
+# lipc_cred_word NAME VALUE: the flag for credential NAME, or nothing (and
+# a log line for a luksipc.* name or a value it cannot take).
+lipc_cred_word() {
+    local flag
+    case $1 in
+    luksipc.device) flag=rd.luksipc ;;
+    luksipc. | luksipc.*[!a-z0-9-]*)
+        lipc_log "ignoring the credential '$1': not a luksipc setting (luksipc.device, luksipc.state, ...)"
+        return 0
+        ;;
+    luksipc.*) flag=rd.$1 ;;
+    *) return 0 ;;
+    esac
+    case $2 in
+    '' | *[[:space:]]*)
+        lipc_log "ignoring the credential '$1': its value is empty or holds blanks"
+        return 0
+        ;;
+    esac
+    printf '%s=%s\n' "$flag" "$2"
+}
+
+# lipc_cred_words: the flags of every luksipc.* credential, one per line.
+lipc_cred_words() {
+    local f n v
+    if ! [ -d "${LIPC_FWCFG_DIR%/by_name/*}" ] && command -v modprobe >/dev/null 2>&1; then
+        modprobe -q qemu_fw_cfg 2>/dev/null || :
+    fi
+    for f in "$LIPC_CRED_DIR"/luksipc.*; do
+        [ -f "$f" ] && lipc_cred_word "${f##*/}" "$(cat "$f")"
+    done
+    for f in "$LIPC_FWCFG_DIR"/luksipc.*/raw; do
+        [ -f "$f" ] || continue
+        n=${f%/raw}
+        lipc_cred_word "${n##*/}" "$(cat "$f")"
+    done
+    for f in "$LIPC_DMI_DIR"/11-*/raw; do
+        [ -f "$f" ] || continue
+        tr '\000' '\n' <"$f" |
+            sed -n 's/^.*io\.systemd\.credential:\(luksipc\.[^=]*\)=\(.*\)$/\1 \2/p' |
+            while read -r n v; do
+                lipc_cred_word "$n" "$v"
+            done
+    done
+    return 0
+}
+
+# lipc_wanted: whether rd.luksipc= is set, on the command line
+# (LIPC_CMDLINE, else /proc/cmdline) or by a credential; sets LIPC_CMDLINE
+# to the credentials' flags followed by the command line. The adapters ask
+# it before anything else.
+lipc_wanted() {
+    local creds
+    creds=$(lipc_cred_words | tr '\n' ' ')
+    LIPC_CRED_FLAGS=$creds
+    LIPC_CMDLINE="$creds${LIPC_CMDLINE-$(cat /proc/cmdline 2>/dev/null)}"
+    LIPC_WANTED_DONE=1
+    lipc_arg rd.luksipc >/dev/null
 }
 
 # lipc_setup: LIPC_DEVSPEC from rd.luksipc=; false when it is absent, empty
@@ -983,7 +1060,11 @@ lipc_main() {
 # lipc_run: entry point for the adapters; see the contract at the top.
 lipc_run() {
     local rc
+    if [ -z "${LIPC_WANTED_DONE:-}" ]; then
+        lipc_wanted || return 0
+    fi
     lipc_setup || return 0
+    [ -z "${LIPC_CRED_FLAGS:-}" ] || lipc_log "settings from credentials: $LIPC_CRED_FLAGS" 
     lipc_test_env
     lipc_main
     rc=$?

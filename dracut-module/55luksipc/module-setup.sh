@@ -52,6 +52,8 @@ installkernel() {
     # key-device filesystems, with the character sets vfat's and exfat's
     # defaults need. instmods skips what this kernel does not have.
     hostonly='' instmods ext4 vfat nls_cp437 nls_ascii nls_utf8 exfat
+    # settings from credentials passed through QEMU's fw_cfg (luksipc-lib.sh)
+    hostonly='' instmods qemu_fw_cfg
     return 0
 }
 
@@ -61,7 +63,7 @@ install() {
     bin=$(luksipc_binary) || return 1
     inst_binary "$bin" /usr/sbin/luksipc
     inst_multiple cryptsetup blkid e2fsck resize2fs dumpe2fs mount umount \
-        readlink sleep cat mkdir chmod
+        readlink sleep cat mkdir chmod tr sed
     inst_multiple -o stty plymouth udevadm modprobe
     inst_simple "$moddir/luksipc-lib.sh" /usr/lib/luksipc/luksipc-lib.sh
     inst_script "$moddir/luksipc-boot.sh" /usr/sbin/luksipc-boot

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck source-path=SCRIPTDIR
 # shellcheck disable=SC2154 # hookdir: set by dracut-lib.sh
 # cmdline hook (initrd without systemd): hold the initqueue until the
 # conversion has run and the LUKS device is open, so that the root device
@@ -7,9 +8,15 @@
 # in name order): with rd.luksipc.mode=reencrypt the device is LUKS from the
 # start and must not be opened before it is re-encrypted.
 
-_lipc=$(getarg rd.luksipc=)
-if [ -n "$_lipc" ] && [ "$_lipc" != 0 ]; then
+# rd.luksipc= on the command line or from a credential (luksipc.device).
+# A subshell: the library's functions and globals stay out of dracut's.
+if (
+    # shellcheck source=../../boot/luksipc-lib.sh
+    . /usr/lib/luksipc/luksipc-lib.sh
+    # shellcheck disable=SC2034 # read by lipc_wanted
+    LIPC_CMDLINE=$(getcmdline)
+    lipc_wanted && LIPC_DEVSPEC=$(lipc_arg rd.luksipc) && [ -n "$LIPC_DEVSPEC" ] && [ "$LIPC_DEVSPEC" != 0 ]
+); then
     echo '[ -e /run/luksipc/boot-done ]' > "$hookdir/initqueue/finished/luksipc.sh"
     echo '[ -e /run/luksipc/boot-done ] || /usr/sbin/luksipc-boot' > "$hookdir/initqueue/settled/00-luksipc.sh"
 fi
-unset _lipc

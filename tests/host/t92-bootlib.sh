@@ -61,6 +61,7 @@ sb_field() {
 # LIPC_ERROR on stderr when it refuses.
 boot_resize() {
 	(
+		# shellcheck disable=SC2030 # the subshell's own
 		LIPC_CMDLINE=
 		# shellcheck source=boot/luksipc-lib.sh
 		. "$LIB"
@@ -132,6 +133,7 @@ t_refuse_full() {
 # stubbed (the calls logged to $T/calls); LIPC_ERROR on stderr.
 keydev_mount() {
 	(
+		# shellcheck disable=SC2030 # the subshell's own
 		LIPC_CMDLINE=
 		# shellcheck source=boot/luksipc-lib.sh
 		. "$LIB"
@@ -295,6 +297,7 @@ notes_at_boot() {
 	chmod 755 stub-luksipc
 	[ "$1" = 1 ] && echo "device=/dev/vda4" >armed
 	(
+		# shellcheck disable=SC2030 # the subshell's own
 		LIPC_CMDLINE=
 		# shellcheck source=boot/luksipc-lib.sh
 		. "$LIB"
@@ -316,7 +319,80 @@ t_notes_armed() {
 	assert_grep '\$ update-initramfs -u' run/notes
 }
 
+# creds CMDLINE: the library's lipc_wanted over the fake credential
+# sources in $T/cred, $T/fwcfg and $T/dmi; prints its status, then
+# LIPC_CMDLINE, one flag per line; the log on $T/err.
+creds() {
+	(
+		# shellcheck source=boot/luksipc-lib.sh
+		. "$LIB"
+		LIPC_CRED_DIR=$T/cred LIPC_FWCFG_DIR=$T/fwcfg/by_name/opt/io.systemd.credentials LIPC_DMI_DIR=$T/dmi
+		LIPC_CMDLINE=$1
+		rc=0
+		lipc_wanted || rc=$?
+		echo "wanted: $rc"
+		# shellcheck disable=SC2086 # one flag per line
+		printf '%s\n' $LIPC_CMDLINE
+	) 2>"$T/err"
+}
+
+# smbios_11 FILE STRING...: an SMBIOS type 11 structure (header, count,
+# the strings NUL-terminated, a final NUL), as /sys/firmware/dmi exposes it.
+smbios_11() {
+	f=$1
+	shift
+	{
+		printf '\013\005\001\000\00%s' "$#"
+		for str in "$@"; do printf '%s\000' "$str"; done
+		printf '\000'
+	} >"$f"
+}
+
+t_credentials() {
+	mkdir -p cred fwcfg/by_name/opt/io.systemd.credentials dmi/11-0 dmi/11-1
+	# nothing anywhere: nothing to do
+	creds "root=/dev/vda2 quiet" >out
+	assert_grep '^wanted: 1$' out
+	# systemd's imported credentials, fw_cfg, SMBIOS type 11
+	printf 'PARTLABEL=root\n' >cred/luksipc.device
+	printf 'PARTLABEL=luksipc-state' >cred/luksipc.state
+	mkdir fwcfg/by_name/opt/io.systemd.credentials/luksipc.key
+	printf '/k.key:LABEL=KEYS' >fwcfg/by_name/opt/io.systemd.credentials/luksipc.key/raw
+	smbios_11 dmi/11-0/raw "io.systemd.credential:luksipc.resize=1" "vendor string" \
+		"io.systemd.credential:other.thing=1" "io.systemd.credential:luksipc.Bad=1"
+	smbios_11 dmi/11-1/raw "io.systemd.credential:luksipc.used-only=has blank" "io.systemd.credential:luksipc.timeout=45"
+	creds "root=/dev/mapper/r rd.luksipc.timeout=60" >out
+	cat out err
+	assert_grep '^wanted: 0$' out
+	for w in rd.luksipc=PARTLABEL=root rd.luksipc.state=PARTLABEL=luksipc-state \
+		rd.luksipc.key=/k.key:LABEL=KEYS rd.luksipc.resize=1 rd.luksipc.timeout=45; do
+		grep -qxF -- "$w" out || fail "no $w from the credentials"
+	done
+	assert_no_grep 'other\.thing|Bad|used-only|vendor' out
+	assert_grep "ignoring the credential 'luksipc.Bad': not a luksipc setting" err
+	assert_grep "ignoring the credential 'luksipc.used-only': its value is empty or holds blanks" err
+	# the command line comes last, so its flags win
+	[ "$(sed -n '$p' out)" = rd.luksipc.timeout=60 ] || fail "the command line is not last"
+	[ "$(grep -n '^rd.luksipc.timeout=45$' out | cut -d: -f1)" -lt "$(grep -n '^rd.luksipc.timeout=60$' out | cut -d: -f1)" ] ||
+		fail "the credential's timeout comes after the command line's"
+	(
+		# shellcheck source=boot/luksipc-lib.sh
+		. "$LIB"
+		LIPC_CMDLINE="rd.luksipc.timeout=45 root=/dev/x rd.luksipc.timeout=60"
+		[ "$(lipc_arg rd.luksipc.timeout)" = 60 ]
+	) || fail "lipc_arg does not take the last flag"
+	# rd.luksipc=0 on the command line turns a credential's device off
+	creds "rd.luksipc=0" >out
+	(
+		# shellcheck source=boot/luksipc-lib.sh
+		. "$LIB"
+		LIPC_CMDLINE=$(sed 1d out | tr '\n' ' ')
+		! lipc_setup
+	) || fail "rd.luksipc=0 on the command line did not win over luksipc.device"
+}
+
 run_test "the library under sh, dash, busybox ash and bash: right answers, no leaked variables" t_lib_shells
+run_test "settings from credentials (systemd's, fw_cfg, SMBIOS type 11); the command line wins" t_credentials
 run_test "the key device is mounted with -t TYPE; mount's own error in one line" t_keydev_mount
 run_test "rd.luksipc.resize=1 shrinks a 75%-full ext4 by exactly the header; files unchanged" t_resize_75_percent
 run_test "rd.luksipc.resize=1 refuses a full ext4 with one line, image unchanged" t_refuse_full
