@@ -859,7 +859,7 @@ lipc_test_env() {
 # lipc_convert_args: the pass-through rd.luksipc.* options, the mode, the
 # old key and what the admin notes should name; one word a line.
 lipc_convert_args() {
-    local v opt
+    local v opt fstype
     for opt in type sector-size pbkdf pbkdf-force-iterations header-size step-size; do
         v=$(lipc_arg "rd.luksipc.$opt") || continue
         printf '%s\n' "--$opt" "$v"
@@ -868,11 +868,18 @@ lipc_convert_args() {
         echo --reencrypt
         [ -z "$LIPC_OLDKEYFILE" ] || printf '%s\n' --old-key-file "$LIPC_OLDKEYFILE"
     fi
-    # rd.luksipc.used-only=1|wipe: only what an ext2/3/4 or vfat uses (encrypt mode)
+    # rd.luksipc.used-only=1|wipe: only what an ext2/3/4 or vfat uses
+    # (encrypt mode). Another filesystem falls back to the whole device: a
+    # refusal would leave the machine unbootable over a speed-up.
     if [ "$LIPC_MODE" != reencrypt ] && v=$(lipc_arg rd.luksipc.used-only); then
         case $v in
-        1) echo --used-only ;;
-        wipe) echo --used-only=wipe ;;
+        1 | wipe)
+            fstype=$(blkid -p -s TYPE -o value "$LIPC_DEV" 2>/dev/null)
+            case $fstype in
+            ext2 | ext3 | ext4 | vfat) [ "$v" = 1 ] && echo --used-only || echo --used-only=wipe ;;
+            *) lipc_log "rd.luksipc.used-only=$v: '$LIPC_DEV' holds ${fstype:-no filesystem blkid knows}, whose allocation map luksipc cannot read (it reads ext2/3/4 and vfat); converting the whole device" ;;
+            esac
+            ;;
         0) ;;
         *) lipc_log "ignoring rd.luksipc.used-only=$v: expected 1, wipe or 0" ;;
         esac

@@ -391,7 +391,37 @@ t_credentials() {
 	) || fail "rd.luksipc=0 on the command line did not win over luksipc.device"
 }
 
+# used_only_args FSTYPE FLAG: lipc_convert_args with rd.luksipc.used-only=FLAG
+# and a stub blkid that says FSTYPE; the words on $T/out, the log on $T/err.
+used_only_args() {
+	mkdir -p stubbin
+	printf '#!/bin/sh\nprintf "%%s" "%s"\n' "$1" >stubbin/blkid
+	chmod 755 stubbin/blkid
+	(
+		# shellcheck source=boot/luksipc-lib.sh
+		. "$LIB"
+		PATH=$T/stubbin:$PATH
+		LIPC_CMDLINE="rd.luksipc=root rd.luksipc.used-only=$2"
+		LIPC_MODE=encrypt LIPC_DEV=/dev/vda2 LIPC_FRAMEWORK=dracut
+		lipc_convert_args
+	) >"$T/out" 2>"$T/err"
+}
+
+t_used_only_fallback() {
+	used_only_args ext4 1
+	assert_grep '^--used-only$' out
+	used_only_args vfat wipe
+	assert_grep '^--used-only=wipe$' out
+	for fs in xfs btrfs ""; do
+		used_only_args "$fs" 1
+		cat err
+		assert_no_grep '^--used-only' out
+		assert_grep "rd.luksipc.used-only=1: '/dev/vda2' holds ${fs:-no filesystem blkid knows}, whose allocation map luksipc cannot read .*; converting the whole device" err
+	done
+}
+
 run_test "the library under sh, dash, busybox ash and bash: right answers, no leaked variables" t_lib_shells
+run_test "rd.luksipc.used-only on a filesystem without a map reader: the whole device, with one line" t_used_only_fallback
 run_test "settings from credentials (systemd's, fw_cfg, SMBIOS type 11); the command line wins" t_credentials
 run_test "the key device is mounted with -t TYPE; mount's own error in one line" t_keydev_mount
 run_test "rd.luksipc.resize=1 shrinks a 75%-full ext4 by exactly the header; files unchanged" t_resize_75_percent
