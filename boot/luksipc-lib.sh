@@ -35,6 +35,9 @@ LIPC_NOTEKEY=
 LIPC_PASS=
 LIPC_KEYMNT=
 LIPC_MODE=encrypt
+LIPC_STATES_SEEN=
+# LIPC_STATES_SEEN: the state stores of the devices handled so far in this
+# boot; LIPC_IDX: the device in hand ('' the first, N for rd.luksipc.N=).
 # Also shared, set by the steps: LIPC_CMDLINE, LIPC_CRED_FLAGS and
 # LIPC_WANTED_DONE (credentials, lipc_wanted); LIPC_DEVSPEC and LIPC_TIMEOUT (cmdline,
 # lipc_main); LIPC_STATE, LIPC_DEV, LIPC_STATUS and LIPC_PHASE (devices);
@@ -56,8 +59,8 @@ LIPC_TEST_HOLD=
 # helpers the other sections share.
 
 lipc_log() {
-    echo "luksipc: $*" >&2
-    lipc_plymouth_msg "luksipc: $*"
+    echo "luksipc: ${LIPC_IDX:+[$LIPC_IDX] }$*" >&2
+    lipc_plymouth_msg "luksipc: ${LIPC_IDX:+[$LIPC_IDX] }$*"
 }
 
 lipc_plymouth_msg() {
@@ -68,7 +71,7 @@ lipc_plymouth_msg() {
 
 lipc_fail() {
     # shellcheck disable=SC2034 # read by the adapter
-    LIPC_ERROR="luksipc: error: $*"
+    LIPC_ERROR="luksipc: error: ${LIPC_IDX:+device $LIPC_IDX (rd.luksipc.$LIPC_IDX.*): }$*"
     return 1
 }
 
@@ -109,10 +112,46 @@ lipc_oneline() {
 # ==== cmdline ===============================================================
 # The kernel command line (LIPC_CMDLINE, else /proc/cmdline): rd.luksipc=
 # and root=. The other rd.luksipc.* flags are read where they are used.
+#
+# Several devices per boot (docs/cmdline.md): rd.luksipc= is the first
+# device, rd.luksipc.N= (N = 2..9) the others, each with its own
+# rd.luksipc.N.state= and, when they differ, rd.luksipc.N.X= for any other
+# flag. While device N is handled (LIPC_IDX=N), lipc_arg rd.luksipc.X reads
+# rd.luksipc.N.X; for the flags that describe the boot rather than one
+# device (key, timeout, pbkdf, ...) it falls back to rd.luksipc.X, never for
+# state, name, mode, old-key, resize and used-only.
 
-# lipc_arg NAME: print the value of the last NAME=VALUE on the command line;
-# false when NAME= is absent.
+# lipc_arg NAME: the value of NAME for the device in hand (see above).
 lipc_arg() {
+    local sub
+    [ -n "${LIPC_IDX:-}" ] || { lipc_arg_raw "$1"; return; }
+    case $1 in
+    rd.luksipc) lipc_arg_raw "rd.luksipc.$LIPC_IDX" ;;
+    rd.luksipc.state | rd.luksipc.name | rd.luksipc.mode | rd.luksipc.old-key | rd.luksipc.resize | rd.luksipc.used-only)
+        lipc_arg_raw "rd.luksipc.$LIPC_IDX.${1#rd.luksipc.}"
+        ;;
+    rd.luksipc.*)
+        sub=${1#rd.luksipc.}
+        lipc_arg_raw "rd.luksipc.$LIPC_IDX.$sub" || lipc_arg_raw "$1"
+        ;;
+    *) lipc_arg_raw "$1" ;;
+    esac
+}
+
+# lipc_devices: the indexes of the devices to convert, in order: "-" for
+# rd.luksipc= (when set and not 0), then each N of rd.luksipc.N=.
+lipc_devices() {
+    local n v
+    v=$(lipc_arg_raw rd.luksipc) && [ -n "$v" ] && [ "$v" != 0 ] && echo -
+    for n in 2 3 4 5 6 7 8 9; do
+        v=$(lipc_arg_raw "rd.luksipc.$n") && [ -n "$v" ] && [ "$v" != 0 ] && echo "$n"
+    done
+    return 0
+}
+
+# lipc_arg_raw NAME: print the value of the last NAME=VALUE on the command
+# line; false when NAME= is absent.
+lipc_arg_raw() {
     local found val w
     found=1
     val=
@@ -135,7 +174,8 @@ lipc_arg() {
 # The same settings from system credentials, so that one image can ship
 # without the flags and each machine gets them from its VMM or systemd
 # (docs/cmdline.md, "Settings from credentials"): the credential
-# luksipc.device=V is rd.luksipc=V, luksipc.NAME=V is rd.luksipc.NAME=V.
+# luksipc.device=V is rd.luksipc=V, luksipc.NAME=V is rd.luksipc.NAME=V
+# (luksipc.2=V, luksipc.2.state=V: the second device).
 # Read from the credentials systemd imported (LIPC_CRED_DIR), QEMU's
 # fw_cfg (LIPC_FWCFG_DIR: opt/io.systemd.credentials/NAME) and SMBIOS
 # type 11 strings (LIPC_DMI_DIR: io.systemd.credential:NAME=V). They go
@@ -151,7 +191,7 @@ lipc_cred_word() {
     local flag
     case $1 in
     luksipc.device) flag=rd.luksipc ;;
-    luksipc. | luksipc.*[!a-z0-9-]*)
+    luksipc. | luksipc.*[!a-z0-9.-]* | *..* | *.)
         lipc_log "ignoring the credential '$1': not a luksipc setting (luksipc.device, luksipc.state, ...)"
         return 0
         ;;
@@ -192,7 +232,7 @@ lipc_cred_words() {
     return 0
 }
 
-# lipc_wanted: whether rd.luksipc= is set, on the command line
+# lipc_wanted: whether rd.luksipc= or rd.luksipc.N= is set, on the command line
 # (LIPC_CMDLINE, else /proc/cmdline) or by a credential; sets LIPC_CMDLINE
 # to the credentials' flags followed by the command line. The adapters ask
 # it before anything else.
@@ -202,7 +242,7 @@ lipc_wanted() {
     LIPC_CRED_FLAGS=$creds
     LIPC_CMDLINE="$creds${LIPC_CMDLINE-$(cat /proc/cmdline 2>/dev/null)}"
     LIPC_WANTED_DONE=1
-    lipc_arg rd.luksipc >/dev/null
+    [ -n "$(lipc_devices)" ]
 }
 
 # lipc_setup: LIPC_DEVSPEC from rd.luksipc=; false when it is absent, empty
@@ -932,22 +972,23 @@ lipc_notes() {
     local fw line
     fw=
     [ "$LIPC_FRAMEWORK" = other ] || fw=$LIPC_FRAMEWORK
-    if [ -f "$LIPC_ARMED" ]; then
+    # luksipc arm covers the first device only
+    if [ -f "$LIPC_ARMED" ] && [ -z "${LIPC_IDX:-}" ]; then
         "$LIPC_BIN" status --state "$LIPC_STATE" --notes ${fw:+--framework "$fw"} \
-            >"$LIPC_RUN/notes" 2>/dev/null
+            >"$LIPC_RUN/notes${LIPC_IDX:+.$LIPC_IDX}" 2>/dev/null
         lipc_log "'$LIPC_DEV' is now LUKS; luksipc-finalize.service finishes in the booted system (crypttab, keys, boot flags; luksipc status shows its steps)"
         return 0
     fi
     if [ "$LIPC_MODE" = encrypt ]; then
-        lipc_log "'$LIPC_DEV' is now LUKS; what to do next (also in $LIPC_RUN/notes):"
+        lipc_log "'$LIPC_DEV' is now LUKS; what to do next (also in $LIPC_RUN/notes${LIPC_IDX:+.$LIPC_IDX}):"
     else
-        lipc_log "'$LIPC_DEV' is re-encrypted with a new volume key; what to do next (also in $LIPC_RUN/notes):"
+        lipc_log "'$LIPC_DEV' is re-encrypted with a new volume key; what to do next (also in $LIPC_RUN/notes${LIPC_IDX:+.$LIPC_IDX}):"
     fi
     "$LIPC_BIN" status --state "$LIPC_STATE" --notes ${fw:+--framework "$fw"} \
-        >"$LIPC_RUN/notes" 2>/dev/null
+        >"$LIPC_RUN/notes${LIPC_IDX:+.$LIPC_IDX}" 2>/dev/null
     while IFS= read -r line; do
         echo "luksipc:   $line" >&2
-    done <"$LIPC_RUN/notes"
+    done <"$LIPC_RUN/notes${LIPC_IDX:+.$LIPC_IDX}"
 }
 
 
@@ -1030,12 +1071,13 @@ lipc_main() {
 
     LIPC_STATE=$(lipc_wait "state device" "$statespec") ||
         { lipc_fail "state device '$statespec' did not appear within ${LIPC_TIMEOUT} s; check rd.luksipc.state="; return 1; }
+    lipc_state_unique "$LIPC_STATE" || return 1
     lipc_load_status
     lipc_check_mode || return 1
     lipc_find_device || return 1
 
     if [ "$LIPC_PHASE" = 'done' ]; then
-        if [ -f "$LIPC_ARMED" ]; then
+        if [ -f "$LIPC_ARMED" ] && [ -z "${LIPC_IDX:-}" ]; then
             lipc_log "'$LIPC_DEV' is already converted; luksipc-finalize.service in the booted system removes the rd.luksipc flags"
         else
             lipc_log "'$LIPC_DEV' is already converted; remove rd.luksipc from the kernel command line (see: luksipc status --state $LIPC_STATE --notes)"
@@ -1066,16 +1108,45 @@ lipc_main() {
 
 # lipc_run: entry point for the adapters; see the contract at the top.
 lipc_run() {
-    local rc
+    local rc idx
     if [ -z "${LIPC_WANTED_DONE:-}" ]; then
         lipc_wanted || return 0
     fi
-    lipc_setup || return 0
-    [ -z "${LIPC_CRED_FLAGS:-}" ] || lipc_log "settings from credentials: $LIPC_CRED_FLAGS" 
-    lipc_test_env
-    lipc_main
-    rc=$?
-    lipc_release_key
+    [ -z "${LIPC_CRED_FLAGS:-}" ] || lipc_log "settings from credentials: $LIPC_CRED_FLAGS"
+    rc=0
+    for idx in $(lipc_devices); do
+        lipc_device_reset
+        [ "$idx" = - ] || LIPC_IDX=$idx
+        lipc_setup || continue
+        lipc_test_env
+        lipc_main
+        rc=$?
+        lipc_release_key
+        [ "$rc" = 0 ] || break
+    done
+    LIPC_IDX=
     [ "$rc" = 0 ] && lipc_log "done; continuing the boot"
     return "$rc"
+}
+
+# lipc_state_unique NODE: NODE is not the state store of a device handled
+# earlier in this boot (one store holds one conversion: a second device
+# would be taken for the first, already converted one); records it.
+lipc_state_unique() {
+    local real seen
+    real=$(readlink -f "$1" 2>/dev/null) || real=$1
+    for seen in $LIPC_STATES_SEEN; do
+        if [ "$seen" = "$real" ]; then
+            lipc_fail "state store '$1' is also the state of another device of this boot; give each device its own (rd.luksipc.N.state=)"
+            return 1
+        fi
+    done
+    LIPC_STATES_SEEN="$LIPC_STATES_SEEN $real"
+}
+
+# lipc_device_reset: the per-device state back to what a boot starts with.
+lipc_device_reset() {
+    LIPC_IDX=
+    LIPC_KEYFILE='' LIPC_OLDKEYFILE='' LIPC_CONVKEY='' LIPC_NOTEKEY='' LIPC_PASS='' LIPC_KEYMNT=''
+    LIPC_MODE=encrypt LIPC_DEVSPEC='' LIPC_STATE='' LIPC_DEV='' LIPC_STATUS='' LIPC_PHASE=''
 }

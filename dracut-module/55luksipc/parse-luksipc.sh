@@ -8,14 +8,14 @@
 # in name order): with rd.luksipc.mode=reencrypt the device is LUKS from the
 # start and must not be opened before it is re-encrypted.
 
-# rd.luksipc= on the command line or from a credential (luksipc.device).
+# rd.luksipc= or rd.luksipc.N= on the command line or from a credential.
 # A subshell: the library's functions and globals stay out of dracut's.
 if (
     # shellcheck source=../../boot/luksipc-lib.sh
     . /usr/lib/luksipc/luksipc-lib.sh
     # shellcheck disable=SC2034 # read by lipc_wanted
     LIPC_CMDLINE=$(getcmdline)
-    lipc_wanted && LIPC_DEVSPEC=$(lipc_arg rd.luksipc) && [ -n "$LIPC_DEVSPEC" ] && [ "$LIPC_DEVSPEC" != 0 ]
+    lipc_wanted
 ); then
     echo '[ -e /run/luksipc/boot-done ]' > "$hookdir/initqueue/finished/luksipc.sh"
     echo '[ -e /run/luksipc/boot-done ] || /usr/sbin/luksipc-boot' > "$hookdir/initqueue/settled/00-luksipc.sh"

@@ -4,6 +4,7 @@
 #   mkdisk.sh OUT [--root-mib N (64)] [--state-mib N (24)]
 #                 [--header-mib N (16)] [--fill] [--whole]
 #                 [--payload-kib N (3072)] [--fill-data]
+#   (MKDISK_ID=1..f in the environment: other UUIDs, for a second disk)
 #
 # Default: OUT is a GPT disk (sgdisk on the image file):
 #   partition 1 "luksipc-state", --state-mib, raw and zeroed
@@ -50,10 +51,14 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 
-ROOT_UUID=5e1f0c1e-2b4d-4c3a-9a7e-10c5a1ce0001
-ROOT_PARTUUID=5e1f0c1e-2b4d-4c3a-9a7e-10c5a1ce0002
-STATE_PARTUUID=5e1f0c1e-2b4d-4c3a-9a7e-10c5a1ce0003
-DISK_GUID=5e1f0c1e-2b4d-4c3a-9a7e-10c5a1ce0004
+# MKDISK_ID (one hex digit, default 0): a second disk of the same boot
+# gets other UUIDs (a boot with two devices to convert)
+id=${MKDISK_ID:-0}
+case $id in [0-9a-f]) ;; *) echo "mkdisk.sh: MKDISK_ID must be one hex digit" >&2; exit 1 ;; esac
+ROOT_UUID=5e1f0c1e-2b4d-4c3a-9a7e-10c5a1ce${id}001
+ROOT_PARTUUID=5e1f0c1e-2b4d-4c3a-9a7e-10c5a1ce${id}002
+STATE_PARTUUID=5e1f0c1e-2b4d-4c3a-9a7e-10c5a1ce${id}003
+DISK_GUID=5e1f0c1e-2b4d-4c3a-9a7e-10c5a1ce${id}004
 
 die() {
 	echo "mkdisk.sh: $*" >&2

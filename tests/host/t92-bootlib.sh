@@ -423,7 +423,52 @@ t_used_only_fallback() {
 	done
 }
 
+# Several devices: which flags device 2 reads (its own, or the first
+# device's for the boot-wide ones), and the order of the devices.
+t_several_devices() {
+	(
+		# shellcheck source=boot/luksipc-lib.sh
+		. "$LIB"
+		LIPC_CMDLINE="root=UUID=r rd.luksipc=root rd.luksipc.state=PARTLABEL=st1 rd.luksipc.key=/k:LABEL=K \
+rd.luksipc.timeout=9 rd.luksipc.resize=1 rd.luksipc.name=cryptroot rd.luksipc.used-only=1 \
+rd.luksipc.4=PARTLABEL=swap rd.luksipc.4.state=PARTLABEL=st4 rd.luksipc.3=0 \
+rd.luksipc.2=PARTLABEL=home rd.luksipc.2.state=PARTLABEL=st2 rd.luksipc.2.timeout=60 rd.luksipc.2.mode=reencrypt"
+		[ "$(lipc_devices | tr '\n' ' ')" = "- 2 4 " ] || { echo "devices: $(lipc_devices | tr '\n' ' ')"; exit 1; }
+		LIPC_IDX=2
+		[ "$(lipc_arg rd.luksipc)" = PARTLABEL=home ] || exit 2
+		[ "$(lipc_arg rd.luksipc.state)" = PARTLABEL=st2 ] || exit 3
+		[ "$(lipc_arg rd.luksipc.key)" = /k:LABEL=K ] || exit 4     # the boot's key
+		[ "$(lipc_arg rd.luksipc.timeout)" = 60 ] || exit 5         # its own
+		[ "$(lipc_arg rd.luksipc.mode)" = reencrypt ] || exit 6
+		! lipc_arg rd.luksipc.resize >/dev/null || exit 7          # never the first device's
+		! lipc_arg rd.luksipc.name >/dev/null || exit 8
+		! lipc_arg rd.luksipc.used-only >/dev/null || exit 9
+		[ "$(lipc_arg root)" = UUID=r ] || exit 10
+		LIPC_IDX=4
+		[ "$(lipc_arg rd.luksipc.timeout)" = 9 ] || exit 11
+		! lipc_arg rd.luksipc.mode >/dev/null || exit 12
+		lipc_fail "x" || :
+		[ "$LIPC_ERROR" = "luksipc: error: device 4 (rd.luksipc.4.*): x" ] || exit 13
+		LIPC_IDX=
+		[ "$(lipc_arg rd.luksipc.name)" = cryptroot ] || exit 14
+		[ "$(lipc_arg rd.luksipc)" = root ] || exit 15
+		LIPC_CMDLINE="rd.luksipc.2=PARTLABEL=home rd.luksipc.2.state=PARTLABEL=st2"
+		[ "$(lipc_devices)" = 2 ] || exit 16
+		lipc_wanted || exit 17
+		LIPC_CMDLINE="rd.luksipc=0 rd.luksipc.2=0 root=/dev/vda2" LIPC_WANTED_DONE=
+		! lipc_wanted || exit 18
+		# one store for two devices: the second is refused, not taken for the first
+		LIPC_IDX=
+		lipc_state_unique /dev/null || exit 19
+		LIPC_IDX=2
+		! lipc_state_unique /dev/null || exit 20
+		[ "$LIPC_ERROR" = "luksipc: error: device 2 (rd.luksipc.2.*): state store '/dev/null' is also the state of another device of this boot; give each device its own (rd.luksipc.N.state=)" ] || exit 21
+		lipc_state_unique /dev/zero || exit 22
+	) 2>"$T/err" || fail "device scoping: check $? failed"
+}
+
 run_test "the library under sh, dash, busybox ash and bash: right answers, no leaked variables" t_lib_shells
+run_test "several devices: rd.luksipc.N= and rd.luksipc.N.X=, what device N inherits" t_several_devices
 run_test "rd.luksipc.used-only on a filesystem without a map reader: the whole device, with one line" t_used_only_fallback
 run_test "settings from credentials (systemd's, fw_cfg, SMBIOS type 11); the command line wins" t_credentials
 run_test "the key device is mounted with -t TYPE; mount's own error in one line" t_keydev_mount
