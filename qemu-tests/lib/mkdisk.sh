@@ -9,8 +9,9 @@
 # Default: OUT is a GPT disk (sgdisk on the image file):
 #   partition 1 "luksipc-state", --state-mib, raw and zeroed
 #   partition 2 "root", --root-mib, holding an ext4 labelled "root" with a
-#               fixed UUID, sized (root-mib - header-mib) so a LUKS header
-#               of header-mib fits, or the whole partition with --fill
+#               fixed UUID, sized (root-mib - header-mib) less 4 KiB so a
+#               LUKS header of header-mib and luksipc's in-progress marker
+#               fit, or the whole partition with --fill
 # --whole: OUT is just the root partition's content (an ext4 in a file of
 #   root-mib), for converting a whole device or image file.
 #
@@ -133,7 +134,14 @@ done
 fs=$work/root.ext4
 mkfs() {
 	rm -f "$fs"
-	truncate -s "${fs_mib}M" "$fs"
+	# 4 KiB short of the header's room: luksipc's in-progress marker takes the
+	# device's last 4 KiB (docs/format.md), so the power-cut scenarios cut
+	# through its write and its overwrite too; --fill fills the partition
+	if [ "$fill" = 1 ]; then
+		truncate -s "${fs_mib}M" "$fs"
+	else
+		truncate -s $((fs_mib * 1048576 - 4096)) "$fs"
+	fi
 	mke2fs -q -F -t ext4 -b 4096 -L root -U "$ROOT_UUID" -d "$tree" \
 		-E lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0,nodiscard \
 		"$fs"
