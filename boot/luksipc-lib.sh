@@ -51,6 +51,8 @@ LIPC_TEST_HOOKS=/etc/luksipc/test-hooks
 # writes crypttab, hands the keys over and removes the flags, so the boot
 # says that instead of printing the admin's manual steps.
 LIPC_ARMED=/etc/luksipc/armed
+# luksipc arm --bootstrap-key: the key's copy in the image (ARM_BOOTSTRAP_KEY_IMAGE in src/arm.h)
+LIPC_BOOTSTRAP_KEY=/etc/luksipc/bootstrap.key
 LIPC_TEST_HOLD=
 
 
@@ -1113,6 +1115,18 @@ lipc_run() {
         lipc_wanted || return 0
     fi
     [ -z "${LIPC_CRED_FLAGS:-}" ] || lipc_log "settings from credentials: $LIPC_CRED_FLAGS"
+    # before anything is written: arm's bootstrap key opens the root only;
+    # finalize retires it from the root's header and deletes it, which
+    # would lock any other device that took it out
+    for idx in $(lipc_devices); do
+        [ "$idx" != - ] || continue
+        LIPC_IDX=$idx
+        if [ "$(lipc_arg rd.luksipc.key)" = "$LIPC_BOOTSTRAP_KEY" ]; then
+            lipc_fail "luksipc arm's bootstrap key ($LIPC_BOOTSTRAP_KEY) is the root's alone: finalize retires it and would lock this device out; give it its own key with rd.luksipc.$idx.key= (nothing converted)"
+            LIPC_IDX=
+            return 1
+        fi
+    done
     rc=0
     for idx in $(lipc_devices); do
         lipc_device_reset

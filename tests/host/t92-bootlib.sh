@@ -464,6 +464,13 @@ rd.luksipc.2=PARTLABEL=home rd.luksipc.2.state=PARTLABEL=st2 rd.luksipc.2.timeou
 		! lipc_state_unique /dev/null || exit 20
 		[ "$LIPC_ERROR" = "luksipc: error: device 2 (rd.luksipc.2.*): state store '/dev/null' is also the state of another device of this boot; give each device its own (rd.luksipc.N.state=)" ] || exit 21
 		lipc_state_unique /dev/zero || exit 22
+		# arm's bootstrap key, inherited by device 3: refused before anything runs
+		LIPC_IDX='' LIPC_WANTED_DONE=1 LIPC_CMDLINE="rd.luksipc=root rd.luksipc.key=/etc/luksipc/bootstrap.key rd.luksipc.3=PARTLABEL=d rd.luksipc.3.state=PARTLABEL=s3"
+		! lipc_run || exit 23
+		case $LIPC_ERROR in
+		"luksipc: error: device 3 (rd.luksipc.3.*): luksipc arm's bootstrap key (/etc/luksipc/bootstrap.key) is the root's alone: "*"rd.luksipc.3.key= (nothing converted)") ;;
+		*) echo "$LIPC_ERROR"; exit 24 ;;
+		esac
 	) 2>"$T/err" || fail "device scoping: check $? failed"
 }
 
