@@ -93,6 +93,16 @@ def marked(rnd, tag, k, size):
     return bytes(out[:size])
 
 
+def write_pair(rnd, fp, tree, k, fsize, lsize):
+    """Filler k (DEAD markers, fsize bytes) at fp and live file k (LIVE markers) in tree; their paths."""
+    with open(fp, "wb") as f:
+        f.write(marked(rnd, b"DEAD", k, fsize))
+    lp = os.path.join(tree, "live%04d" % k)
+    with open(lp, "wb") as f:
+        f.write(marked(rnd, b"LIVE", k, lsize))
+    return fp, lp
+
+
 def populate(img, seed, fill, tree):
     """Files spread over the whole filesystem: live files written between
     fillers, the fillers deleted afterwards (their blocks keep their DEAD
@@ -106,12 +116,7 @@ def populate(img, seed, fill, tree):
         while live < fill * room and (live + sum(f[1] for f in fillers)) < 0.85 * room:
             fsize = rnd.randrange(64, 512) * 4096
             lsize = rnd.choice([1, 100, 4096, 5000, 65536, 200000, rnd.randrange(1, 256) * 4096])
-            fp = os.path.join(d, "filler%04d" % k)
-            with open(fp, "wb") as f:
-                f.write(marked(rnd, b"DEAD", k, fsize))
-            lp = os.path.join(tree, "live%04d" % k)
-            with open(lp, "wb") as f:
-                f.write(marked(rnd, b"LIVE", k, lsize))
+            fp, lp = write_pair(rnd, os.path.join(d, "filler%04d" % k), tree, k, fsize, lsize)
             writes += ["write %s /filler%04d" % (fp, k), "write %s /live%04d" % (lp, k)]
             fillers.append(("/filler%04d" % k, fsize))
             live += lsize
@@ -135,12 +140,7 @@ def populate_vfat(img, seed, fill, tree):
         while live < fill * room and live + sum(fillers) < 0.8 * room:
             fsize = rnd.randrange(16, 128) * spc * bps
             lsize = rnd.choice([1, 100, 4096, 5000, 65536, rnd.randrange(1, 64) * 4096])
-            fp = os.path.join(d, "fill%04d" % k)
-            with open(fp, "wb") as f:
-                f.write(marked(rnd, b"DEAD", k, fsize))
-            lp = os.path.join(tree, "live%04d" % k)
-            with open(lp, "wb") as f:
-                f.write(marked(rnd, b"LIVE", k, lsize))
+            fp, lp = write_pair(rnd, os.path.join(d, "fill%04d" % k), tree, k, fsize, lsize)
             args += [fp, lp]
             fillers.append(fsize)
             live += lsize

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck source-path=SCRIPTDIR
 # Scenario 21's judge, run by realboot-check.service in the booted Debian
 # root once multi-user.target is reached. Everything goes to the serial
 # console, the verdict channel (one LUKSIPC-VERDICT line), then power off.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck source-path=SCRIPTDIR
 # Scenario 23's judge, run in the booted Debian root (dracut) after
 # luksipc-finalize.service. Everything goes to the serial console, the
 # verdict channel (one LUKSIPC-VERDICT line), then power off.
