@@ -528,6 +528,11 @@ too_long:
 
 #define ENROLL_PASSPHRASE 1u
 #define ENROLL_RECOVERY 2u
+#define ENROLL_TPM2 4u
+/* The PCRs a TPM2 keyslot is sealed to (docs/lifecycle.md, "TPM2"). */
+#define ARM_TPM2_PCRS "7"
+/* dracut's tpm2-tss module puts the TPM2 libraries in the initramfs only when asked for. */
+#define ARM_DRACUT_TPM2_CONF "/etc/dracut.conf.d/luksipc-tpm2.conf"
 
 /* The --enroll list as a mask; 0 for none, -1 for a word it does not know (logged). */
 static int enroll_mask(const char *list)
@@ -543,10 +548,10 @@ static int enroll_mask(const char *list)
 			mask |= ENROLL_PASSPHRASE;
 		else if (!strcmp(w, "recovery"))
 			mask |= ENROLL_RECOVERY;
+		else if (!strcmp(w, "tpm2"))
+			mask |= ENROLL_TPM2;
 		else {
-			log_error("--enroll '%s': %s; give passphrase, recovery or passphrase,recovery%s", list,
-				  !strcmp(w, "tpm2") ? "TPM2 enrollment is not in this luksipc yet" : "unknown key type",
-				  !strcmp(w, "tpm2") ? " (add TPM2 later with systemd-cryptenroll)" : "");
+			log_error("--enroll '%s': unknown key type '%s'; give passphrase, recovery, tpm2, comma-separated", list, w);
 			return -1;
 		}
 	}
@@ -570,6 +575,10 @@ static int check_key_choice(const struct arm_opts *o)
 	}
 	if (o->bootstrap && !mask) {
 		log_error("--bootstrap-key needs --enroll passphrase, recovery or both: the keys that replace it when finalize retires it");
+		return E_USAGE;
+	}
+	if ((mask & ENROLL_TPM2) && !(mask & (ENROLL_PASSPHRASE | ENROLL_RECOVERY))) {
+		log_error("--enroll tpm2 needs passphrase or recovery beside it (e.g. --enroll tpm2,recovery): a firmware update or a new board changes what the TPM unseals, and the root would then open with nothing");
 		return E_USAGE;
 	}
 	if (o->recovery_file && !(mask & ENROLL_RECOVERY)) {
@@ -612,6 +621,46 @@ static int check_key(const struct arm_opts *o)
 	return 0;
 }
 
+/*
+ * --enroll tpm2: a TPM 2.0 here, systemd-cryptenroll to enroll it, and a
+ * framework whose initramfs unlocks with it: dracut's systemd initrd, with
+ * its tpm2-tss module (which needs tpm2-tools' tpm2 to be installed).
+ * Debian's cryptroot (initramfs-tools) has no TPM2 unlock.
+ */
+static int check_tpm2(const struct arm_opts *o, const struct plan *p)
+{
+	char path[PATH_MAX], v[8] = "";
+	FILE *f;
+
+	if (enroll_mask(o->enroll) <= 0 || !(enroll_mask(o->enroll) & ENROLL_TPM2))
+		return 0;
+	if (strcmp(p->framework, "dracut")) {
+		log_error("--enroll tpm2: %s's cryptroot cannot unlock with a TPM2; use dracut, or enroll passphrase and recovery only",
+			  p->framework);
+		return E_REFUSED;
+	}
+	f = fopen(sys_path("/sys/class/tpm/tpm0/tpm_version_major", path, sizeof(path)), "re");
+	if (f) {
+		if (!fgets(v, sizeof(v), f))
+			v[0] = '\0';
+		fclose(f);
+	}
+	if (v[0] != '2') {
+		log_error("--enroll tpm2: no TPM 2.0 found (/sys/class/tpm/tpm0%s); enable it in the firmware, or enroll passphrase and recovery only",
+			  f ? " is not version 2" : " is missing");
+		return E_REFUSED;
+	}
+	if (!in_path("systemd-cryptenroll")) {
+		log_error("--enroll tpm2: systemd-cryptenroll not found; install systemd (version 248 or later)");
+		return E_REFUSED;
+	}
+	if (!in_path("tpm2")) {
+		log_error("--enroll tpm2: tpm2 (tpm2-tools) not found; install tpm2-tools: dracut's tpm2-tss module, which puts the TPM2 libraries in the initramfs, needs it");
+		return E_REFUSED;
+	}
+	return 0;
+}
+
 static void print_plan(const struct plan *p, const struct arm_opts *o)
 {
 	char a[16], b[16];
@@ -624,9 +673,10 @@ static void print_plan(const struct plan *p, const struct arm_opts *o)
 	printf("state store: %s (%s)\n", p->state_spec, p->state);
 	if (o->bootstrap)
 		printf("key:         a generated bootstrap key, %s (mode 0600), copied into the initramfs as %s\n"
-		       "enroll:      %s%s, added by finalize after the conversion; then the bootstrap key is destroyed\n",
+		       "enroll:      %s%s%s, added by finalize after the conversion; then the bootstrap key is destroyed\n",
 		       ARM_BOOTSTRAP_KEY, ARM_BOOTSTRAP_KEY_IMAGE, o->enroll,
-		       o->recovery_file ? " (the recovery key written to the file named, not shown)" : "");
+		       o->recovery_file ? " (the recovery key written to the file named, not shown)" : "",
+		       (enroll_mask(o->enroll) & ENROLL_TPM2) ? " (TPM2 sealed to PCR " ARM_TPM2_PCRS ")" : "");
 	else
 		printf("key:         %s\n", o->key ? o->key : "a passphrase, asked at the console at boot");
 	printf("flags:       %s\n", p->flags);
@@ -800,7 +850,8 @@ int arm_run(const struct arm_opts *o)
 		log_error("already armed (%s); run luksipc disarm first to change the plan", ARM_RECORD);
 		return E_REFUSED;
 	}
-	if ((r = check_key(o)) || (r = check_device(o, &p)) || (r = check_state(o, &p)) || (r = plan_boot(o, &p)))
+	if ((r = check_key(o)) || (r = check_device(o, &p)) || (r = check_state(o, &p)) || (r = plan_boot(o, &p)) ||
+	    (r = check_tpm2(o, &p)))
 		return r;
 	print_plan(&p, o);
 	if (o->dry_run) {
@@ -1191,6 +1242,63 @@ static int enroll_kind(const char *device, const char *name, const struct key *b
 	return r == -EPERM ? E_KEY : r;
 }
 
+/*
+ * The TPM2 keyslot: recorded "pending N" before systemd-cryptenroll adds it
+ * (unlocked with the bootstrap key file, sealed to PCR ARM_TPM2_PCRS), "done
+ * N" once cryptsetup, through systemd's token plugin, has opened the header
+ * with that token and the TPM alone. A pending slot on a rerun is destroyed
+ * with its token and made again.
+ */
+static int enroll_tpm2(const char *device, int boot_slot)
+{
+	char *rec = read_file(ARM_RECORD), st[64], what[16] = "", key[PATH_MAX], unlock[PATH_MAX + 32], tok[16];
+	char *cryptenroll[] = { "systemd-cryptenroll", unlock, "--tpm2-device=auto", "--tpm2-pcrs=" ARM_TPM2_PCRS,
+				(char *)device, NULL };
+	char *verify[] = { "cryptsetup", "open", "--test-passphrase", "--token-only", "--token-id", tok, (char *)device, NULL };
+	int slot = -1, r, t;
+
+	record_get(rec ? rec : "", "enroll.tpm2", st, sizeof(st));
+	free(rec);
+	if (sscanf(st, "%15s %d", what, &slot) == 2 && slot != boot_slot) {
+		if (!strcmp(what, "done") && enroll_slot_active(device, slot) == 1 &&
+		    enroll_token_of_slot(device, slot, "systemd-tpm2") >= 0)
+			return 0;
+		if ((r = enroll_drop_tokens(device, slot)) < 0 || (r = enroll_destroy(device, slot)) < 0) {
+			log_error("cannot destroy the unfinished TPM2 keyslot %d of %s: %s", slot, device, strerror(-r));
+			return r;
+		}
+	}
+	slot = enroll_free_slot(device);
+	if (slot < 0) {
+		log_error("no free keyslot in %s's header (%s)", device, strerror(-slot));
+		return slot == -ENOSPC ? E_REFUSED : slot;
+	}
+	if ((r = record_step("enroll.tpm2=pending %d", slot)) < 0)
+		return r;
+	snprintf(unlock, sizeof(unlock), "--unlock-key-file=%s", sys_path(ARM_BOOTSTRAP_KEY, key, sizeof(key)));
+	if ((r = run_cmd(cryptenroll)) != 0) {
+		log_error("systemd-cryptenroll could not enroll the TPM2 (%s %d); the bootstrap key still opens %s: run luksipc finalize again",
+			  r < 0 ? "error" : "exit", r < 0 ? -r : r, device);
+		return r < 0 ? r : -EIO;
+	}
+	if (enroll_slot_active(device, slot) != 1 || (t = enroll_token_of_slot(device, slot, "systemd-tpm2")) < 0) {
+		log_error("systemd-cryptenroll did not put its TPM2 key in keyslot %d of %s; finalize stops, the bootstrap key still opens it",
+			  slot, device);
+		return -EBADMSG;
+	}
+	snprintf(tok, sizeof(tok), "%d", t);
+	if ((r = run_cmd(verify)) != 0) {
+		log_error("the TPM2 token %d of %s does not open its keyslot %d (cryptsetup %s %d); finalize stops, the bootstrap key still opens it",
+			  t, device, slot, r < 0 ? "error" : "exit", r < 0 ? -r : r);
+		return -EBADMSG;
+	}
+	if ((r = record_step("enroll.tpm2=done %d", slot)) < 0)
+		return r;
+	printf("finalize: keyslot %d of %s opens with the TPM2 (token %d, PCR %s), verified\n", slot, device, t, ARM_TPM2_PCRS);
+	fflush(stdout);
+	return 0;
+}
+
 /* The keys chosen at arm time, added with the bootstrap key (recorded step by step). */
 static int finalize_enroll(const char *device, const char *name, const char *rec)
 {
@@ -1232,6 +1340,8 @@ static int finalize_enroll(const char *device, const char *name, const char *rec
 	if (r == 0 && (mask & ENROLL_RECOVERY))
 		r = enroll_kind(device, name, &boot, slot, "recovery", file[0] ? file : NULL);
 	key_free(&boot);
+	if (r == 0 && (mask & ENROLL_TPM2))
+		r = enroll_tpm2(device, slot);
 	return r;
 }
 
@@ -1244,7 +1354,7 @@ static int finalize_enroll(const char *device, const char *name, const char *rec
 static int finalize_retire(const char *device, const char *fw, const char *rec)
 {
 	char bs[16], done[16], field[32], st[64], what[16];
-	static const char *const kinds[] = { "passphrase", "recovery" };
+	static const char *const kinds[] = { "passphrase", "recovery", "tpm2" };
 	int slot, r, active = 0;
 
 	record_get(rec, "retire", done, sizeof(done));
@@ -1278,7 +1388,7 @@ static int finalize_retire(const char *device, const char *fw, const char *rec)
 	}
 	if ((r = record_step("retire=started")) < 0)
 		return r;
-	if ((r = enroll_destroy(device, slot)) < 0) {
+	if ((r = enroll_drop_tokens(device, slot)) < 0 || (r = enroll_destroy(device, slot)) < 0) {
 		log_error("cannot destroy the bootstrap keyslot %d of %s: %s (%s)", slot, device, strerror(-r), luks_last_error());
 		return r;
 	}
@@ -1290,12 +1400,37 @@ static int finalize_retire(const char *device, const char *fw, const char *rec)
 	return record_step("retire=done");
 }
 
+/* The TPM2 unlocks the device at boot: crypttab's tpm2-device=auto, and dracut's rd.luks.options for its UUID. */
+static int add_tpm2_unlock(struct notes_boot *b)
+{
+	size_t n = strlen(b->crypttab), m = strlen(b->flags);
+	int r;
+
+	r = snprintf(b->crypttab + n, sizeof(b->crypttab) - n, ",tpm2-device=auto");
+	if (r < 0 || (size_t)r >= sizeof(b->crypttab) - n)
+		return -ENAMETOOLONG;
+	if (m) {
+		r = snprintf(b->flags + m, sizeof(b->flags) - m, " rd.luks.options=%s=tpm2-device=auto", b->uuid);
+		if (r < 0 || (size_t)r >= sizeof(b->flags) - m)
+			return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
 /* Phase one, after the keys: the system unlocks the device from crypttab; the boot loader loses the rd.luksipc flags. */
-static int apply_boot_config(const struct notes_boot *b, const char *fw, int grub, int kcmd)
+static int apply_boot_config(const struct notes_boot *b, const char *fw, int grub, int kcmd, int tpm2)
 {
 	char text[8192];
 	int r;
 
+	if (tpm2 && (r = write_file(ARM_DRACUT_TPM2_CONF,
+				    "# Written by luksipc finalize: the root unlocks with a TPM2 (tpm2-device=auto);\n"
+				    "# the initramfs needs the TPM2 libraries for that.\n"
+				    "add_dracutmodules+=\" tpm2-tss \"\n",
+				    0644)) < 0) {
+		log_error("cannot write %s: %s", ARM_DRACUT_TPM2_CONF, strerror(-r));
+		return r;
+	}
 	if ((r = write_crypttab(b)) < 0)
 		return r;
 	log_info("/etc/crypttab: %s", b->crypttab);
@@ -1325,9 +1460,9 @@ static int apply_boot_config(const struct notes_boot *b, const char *fw, int gru
 int arm_finalize(int if_done)
 {
 	char *rec = read_file(ARM_RECORD), *notes = NULL;
-	char state[PATH_MAX], device[PATH_MAX], fw[32], grub[4], kc[4], step[32], key[16];
+	char state[PATH_MAX], device[PATH_MAX], fw[32], grub[4], kc[4], step[32], key[16], enroll[64];
 	struct notes_boot b;
-	int bootstrap, r;
+	int bootstrap, tpm2, r;
 
 	if (!rec) {
 		log_error("finalize needs --state PATH, or a system armed by luksipc arm (%s)", ARM_RECORD);
@@ -1341,6 +1476,8 @@ int arm_finalize(int if_done)
 	record_get(rec, "finalize", step, sizeof(step));
 	record_get(rec, "key", key, sizeof(key));
 	bootstrap = !strcmp(key, "bootstrap");
+	record_get(rec, "enroll", enroll, sizeof(enroll));
+	tpm2 = bootstrap && enroll_mask(enroll) > 0 && (enroll_mask(enroll) & ENROLL_TPM2);
 	if (strcmp(step, "boot-config")) {
 		r = done_notes(state, &notes);
 		if (r == 1) {
@@ -1363,8 +1500,10 @@ int arm_finalize(int if_done)
 		}
 		if (r == 0 && bootstrap)
 			r = finalize_enroll(device, b.name, rec);
+		if (r == 0 && tpm2)
+			r = add_tpm2_unlock(&b);
 		if (r == 0)
-			r = apply_boot_config(&b, fw, !strcmp(grub, "1"), !strcmp(kc, "1"));
+			r = apply_boot_config(&b, fw, !strcmp(grub, "1"), !strcmp(kc, "1"), tpm2);
 		free(rec);
 		if (r == 0)
 			r = record_step("finalize=boot-config");

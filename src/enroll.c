@@ -187,6 +187,69 @@ int enroll_destroy(const char *device, int slot)
 	return r;
 }
 
+/* 1 when the keyslots array of a token's JSON names slot. */
+static int token_names_slot(const char *json, int slot)
+{
+	const char *k = strstr(json, "\"keyslots\"");
+	char want[16];
+	const char *end;
+
+	if (!k || !(k = strchr(k, '[')) || !(end = strchr(k, ']')))
+		return 0;
+	snprintf(want, sizeof(want), "\"%d\"", slot);
+	k = strstr(k, want);
+	return k && k < end;
+}
+
+int enroll_token_of_slot(const char *device, int slot, const char *type)
+{
+	struct crypt_device *cd;
+	int r = load(device, &cd), found = -ENOENT;
+
+	if (r < 0)
+		return r;
+	for (int t = 0; t < 32; t++) {
+		const char *json = NULL, *ty = NULL;
+
+		if (crypt_token_status(cd, t, &ty) == CRYPT_TOKEN_INACTIVE || !ty || strcmp(ty, type))
+			continue;
+		if (crypt_token_json_get(cd, t, &json) >= 0 && json && token_names_slot(json, slot)) {
+			found = t;
+			break;
+		}
+	}
+	crypt_free(cd);
+	return found;
+}
+
+int enroll_drop_tokens(const char *device, int slot)
+{
+	struct crypt_device *cd;
+	int r = load(device, &cd), dropped = 0;
+
+	if (r < 0)
+		return r;
+	if (strcmp(crypt_get_type(cd), CRYPT_LUKS2)) {
+		crypt_free(cd);
+		return 0;
+	}
+	for (int t = 0; t < 32; t++) {
+		const char *json = NULL;
+
+		if (crypt_token_status(cd, t, NULL) == CRYPT_TOKEN_INACTIVE)
+			continue;
+		if (crypt_token_json_get(cd, t, &json) < 0 || !json || !token_names_slot(json, slot))
+			continue;
+		if ((r = crypt_token_json_set(cd, t, NULL)) < 0) {
+			crypt_free(cd);
+			return r;
+		}
+		dropped++;
+	}
+	crypt_free(cd);
+	return dropped;
+}
+
 int enroll_ask(const char *prompt, struct key *ret)
 {
 	char *argv[] = { "systemd-ask-password", "--timeout=0", (char *)prompt, NULL };

@@ -44,6 +44,16 @@ int enroll_add(const char *device, const struct key *unlock, int slot, const cha
 int enroll_verify(const char *device, int slot, const char *secret, size_t secret_len);
 /* Destroys keyslot slot (idempotent: an inactive slot is 0). 0 or -errno. */
 int enroll_destroy(const char *device, int slot);
+/*
+ * The token of type type (e.g. "systemd-tpm2") whose keyslots name slot, or
+ * -ENOENT, -errno.
+ */
+int enroll_token_of_slot(const char *device, int slot, const char *type);
+/*
+ * Removes every token whose keyslots name slot (what systemd-cryptenroll
+ * leaves beside a keyslot it added). The number removed, or -errno.
+ */
+int enroll_drop_tokens(const char *device, int slot);
 /* The number of active keyslots, or -errno. */
 int enroll_active_count(const char *device);
 

@@ -436,7 +436,10 @@ t_bootstrap_refusals() {
 	refuse_arm 2 arm -d dev.img --state st.img --enroll passphrase
 	assert_grep '\-\-enroll goes with --bootstrap-key' err
 	refuse_arm 2 arm -d dev.img --state st.img --bootstrap-key --enroll tpm2
-	assert_grep 'TPM2 enrollment is not in this luksipc yet' err
+	assert_grep 'tpm2 needs passphrase or recovery beside it' err
+	# initramfs-tools: Debian's cryptroot has no TPM2 unlock
+	refuse_arm 3 arm -d dev.img --state st.img --bootstrap-key --enroll passphrase,tpm2
+	assert_grep "initramfs-tools's cryptroot cannot unlock with a TPM2" err
 	refuse_arm 2 arm -d dev.img --state st.img --bootstrap-key --enroll passphrase,fido
 	assert_grep "unknown key type" err
 	refuse_arm 2 arm -d dev.img --state st.img --bootstrap-key --enroll recovery --recovery-key-file rk.txt
@@ -543,6 +546,152 @@ t_bootstrap_unattended() {
 	assert_grep '^enroll.recovery=done 1$' root/etc/luksipc/armed
 }
 
+# tpm2_setup: a dracut system with a TPM 2.0 in root/sys, GRUB, the unit;
+# systemd-cryptenroll stubbed as a keyslot opened by $T/tpmsecret (made with
+# the unlock key file it is given, in the first free slot, as systemd does)
+# and a systemd-tpm2 token naming it; cryptsetup's token check stubbed as
+# the real cryptsetup opening that token's keyslot with $T/tpmsecret. Every
+# stub call is logged in calls. STUB_CE_FAIL=1: the enrollment adds its
+# keyslot and token, then fails; STUB_VERIFY_FAIL=1: the token does not open.
+tpm2_setup() {
+	fixture
+	sys_setup grub dracut
+	mkdir -p root/usr/lib/systemd/system root/dev root/proc root/root root/sys/class/tpm/tpm0
+	cp "$TESTS_ROOT/systemd/luksipc-finalize.service" root/usr/lib/systemd/system/
+	echo 2 >root/sys/class/tpm/tpm0/tpm_version_major
+	: >root/dev/tty
+	: >answers
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >tpmsecret
+	real=$(command -v cryptsetup)
+	cat >bin/tpm2 <<SH
+#!/bin/sh
+exit 0
+SH
+	cat >bin/systemd-cryptenroll <<SH
+#!/bin/sh
+echo "systemd-cryptenroll \$*" >>"$T/calls"
+for a; do case \$a in --unlock-key-file=*) k=\${a#*=} ;; -*) ;; *) dev=\$a ;; esac; done
+$real luksAddKey -q --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file "\$k" "\$dev" "$T/tpmsecret" || exit 1
+slot=\$($real open --test-passphrase -v --key-file "$T/tpmsecret" "\$dev" | sed -n 's/^Key slot \([0-9]*\) unlocked.*/\1/p')
+echo '{"type":"systemd-tpm2","keyslots":[],"tpm2-blob":"AAAA","tpm2-pcrs":[7],"tpm2-pcr-bank":"sha256","tpm2-primary-alg":"ecc","tpm2-policy-hash":"$(printf '%064d' 0)","tpm2-pin":false}' | $real token import --json-file - --key-slot "\$slot" "\$dev" || exit 1
+[ "\${STUB_CE_FAIL:-0}" = 0 ]
+SH
+	cat >bin/cryptsetup <<SH
+#!/bin/sh
+case " \$* " in
+*" --token-only "*)
+	echo "cryptsetup \$*" >>"$T/calls"
+	[ "\${STUB_VERIFY_FAIL:-0}" = 0 ] || exit 1
+	for a; do dev=\$a; done
+	tok=\$(echo " \$* " | sed -n 's/.* --token-id \([0-9]*\) .*/\1/p')
+	slot=\$($real token export --token-id "\$tok" "\$dev" | sed -n 's/.*"keyslots":\["\([0-9]*\)"\].*/\1/p')
+	exec $real open --test-passphrase --key-slot "\$slot" --key-file "$T/tpmsecret" "\$dev" ;;
+esac
+exec $real "\$@"
+SH
+	chmod 755 bin/*
+}
+
+# tpm_tokens IMG: the number of systemd-tpm2 tokens in IMG's header.
+tpm_tokens() {
+	cryptsetup luksDump "$1" | grep -c 'systemd-tpm2'
+}
+
+t_tpm2_refusals() {
+	need_luksipc
+	tpm2_setup
+	refuse_arm 2 arm -d dev.img --state st.img --bootstrap-key --enroll tpm2
+	assert_grep 'tpm2 needs passphrase or recovery beside it' err
+	rm bin/tpm2
+	if ! command -v tpm2 >/dev/null; then
+		refuse_arm 3 arm -d dev.img --state st.img --bootstrap-key --enroll recovery,tpm2 --framework dracut
+		assert_grep 'install tpm2-tools' err
+	fi
+	echo 1 >root/sys/class/tpm/tpm0/tpm_version_major
+	refuse_arm 3 arm -d dev.img --state st.img --bootstrap-key --enroll recovery,tpm2 --framework dracut
+	assert_grep 'no TPM 2.0 found \(/sys/class/tpm/tpm0 is not version 2\)' err
+	rm -r root/sys/class/tpm/tpm0
+	refuse_arm 3 arm -d dev.img --state st.img --bootstrap-key --enroll recovery,tpm2 --framework dracut
+	assert_grep 'no TPM 2.0 found \(/sys/class/tpm/tpm0 is missing\)' err
+}
+
+# tpm2_converted: armed --enroll recovery,tpm2 (unattended recovery key) on
+# dracut, converted as the boot would, the flags on root/proc/cmdline.
+tpm2_converted() {
+	tpm2_setup
+	run_rc 0 la arm -d dev.img --state st.img --bootstrap-key --enroll recovery,tpm2 --framework dracut --recovery-key-file /root/recovery.key --dry-run
+	assert_grep '^enroll: +recovery,tpm2 .*\(TPM2 sealed to PCR 7\), added by finalize' out
+	run_rc 0 la arm -d dev.img --state st.img --bootstrap-key --enroll recovery,tpm2 --framework dracut --recovery-key-file /root/recovery.key
+	sed -n 's/^flags=//p' root/etc/luksipc/armed | sed 's/^/root=UUID=1234 ro /' >root/proc/cmdline
+	cp dev.img orig.img
+	cp root/boot/luksipc/bootstrap.key bootkey
+	run_rc 0 conv -d dev.img --state st.img --key-file root/boot/luksipc/bootstrap.key \
+		--note-key-file /etc/luksipc/bootstrap.key --note-framework dracut --note-name luks-root
+	: >calls
+}
+
+t_tpm2_finalize() {
+	need_luksipc
+	tpm2_converted
+	LUKSIPC_TEST_FAST_PBKDF=1 run_rc 0 la finalize --if-done
+	cat out
+	assert_grep "^systemd-cryptenroll --unlock-key-file=$T/root/boot/luksipc/bootstrap.key --tpm2-device=auto --tpm2-pcrs=7 $T/dev.img\$" calls
+	assert_grep '^enroll.recovery=done 1$' root/etc/luksipc/armed
+	assert_grep '^enroll.tpm2=done 2$' root/etc/luksipc/armed
+	assert_grep 'keyslot 2 of .*dev.img opens with the TPM2 \(token 0, PCR 7\), verified' out
+	cryptsetup open --test-passphrase --key-slot 2 --key-file tpmsecret dev.img || fail "the TPM2 keyslot does not open"
+	U=$(cryptsetup luksUUID dev.img)
+	assert_eq "$(cat root/etc/crypttab)" "luks-root UUID=$U none luks,tpm2-device=auto" "/etc/crypttab: TPM2 first, else a typed key"
+	assert_grep "rd\.luks\.uuid=$U rd\.luks\.name=$U=luks-root rd\.luks\.options=$U=tpm2-device=auto\"" root/etc/default/grub.d/luksipc.cfg
+	assert_grep '^add_dracutmodules\+=" tpm2-tss "$' root/etc/dracut.conf.d/luksipc-tpm2.conf
+	assert_eq "$(tpm_tokens dev.img)" 1 "systemd-tpm2 tokens"
+	# the flagless boot (the TPM unlocked it): the bootstrap keyslot goes, TPM2 and recovery stay
+	echo "root=UUID=1234 ro" >root/proc/cmdline
+	run_rc 0 la finalize --if-done
+	if cryptsetup open --test-passphrase --key-file bootkey dev.img 2>/dev/null; then
+		fail "the bootstrap key still opens the header"
+	fi
+	cryptsetup open --test-passphrase --key-slot 2 --key-file tpmsecret dev.img || fail "the TPM2 keyslot went with the bootstrap one"
+	opens dev.img "$(cat root/root/recovery.key)" || fail "the recovery key stopped opening the header"
+	assert_eq "$(tpm_tokens dev.img)" 1 "systemd-tpm2 tokens after the retirement"
+	[ ! -e root/etc/luksipc/armed ] || fail "the record is still there"
+	verify_plain dev.img tpmsecret orig.img $((N - H))
+}
+
+t_tpm2_finalize_cuts() {
+	need_luksipc
+	tpm2_converted
+	# systemd-cryptenroll adds its keyslot and token, then fails (as a cut would leave it)
+	STUB_CE_FAIL=1 LUKSIPC_TEST_FAST_PBKDF=1 run_rc 5 la finalize --if-done
+	assert_grep 'systemd-cryptenroll could not enroll the TPM2' err
+	assert_grep '^enroll.tpm2=pending 2$' root/etc/luksipc/armed
+	assert_grep 'rd\.luksipc=' root/etc/default/grub.d/luksipc.cfg
+	cryptsetup open --test-passphrase --key-file bootkey dev.img || fail "the bootstrap key stopped opening"
+	# the token does not open: stop before "done", the flags stay
+	STUB_VERIFY_FAIL=1 LUKSIPC_TEST_FAST_PBKDF=1 run_rc 5 la finalize --if-done
+	assert_grep 'the TPM2 token 0 of .*dev.img does not open its keyslot 2' err
+	assert_grep '^enroll.tpm2=pending 2$' root/etc/luksipc/armed
+	assert_eq "$(tpm_tokens dev.img)" 1 "systemd-tpm2 tokens: the first attempt's was dropped with its keyslot"
+	[ ! -e root/etc/crypttab ] || fail "crypttab written before the TPM2 keyslot was verified"
+	# the rerun drops the unverified keyslot and its token and enrolls again
+	oldsecret=$(cat tpmsecret)
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >tpmsecret
+	LUKSIPC_TEST_FAST_PBKDF=1 run_rc 0 la finalize --if-done
+	assert_grep '^enroll.tpm2=done 2$' root/etc/luksipc/armed
+	assert_eq "$(tpm_tokens dev.img)" 1 "systemd-tpm2 tokens after the rerun"
+	if printf '%s' "$oldsecret" | cryptsetup open --test-passphrase --key-file - dev.img 2>/dev/null; then
+		fail "the unverified TPM2 keyslot survived"
+	fi
+	assert_eq "$(cryptsetup luksDump dev.img | grep -cE '^  [0-9]+: luks2')" 3 "keyslots: bootstrap, recovery, TPM2"
+	# a boot without the flags, but the TPM2 keyslot has gone: the bootstrap keyslot stays
+	echo "root=UUID=1234 ro" >root/proc/cmdline
+	cryptsetup luksKillSlot -q --key-file bootkey dev.img 2
+	run_rc 3 la finalize --if-done
+	assert_one_error_line "$T/err"
+	assert_grep 'the tpm2 keyslot of .* is not in place' err
+	cryptsetup open --test-passphrase --key-file bootkey dev.img || fail "the bootstrap keyslot went after a refusal"
+}
+
 run_test "arm with GRUB: plan, record, initramfs then update-grub; disarm restores the tree" t_arm_disarm_grub
 run_test "arm with /etc/kernel/cmdline and dracut, a key device; disarm restores the file" t_kernel_cmdline_dracut
 run_test "the dracut module is in every dracut -f while armed, only when asked otherwise" t_dracut_module_armed
@@ -557,4 +706,7 @@ run_test "arm refuses key choices that do not go together: one line, exit 2, not
 run_test "finalize enrolls a passphrase and a recovery key, verified by cryptsetup; the flagless boot retires the bootstrap key" t_bootstrap_finalize
 run_test "finalize cut: a recovery key not typed back, a keyslot never recorded done, an enrolled keyslot gone" t_bootstrap_finalize_cuts
 run_test "finalize unattended: the recovery key in a 0600 file, nothing asked, nothing shown" t_bootstrap_unattended
+run_test "arm --enroll tpm2 refusals: alone, initramfs-tools, no tpm2-tools, no TPM 2.0" t_tpm2_refusals
+run_test "finalize enrolls TPM2 with systemd-cryptenroll, checks its token opens; crypttab and rd.luks.options; retire keeps it" t_tpm2_finalize
+run_test "finalize TPM2 cut: enrollment failed after its keyslot, a token that does not open, a TPM2 keyslot gone" t_tpm2_finalize_cuts
 test_done
