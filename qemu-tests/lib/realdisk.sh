@@ -25,11 +25,16 @@
 #                           ext4 that fills the partition, FULL_PCT full,
 #                           random files at its very end; the manifest of
 #                           /usr and /srv in $T/manifest.sha256
+#                           REALDISK_BIOS_GRUB=1: p5, 1 MiB, a BIOS boot
+#                           partition (EF02) for grub-install in the guest
 #   boot_entry              the kernel, initramfs and command line of the
 #                           disk's first grub.cfg entry (KERNEL, INITRD,
 #                           CMDLINE): the host plays the boot loader
 #   boot LOG ARGS...        boot it (run-qemu ARGS); BOOT_RC, BOOT_SECS;
-#                           any "luksipc: error" on the console fails
+#                           any "luksipc: error" on the console fails.
+#                           BIOS_BOOT=1: SeaBIOS boots GRUB from the disk
+#                           instead (installed there by the guest);
+#                           BOOT_SWTPM=DIR: a TPM 2.0 with its state in DIR
 #   boot_failed LOG WHAT    empty when the boot passed, else why
 #   expect_pass LOG WHAT    fail unless the boot passed
 #   realdisk_verify         decrypt p4 on the host (tests/lib/luksdecrypt.py,
@@ -162,13 +167,16 @@ realdisk_build() {
 	# GPT: 1 MiB in front, 1 MiB behind for the backup.
 	off_state=1 off_keys=$((1 + STATE_MIB)) off_boot=$((1 + STATE_MIB + KEYS_MIB))
 	off_root=$((off_boot + BOOT_MIB))
-	truncate -s $(((off_root + ROOT_MIB + 1) * 1048576)) "$T/disk.img"
+	local bios=()
+	[ "${REALDISK_BIOS_GRUB:-0}" = 0 ] ||
+		bios=(-n "5:$(((off_root + ROOT_MIB) * 2048)):+1M" -c 5:bios -t 5:ef02)
+	truncate -s $(((off_root + ROOT_MIB + 1 + ${#bios[@]} / 6) * 1048576)) "$T/disk.img"
 	sgdisk -o \
 		-n "1:$((off_state * 2048)):+${STATE_MIB}M" -c 1:luksipc-state -t 1:8300 \
 		-n "2:$((off_keys * 2048)):+${KEYS_MIB}M" -c 2:keys -t 2:8300 \
 		-n "3:$((off_boot * 2048)):+${BOOT_MIB}M" -c 3:boot -t 3:8300 \
 		-n "4:$((off_root * 2048)):+${ROOT_MIB}M" -c 4:root -t 4:8304 \
-		"$T/disk.img" >"$T/sgdisk.log" 2>&1 || fail "sgdisk failed: $(cat "$T/sgdisk.log")"
+		"${bios[@]}" "$T/disk.img" >"$T/sgdisk.log" 2>&1 || fail "sgdisk failed: $(cat "$T/sgdisk.log")"
 	for p in keys:$off_keys boot:$off_boot root:$off_root; do
 		dd if="$T/${p%%:*}.ext4" of="$T/disk.img" bs=1M seek="${p#*:}" conv=notrunc,sparse status=none ||
 			fail "cannot write the ${p%%:*} partition"
@@ -199,9 +207,14 @@ boot_entry() {
 # an initramfs or emergency shell waits for a human: stop at once
 SHELL_RE='Dropping to a shell|You are in emergency mode|Cannot open access to console|Give root password|Kernel panic'
 boot() { # LOG run-qemu-args...: boot the disk's GRUB entry
-	local log=$1 t=$SECONDS
+	local log=$1 t=$SECONDS how=()
 	shift
-	"$RUN_QEMU" --kernel "$KERNEL" --initrd "$INITRD" --append "$CMDLINE" \
+	if [ "${BIOS_BOOT:-0}" = 1 ]; then
+		how=(--bios-boot)
+	else
+		how=(--kernel "$KERNEL" --initrd "$INITRD" --append "$CMDLINE")
+	fi
+	"$RUN_QEMU" "${how[@]}" ${BOOT_SWTPM:+--swtpm "$BOOT_SWTPM"} \
 		--log "$log" --timeout "$BOOT_TIMEOUT" --mem 1536 --smp 2 \
 		--nbd-disk "$T/disk.img" --nbd-sock "$T/nbd.sock" "$@"
 	BOOT_RC=$?

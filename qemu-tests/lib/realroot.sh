@@ -42,6 +42,9 @@
 # initramfs-tools and cryptsetup-initramfs, so its initramfs is a systemd
 # initrd that unlocks with systemd-cryptsetup. Its package list differs, so
 # it has a cache tarball of its own; the default's hash is unchanged.
+#
+# REALROOT_EXTRA_PACKAGES: more packages on top (e.g. tpm2-tools for
+# scenario 29); a root of its own in the cache, the others' hashes unchanged.
 
 REALROOT_SUITE=bookworm
 REALROOT_VARIANT=apt
@@ -80,6 +83,7 @@ realroot_sources() {
 realroot_opts() {
 	local d pkgs=$REALROOT_PACKAGES
 	[ "${REALROOT_FRAMEWORK:-initramfs-tools}" = dracut ] && pkgs=$REALROOT_PACKAGES_DRACUT
+	[ -z "${REALROOT_EXTRA_PACKAGES:-}" ] || pkgs="$pkgs $REALROOT_EXTRA_PACKAGES"
 	echo "--variant=$REALROOT_VARIANT"
 	echo "--include=$(echo "$pkgs" | tr ' ' ,)"
 	for d in /usr/share/doc /usr/share/man /usr/share/info /usr/share/locale \
