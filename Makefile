@@ -46,7 +46,7 @@ TEST_BIN := $(BUILD)/test/luksipc
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all deps build-deps check unit-check host-check qemu-check qemu-check-ci mutation-check demo install clean
+.PHONY: all deps build-deps check unit-check host-check qemu-check qemu-check-ci qemu-lifecycle-prep qemu-check-lifecycle-ci mutation-check demo install clean
 all: $(BUILD)/luksipc
 
 # Debian packages, by tools/deps/NAME.list. `make` and `make install`
@@ -64,6 +64,8 @@ GOAL_LISTS_sanitize-check := build tests
 GOAL_LISTS_demo := build tests qemu
 GOAL_LISTS_qemu-check := build tests qemu static
 GOAL_LISTS_qemu-check-ci := build tests qemu static
+GOAL_LISTS_qemu-lifecycle-prep := build tests qemu static
+GOAL_LISTS_qemu-check-lifecycle-ci := build tests qemu
 GOAL_LISTS_static-check := build static
 GOAL_LISTS_static-smoke := build static
 GOAL_LISTS_deb := build static deb
@@ -134,6 +136,16 @@ qemu-check: $(BUILD)/luksipc $(TEST_BIN) static static-test
 QEMU_CI_SCENARIOS ?= 01 10 11 12 13 17 18 19 20 26
 qemu-check-ci: $(BUILD)/luksipc $(TEST_BIN) static static-test
 	@LUKSIPC_QEMU_CUTS=3 ./qemu-tests/run-all $(QEMU_CI_SCENARIOS)
+
+# CI's lifecycle on a real Debian 12 root (issue 13): QEMU scenario 22 (arm
+# in the running system, a cut mid-conversion, finalize cut in update-grub,
+# a boot without flags) with the guest's initramfs-tools at MODULES=dep and
+# a 560 MiB root, so each rebuild under TCG takes about a minute. .ci/run
+# starts it beside the host tiers, after qemu-lifecycle-prep has installed
+# the packages and built what it installs into the root.
+qemu-lifecycle-prep: $(BUILD)/luksipc static
+qemu-check-lifecycle-ci: $(BUILD)/luksipc
+	@REALBOOT_ROOT_MIB=560 REALBOOT_FULL_PCT=60 REALBOOT_MODULES=dep ./qemu-tests/run-all 22
 
 # The demo slows its first run down with a test hook (build/test/luksipc).
 demo: $(BUILD)/luksipc $(TEST_BIN)
