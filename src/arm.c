@@ -100,8 +100,12 @@ static int in_path(const char *name)
 	return 0;
 }
 
-/* Runs argv (found in PATH), stdout and stderr the caller's. Its exit status, or -errno. */
-static int run_cmd(char *const argv[])
+/*
+ * Runs argv (found in PATH), stdout and stderr the caller's, with envp (NULL:
+ * ours). Its exit status, or -errno. The line logged is argv only: a secret
+ * goes in envp, never in argv.
+ */
+static int run_cmd_env(char *const argv[], char *const envp[])
 {
 	pid_t pid;
 	int st, r;
@@ -111,13 +115,18 @@ static int run_cmd(char *const argv[])
 		snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s%s", i ? " " : "", argv[i]);
 	log_info("running: %s", line);
 	fflush(stdout);
-	r = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+	r = posix_spawnp(&pid, argv[0], NULL, NULL, argv, envp ? envp : environ);
 	if (r)
 		return -r;
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return -errno;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int run_cmd(char *const argv[])
+{
+	return run_cmd_env(argv, NULL);
 }
 
 /* mkdir -p of a full path, mode 0755. 0 or -errno. */
@@ -569,10 +578,6 @@ static int check_key_choice(const struct arm_opts *o)
 		log_error("give either --bootstrap-key or --key-file, not both");
 		return E_USAGE;
 	}
-	if (o->enroll && !o->bootstrap) {
-		log_error("--enroll goes with --bootstrap-key (finalize adds the keys with it); with a key file or a passphrase, add keys after finalize with cryptsetup luksAddKey");
-		return E_USAGE;
-	}
 	if (o->bootstrap && !mask) {
 		log_error("--bootstrap-key needs --enroll passphrase, recovery or both: the keys that replace it when finalize retires it");
 		return E_USAGE;
@@ -679,6 +684,11 @@ static void print_plan(const struct plan *p, const struct arm_opts *o)
 		       (enroll_mask(o->enroll) & ENROLL_TPM2) ? " (TPM2 sealed to PCR " ARM_TPM2_PCRS ")" : "");
 	else
 		printf("key:         %s\n", o->key ? o->key : "a passphrase, asked at the console at boot");
+	if (!o->bootstrap && o->enroll)
+		printf("enroll:      %s%s%s, added by finalize after the conversion with %s; that key stays\n", o->enroll,
+		       o->recovery_file ? " (the recovery key written to the file named, not shown)" : "",
+		       (enroll_mask(o->enroll) & ENROLL_TPM2) ? " (TPM2 sealed to PCR " ARM_TPM2_PCRS ")" : "",
+		       o->key ? "the key file (its device mounted read-only for a moment)" : "the passphrase, asked again");
 	printf("flags:       %s\n", p->flags);
 	printf("initramfs:   %s: %s\n", p->framework,
 	       !strcmp(p->framework, "dracut") ? "dracut -f --regenerate-all" : "update-initramfs -u -k all");
@@ -864,7 +874,9 @@ int arm_run(const struct arm_opts *o)
 		 "device=%s\nstate=%s\nflags=%s\nframework=%s\ngrub=%d\nkernel_cmdline=%d\nkey=%s\n",
 		 p.device, p.device, p.state, p.flags, p.framework, p.grub, p.kernel_cmdline,
 		 o->bootstrap ? "bootstrap" : o->key ? "file" : "passphrase");
-	if (o->bootstrap)
+	if (o->key)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "key_file=%s\n", o->key);
+	if (o->enroll)
 		snprintf(text + strlen(text), sizeof(text) - strlen(text), "enroll=%s\n%s%s%s", o->enroll,
 			 o->recovery_file ? "recovery_file=" : "", o->recovery_file ? o->recovery_file : "",
 			 o->recovery_file ? "\n" : "");
@@ -1249,11 +1261,12 @@ static int enroll_kind(const char *device, const char *name, const struct key *b
  * with that token and the TPM alone. A pending slot on a rerun is destroyed
  * with its token and made again.
  */
-static int enroll_tpm2(const char *device, int boot_slot)
+struct unlock;
+static int run_cryptenroll(const char *device, const struct unlock *u);
+
+static int enroll_tpm2(const char *device, int boot_slot, const struct unlock *u)
 {
-	char *rec = read_file(ARM_RECORD), st[64], what[16] = "", key[PATH_MAX], unlock[PATH_MAX + 32], tok[16];
-	char *cryptenroll[] = { "systemd-cryptenroll", unlock, "--tpm2-device=auto", "--tpm2-pcrs=" ARM_TPM2_PCRS,
-				(char *)device, NULL };
+	char *rec = read_file(ARM_RECORD), st[64], what[16] = "", tok[16];
 	char *verify[] = { "cryptsetup", "open", "--test-passphrase", "--token-only", "--token-id", tok, (char *)device, NULL };
 	int slot = -1, r, t;
 
@@ -1275,8 +1288,7 @@ static int enroll_tpm2(const char *device, int boot_slot)
 	}
 	if ((r = record_step("enroll.tpm2=pending %d", slot)) < 0)
 		return r;
-	snprintf(unlock, sizeof(unlock), "--unlock-key-file=%s", sys_path(ARM_BOOTSTRAP_KEY, key, sizeof(key)));
-	if ((r = run_cmd(cryptenroll)) != 0) {
+	if ((r = run_cryptenroll(device, u)) != 0) {
 		log_error("systemd-cryptenroll could not enroll the TPM2 (%s %d); the bootstrap key still opens %s: run luksipc finalize again",
 			  r < 0 ? "error" : "exit", r < 0 ? -r : r, device);
 		return r < 0 ? r : -EIO;
@@ -1299,12 +1311,159 @@ static int enroll_tpm2(const char *device, int boot_slot)
 	return 0;
 }
 
-/* The keys chosen at arm time, added with the bootstrap key (recorded step by step). */
-static int finalize_enroll(const char *device, const char *name, const char *rec)
+/*
+ * The key that opens the device now, to add the chosen keys with: the
+ * bootstrap key file; the admin's key file, its device mounted read-only
+ * under /run for the time of the enrollment; or the passphrase typed at
+ * boot, asked again. path is a file systemd-cryptenroll reads it from
+ * (empty for the passphrase, which goes in its PASSWORD variable).
+ */
+struct unlock {
+	struct key key;
+	char path[PATH_MAX];
+	char mnt[64];
+};
+
+/* systemd-cryptenroll adding a TPM2 keyslot, unlocked with u's key file, or its passphrase in PASSWORD. */
+static int run_cryptenroll(const char *device, const struct unlock *u)
 {
-	char enroll[64], file[PATH_MAX], bs[16], path[PATH_MAX];
-	struct key boot = { 0 };
-	int mask, slot, r;
+	char unlock[PATH_MAX + 32];
+	char *with_file[] = { "systemd-cryptenroll", unlock, "--tpm2-device=auto", "--tpm2-pcrs=" ARM_TPM2_PCRS,
+			      (char *)device, NULL };
+	char *with_env[] = { "systemd-cryptenroll", "--tpm2-device=auto", "--tpm2-pcrs=" ARM_TPM2_PCRS, (char *)device,
+			     NULL };
+	size_t n = 0, k = 0, len;
+	char **envp, *pw;
+	int r;
+
+	if (u->path[0]) {
+		snprintf(unlock, sizeof(unlock), "--unlock-key-file=%s", u->path);
+		return run_cmd(with_file);
+	}
+	/* the passphrase goes in the environment systemd-cryptenroll reads (and erases), never in argv */
+	while (environ[n])
+		n++;
+	len = sizeof("PASSWORD=") + u->key.len;
+	envp = calloc(n + 2, sizeof(*envp));
+	pw = secmem_alloc(len);
+	if (!envp || !pw) {
+		free(envp);
+		secmem_free(pw);
+		return -ENOMEM;
+	}
+	memcpy(pw, "PASSWORD=", 9);
+	memcpy(pw + 9, u->key.data, u->key.len);
+	pw[len - 1] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "PASSWORD=", 9))
+			envp[k++] = environ[i];
+	envp[k++] = pw;
+	envp[k] = NULL;
+	r = run_cmd_env(with_env, envp);
+	secmem_free(pw);
+	free(envp);
+	return r;
+}
+
+/* 1 when every kind in mask is recorded done with its keyslot active (a rerun after the keys). */
+static int enroll_kinds_done(const char *device, const char *rec, int mask)
+{
+	static const char *const kinds[] = { "passphrase", "recovery", "tpm2" };
+	static const int bits[] = { ENROLL_PASSPHRASE, ENROLL_RECOVERY, ENROLL_TPM2 };
+	char field[32], st[64], what[16];
+
+	for (size_t i = 0; i < 3; i++) {
+		int slot = -1;
+
+		if (!(mask & bits[i]))
+			continue;
+		snprintf(field, sizeof(field), "enroll.%s", kinds[i]);
+		record_get(rec, field, st, sizeof(st));
+		if (sscanf(st, "%15s %d", what, &slot) != 2 || strcmp(what, "done") || enroll_slot_active(device, slot) != 1)
+			return 0;
+	}
+	return 1;
+}
+
+static void unlock_close(struct unlock *u)
+{
+	key_free(&u->key);
+	if (u->mnt[0]) {
+		char *umount_argv[] = { "umount", u->mnt, NULL };
+
+		if (run_cmd(umount_argv) != 0)
+			log_warn("cannot unmount the key device from %s; unmount it by hand", u->mnt);
+		else
+			rmdir(u->mnt);
+		u->mnt[0] = '\0';
+	}
+}
+
+static int unlock_open(const char *rec, const char *kind, const char *device, const char *name, struct unlock *u)
+{
+	char spec[PATH_MAX], node[PATH_MAX], prompt[512];
+	const char *colon;
+
+	memset(u, 0, sizeof(*u));
+	if (!strcmp(kind, "bootstrap")) {
+		sys_path(ARM_BOOTSTRAP_KEY, u->path, sizeof(u->path));
+		if (key_from_file(u->path, &u->key) < 0) {
+			log_error("the bootstrap key %s is unreadable; finalize cannot add keys: open the device with a key you have and see docs/lifecycle.md",
+				  ARM_BOOTSTRAP_KEY);
+			return E_KEY;
+		}
+		return 0;
+	}
+	if (!strcmp(kind, "file")) {
+		char *mount_argv[] = { "mount", "-o", "ro,nosuid,nodev,noexec", node, u->mnt, NULL };
+		int r;
+
+		record_get(rec, "key_file", spec, sizeof(spec));
+		colon = strchr(spec, ':');
+		if (spec[0] != '/' || !colon || resolve_spec(colon + 1, node, sizeof(node)) < 0) {
+			log_error("the key device of '%s' is not here; plug it in and run luksipc finalize again", spec);
+			return E_KEY;
+		}
+		snprintf(u->mnt, sizeof(u->mnt), "/run/luksipc-key.XXXXXX");
+		if (!mkdtemp(u->mnt)) {
+			log_error("cannot make a mount point under /run: %s", strerror(errno));
+			u->mnt[0] = '\0';
+			return -errno;
+		}
+		if ((r = run_cmd(mount_argv)) != 0) {
+			log_error("cannot mount the key device %s read-only (mount %s %d); finalize adds no keys", node,
+				  r < 0 ? "error" : "exit", r < 0 ? -r : r);
+			rmdir(u->mnt);
+			u->mnt[0] = '\0';
+			return E_KEY;
+		}
+		snprintf(u->path, sizeof(u->path), "%s%.*s", u->mnt, (int)(colon - spec), spec);
+		if (key_from_file(u->path, &u->key) < 0) {
+			log_error("the key file %.*s on %s is unreadable; finalize adds no keys", (int)(colon - spec), spec, node);
+			unlock_close(u);
+			return E_KEY;
+		}
+		return 0;
+	}
+	for (int i = 0; i < 3; i++) {
+		snprintf(prompt, sizeof(prompt), "luksipc: the passphrase that opens %s now, to add the new keys:", name);
+		if (enroll_ask(prompt, &u->key))
+			return E_KEY;
+		if (enroll_find_slot(device, &u->key) >= 0)
+			return 0;
+		key_free(&u->key);
+		log_warn("that passphrase does not open %s; type the one asked for at boot", name);
+	}
+	log_error("three passphrases did not open %s; finalize adds no keys: run luksipc finalize again", name);
+	return E_KEY;
+}
+
+/* The keys chosen at arm time, added with the key that opens the device now (recorded step by step). */
+static int finalize_enroll(const char *device, const char *name, const char *rec, const char *kind)
+{
+	char enroll[64], file[PATH_MAX], bs[16];
+	struct unlock u;
+	int mask, slot, r, bootstrap = !strcmp(kind, "bootstrap");
 
 	record_get(rec, "enroll", enroll, sizeof(enroll));
 	record_get(rec, "recovery_file", file, sizeof(file));
@@ -1314,34 +1473,33 @@ static int finalize_enroll(const char *device, const char *name, const char *rec
 		log_error("%s names no keys to enroll (enroll=%s); run luksipc disarm and arm again", ARM_RECORD, enroll);
 		return E_REFUSED;
 	}
-	if (key_from_file(sys_path(ARM_BOOTSTRAP_KEY, path, sizeof(path)), &boot) < 0) {
-		log_error("the bootstrap key %s is unreadable; finalize cannot add keys: open the device with a key you have and see docs/lifecycle.md",
-			  ARM_BOOTSTRAP_KEY);
-		return E_KEY;
-	}
-	if (bs[0]) {
+	if (!bootstrap && enroll_kinds_done(device, rec, mask))
+		return 0; /* a rerun after the keys: no need for the key device or a passphrase again */
+	if ((r = unlock_open(rec, kind, device, name, &u)))
+		return r;
+	if (bootstrap && bs[0]) {
 		slot = atoi(bs);
 	} else {
-		slot = enroll_find_slot(device, &boot);
+		slot = enroll_find_slot(device, &u.key);
 		if (slot < 0) {
-			key_free(&boot);
-			log_error("the bootstrap key %s does not open %s (%s); finalize adds no keys", ARM_BOOTSTRAP_KEY, device,
-				  strerror(-slot));
+			unlock_close(&u);
+			log_error("the %s does not open %s (%s); finalize adds no keys",
+				  bootstrap ? "bootstrap key " ARM_BOOTSTRAP_KEY : "key file", device, strerror(-slot));
 			return slot == -EPERM ? E_KEY : E_REFUSED;
 		}
-		if ((r = record_step("bootstrap_slot=%d", slot)) < 0) {
-			key_free(&boot);
+		if (bootstrap && (r = record_step("bootstrap_slot=%d", slot)) < 0) {
+			unlock_close(&u);
 			return r;
 		}
 	}
 	r = 0;
 	if (mask & ENROLL_PASSPHRASE)
-		r = enroll_kind(device, name, &boot, slot, "passphrase", NULL);
+		r = enroll_kind(device, name, &u.key, slot, "passphrase", NULL);
 	if (r == 0 && (mask & ENROLL_RECOVERY))
-		r = enroll_kind(device, name, &boot, slot, "recovery", file[0] ? file : NULL);
-	key_free(&boot);
+		r = enroll_kind(device, name, &u.key, slot, "recovery", file[0] ? file : NULL);
 	if (r == 0 && (mask & ENROLL_TPM2))
-		r = enroll_tpm2(device, slot);
+		r = enroll_tpm2(device, slot, &u);
+	unlock_close(&u);
 	return r;
 }
 
@@ -1477,7 +1635,7 @@ int arm_finalize(int if_done)
 	record_get(rec, "key", key, sizeof(key));
 	bootstrap = !strcmp(key, "bootstrap");
 	record_get(rec, "enroll", enroll, sizeof(enroll));
-	tpm2 = bootstrap && enroll_mask(enroll) > 0 && (enroll_mask(enroll) & ENROLL_TPM2);
+	tpm2 = enroll_mask(enroll) > 0 && (enroll_mask(enroll) & ENROLL_TPM2);
 	if (strcmp(step, "boot-config")) {
 		r = done_notes(state, &notes);
 		if (r == 1) {
@@ -1498,8 +1656,8 @@ int arm_finalize(int if_done)
 				r = E_REFUSED;
 			}
 		}
-		if (r == 0 && bootstrap)
-			r = finalize_enroll(device, b.name, rec);
+		if (r == 0 && enroll[0])
+			r = finalize_enroll(device, b.name, rec, key);
 		if (r == 0 && tpm2)
 			r = add_tpm2_unlock(&b);
 		if (r == 0)

@@ -433,8 +433,8 @@ t_bootstrap_refusals() {
 	bootstrap_setup
 	refuse_arm 2 arm -d dev.img --state st.img --bootstrap-key
 	assert_grep 'needs --enroll passphrase, recovery or both' err
-	refuse_arm 2 arm -d dev.img --state st.img --enroll passphrase
-	assert_grep '\-\-enroll goes with --bootstrap-key' err
+	refuse_arm 2 arm -d dev.img --state st.img --enroll passphrase,fido
+	assert_grep "unknown key type 'fido'" err
 	refuse_arm 2 arm -d dev.img --state st.img --bootstrap-key --enroll tpm2
 	assert_grep 'tpm2 needs passphrase or recovery beside it' err
 	# initramfs-tools: Debian's cryptroot has no TPM2 unlock
@@ -570,7 +570,14 @@ SH
 	cat >bin/systemd-cryptenroll <<SH
 #!/bin/sh
 echo "systemd-cryptenroll \$*" >>"$T/calls"
+k=''
 for a; do case \$a in --unlock-key-file=*) k=\${a#*=} ;; -*) ;; *) dev=\$a ;; esac; done
+if [ -z "\$k" ]; then
+	[ -n "\${PASSWORD:-}" ] || exit 1
+	echo "PASSWORD given" >>"$T/calls"
+	k=$T/pw.tmp
+	printf '%s' "\$PASSWORD" >"\$k"
+fi
 $real luksAddKey -q --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file "\$k" "\$dev" "$T/tpmsecret" || exit 1
 slot=\$($real open --test-passphrase -v --key-file "$T/tpmsecret" "\$dev" | sed -n 's/^Key slot \([0-9]*\) unlocked.*/\1/p')
 echo '{"type":"systemd-tpm2","keyslots":[],"tpm2-blob":"AAAA","tpm2-pcrs":[7],"tpm2-pcr-bank":"sha256","tpm2-primary-alg":"ecc","tpm2-policy-hash":"$(printf '%064d' 0)","tpm2-pin":false}' | $real token import --json-file - --key-slot "\$slot" "\$dev" || exit 1
@@ -692,6 +699,89 @@ t_tpm2_finalize_cuts() {
 	cryptsetup open --test-passphrase --key-file bootkey dev.img || fail "the bootstrap keyslot went after a refusal"
 }
 
+# The admin's own key file on an ext4 key device (an image mounted by
+# finalize through a loop device), --enroll recovery: the key file adds the
+# recovery key and stays; the key device is unmounted again.
+t_enroll_with_key_file() {
+	need_luksipc
+	losetup -f >/dev/null 2>&1 || skip_unless_ci "no loop device to mount the key device image"
+	fixture
+	sys_setup grub itools
+	mkdir -p root/usr/lib/systemd/system root/dev root/proc root/root kd
+	cp "$TESTS_ROOT/systemd/luksipc-finalize.service" root/usr/lib/systemd/system/
+	random_key kd/luksipc.key
+	truncate -s 8M keydev.img
+	mke2fs -q -F -t ext4 -d kd keydev.img
+	run_rc 0 la arm -d dev.img --state st.img --key-file "/luksipc.key:$T/keydev.img" --enroll recovery --recovery-key-file /root/recovery.key --dry-run
+	assert_grep '^enroll: +recovery .*with the key file .*; that key stays' out
+	run_rc 0 la arm -d dev.img --state st.img --key-file "/luksipc.key:$T/keydev.img" --enroll recovery --recovery-key-file /root/recovery.key
+	sed -n 's/^flags=//p' root/etc/luksipc/armed | sed 's/^/root=UUID=1234 ro /' >root/proc/cmdline
+	cp dev.img orig.img
+	run_rc 0 conv -d dev.img --state st.img --key-file kd/luksipc.key --note-key-file /luksipc.key:LABEL=KEYS \
+		--note-framework initramfs-tools --note-name luks-root
+	LUKSIPC_TEST_FAST_PBKDF=1 run_rc 0 la finalize --if-done
+	cat out
+	assert_grep 'running: mount -o ro,nosuid,nodev,noexec /.*keydev.img /run/luksipc-key\.' err
+	! grep -q 'keydev.img\|luksipc-key\.' /proc/mounts || fail "the key device is still mounted: $(grep 'luksipc-key' /proc/mounts)"
+	assert_grep '^enroll.recovery=done 1$' root/etc/luksipc/armed
+	opens dev.img "$(cat root/root/recovery.key)" || fail "the recovery key does not open the header"
+	cryptsetup open --test-passphrase --key-file kd/luksipc.key dev.img || fail "the admin's key file stopped opening"
+	U=$(cryptsetup luksUUID dev.img)
+	assert_eq "$(cat root/etc/crypttab)" "luks-root UUID=$U /luksipc.key:LABEL=KEYS luks,keyscript=/usr/lib/luksipc/keydev" \
+		"/etc/crypttab: the key file still unlocks it"
+	# the boot without the flags: nothing to retire, the state wiped, both keys open it
+	echo "root=UUID=1234 ro" >root/proc/cmdline
+	run_rc 0 la finalize --if-done
+	[ ! -e root/etc/luksipc/armed ] || fail "the record is still there"
+	cryptsetup open --test-passphrase --key-file kd/luksipc.key dev.img || fail "the admin's key file stopped opening"
+	opens dev.img "$(cat root/root/recovery.key)" || fail "the recovery key stopped opening"
+	verify_plain dev.img kd/luksipc.key orig.img $((N - H))
+}
+
+# Passphrase arming (nothing but a typed passphrase), --enroll
+# recovery,tpm2 on dracut: finalize asks the passphrase again (a wrong one
+# first), hands it to systemd-cryptenroll in PASSWORD, never in argv.
+t_enroll_with_passphrase() {
+	need_luksipc
+	tpm2_setup
+	pass="typed at boot $$"
+	run_rc 0 la arm -d dev.img --state st.img --enroll recovery,tpm2 --framework dracut --recovery-key-file /root/recovery.key
+	assert_grep '^key=passphrase$' root/etc/luksipc/armed
+	sed -n 's/^flags=//p' root/etc/luksipc/armed | sed 's/^/root=UUID=1234 ro /' >root/proc/cmdline
+	cp dev.img orig.img
+	printf '%s' "$pass" >passfile
+	run_rc 0 conv -d dev.img --state st.img --key-file passfile --note-key-file - --note-framework dracut --note-name luks-root
+	: >calls
+	mkdir -p root/usr/lib/systemd/system
+	cat >bin/systemd-ask-password <<SH
+#!/bin/sh
+echo "ask \$*" >>"$T/asked"
+a=\$(head -n 1 "$T/answers")
+sed -i 1d "$T/answers"
+[ -n "\$a" ] || exit 1
+printf '%s\n' "\$a"
+SH
+	chmod 755 bin/systemd-ask-password
+	printf 'not it\n%s\n' "$pass" >answers
+	LUKSIPC_TEST_FAST_PBKDF=1 run_rc 0 la finalize --if-done
+	cat out err
+	assert_eq "$(grep -c 'the passphrase that opens luks-root now' asked)" 2 "asked for the passphrase twice (a wrong one first)"
+	assert_grep 'that passphrase does not open luks-root' err
+	assert_grep '^PASSWORD given$' calls
+	! grep -qF "$pass" calls out err || fail "the passphrase reached argv or the log"
+	assert_grep "^systemd-cryptenroll --tpm2-device=auto --tpm2-pcrs=7 $T/dev.img\$" calls
+	assert_grep '^enroll.recovery=done 1$' root/etc/luksipc/armed
+	assert_grep '^enroll.tpm2=done 2$' root/etc/luksipc/armed
+	U=$(cryptsetup luksUUID dev.img)
+	assert_eq "$(cat root/etc/crypttab)" "luks-root UUID=$U none luks,tpm2-device=auto" "/etc/crypttab"
+	opens dev.img "$pass" || fail "the typed passphrase stopped opening"
+	cryptsetup open --test-passphrase --key-slot 2 --key-file tpmsecret dev.img || fail "the TPM2 keyslot does not open"
+	# a rerun does not ask again
+	: >asked
+	run_rc 0 la finalize --if-done
+	[ ! -s asked ] || fail "a rerun after the keys asked: $(cat asked)"
+}
+
 run_test "arm with GRUB: plan, record, initramfs then update-grub; disarm restores the tree" t_arm_disarm_grub
 run_test "arm with /etc/kernel/cmdline and dracut, a key device; disarm restores the file" t_kernel_cmdline_dracut
 run_test "the dracut module is in every dracut -f while armed, only when asked otherwise" t_dracut_module_armed
@@ -708,5 +798,7 @@ run_test "finalize cut: a recovery key not typed back, a keyslot never recorded 
 run_test "finalize unattended: the recovery key in a 0600 file, nothing asked, nothing shown" t_bootstrap_unattended
 run_test "arm --enroll tpm2 refusals: alone, initramfs-tools, no tpm2-tools, no TPM 2.0" t_tpm2_refusals
 run_test "finalize enrolls TPM2 with systemd-cryptenroll, checks its token opens; crypttab and rd.luks.options; retire keeps it" t_tpm2_finalize
+run_test "arm --key-file --enroll recovery: finalize mounts the key device read-only, adds the key, unmounts; the key file stays" t_enroll_with_key_file
+run_test "passphrase arming --enroll recovery,tpm2: asked again (wrong first), PASSWORD for systemd-cryptenroll, not argv" t_enroll_with_passphrase
 run_test "finalize TPM2 cut: enrollment failed after its keyslot, a token that does not open, a TPM2 keyslot gone" t_tpm2_finalize_cuts
 test_done
