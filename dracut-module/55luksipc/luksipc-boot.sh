@@ -10,7 +10,12 @@ type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
 
 LIPC_CMDLINE=$(getcmdline)
 if lipc_run; then
-    : > "$LIPC_RUN/boot-done"
+    # With nothing to do (no flag, no credential) lipc_run made no
+    # $LIPC_RUN. A failed redirection of the special built-in ':' ends a
+    # POSIX shell with an error; the unit then failed and OnFailure= took a
+    # flagless boot to the emergency shell (QEMU 29). printf is a regular
+    # built-in.
+    mkdir -p "$LIPC_RUN" && printf '' > "$LIPC_RUN/boot-done"
     exit 0
 fi
 if [ -n "$DRACUT_SYSTEMD" ]; then

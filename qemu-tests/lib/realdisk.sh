@@ -205,7 +205,7 @@ boot_entry() {
 	KERNEL=$T/kernel INITRD=$T/initrd.img CMDLINE=${e[2]}
 }
 # an initramfs or emergency shell waits for a human: stop at once
-SHELL_RE='Dropping to a shell|You are in emergency mode|Cannot open access to console|Give root password|Kernel panic'
+SHELL_RE='Dropping to a shell|You are in emergency mode|Entering emergency mode|Press Enter for maintenance|Cannot open access to console|Give root password|Kernel panic'
 # boot_errors LOG: the "luksipc: error" lines of a boot. After a power cut
 # (BOOT_RC 137) run-qemu kills nbdkit a few ms before QEMU, and in between
 # the guest reads I/O errors (a real power cut gives none): lines stamped

@@ -474,7 +474,29 @@ rd.luksipc.2=PARTLABEL=home rd.luksipc.2.state=PARTLABEL=st2 rd.luksipc.2.timeou
 	) 2>"$T/err" || fail "device scoping: check $? failed"
 }
 
+# dracut's luksipc-boot (what luksipc.service runs) on a boot with nothing
+# to do: no flag, no credential, no /run/luksipc yet. It must exit 0 under
+# every shell: the unit has no ConditionKernelCommandLine (settings may come
+# from credentials) and OnFailure=emergency.target, so a failure here takes
+# every flagless boot of an initrd with the module to the emergency shell.
+t_dracut_boot_nothing_to_do() {
+	mkdir -p lib run
+	printf 'getcmdline() { echo "root=UUID=1234 ro quiet"; }\ngetarg() { return 1; }\ndie() { echo "die: $*"; exit 1; }\n' >lib/dracut-lib.sh
+	sed -e "s|/lib/dracut-lib.sh|$T/lib/dracut-lib.sh|" -e "s|/usr/lib/luksipc/luksipc-lib.sh|$TESTS_ROOT/boot/luksipc-lib.sh|" \
+		"$TESTS_ROOT/dracut-module/55luksipc/luksipc-boot.sh" >boot.sh
+	for sh in sh dash "busybox sh" bash; do
+		command -v "${sh%% *}" >/dev/null || continue
+		rm -rf run/luksipc
+		# shellcheck disable=SC2086 # "busybox sh" is two words
+		LIPC_RUN=$T/run/luksipc DRACUT_SYSTEMD=1 LIPC_CRED_DIR=$T/nocreds LIPC_FWCFG_DIR=$T/nofw/by_name/x LIPC_DMI_DIR=$T/nodmi \
+			run_rc 0 $sh boot.sh
+		[ -e run/luksipc/boot-done ] || fail "$sh: no boot-done after a boot with nothing to do"
+		! grep -q . err || fail "$sh: luksipc-boot printed on a boot with nothing to do: $(cat err)"
+	done
+}
+
 run_test "the library under sh, dash, busybox ash and bash: right answers, no leaked variables" t_lib_shells
+run_test "dracut's luksipc-boot with no flag and no credential exits 0 under every shell (no emergency shell)" t_dracut_boot_nothing_to_do
 run_test "several devices: rd.luksipc.N= and rd.luksipc.N.X=, what device N inherits" t_several_devices
 run_test "rd.luksipc.used-only on a filesystem without a map reader: the whole device, with one line" t_used_only_fallback
 run_test "settings from credentials (systemd's, fw_cfg, SMBIOS type 11); the command line wins" t_credentials
