@@ -1145,7 +1145,7 @@ static int ask_new_passphrase(const char *name, struct key *ret)
 		key_free(ret);
 		log_warn("the two passphrases differ; type the same one twice");
 	}
-	log_error("the passphrases differed three times; the bootstrap key still opens %s: run luksipc finalize again", name);
+	log_error("the passphrases differed three times; the key it was armed with still opens %s: run luksipc finalize again", name);
 	return E_KEY;
 }
 
@@ -1190,9 +1190,44 @@ static int new_recovery_key(const char *name, const char *file, char *rk)
 			return 0;
 		log_warn("that is not the recovery key shown above; type it again");
 	}
-	log_error("the recovery key was not typed back; the bootstrap key still opens %s: run luksipc finalize again (it shows a new one)",
+	log_error("the recovery key was not typed back; the key it was armed with still opens %s: run luksipc finalize again (it shows a new one)",
 		  name);
 	return E_KEY;
+}
+
+/*
+ * The start of one enrolled key (kind: passphrase, recovery, tpm2): 1 when
+ * enroll.KIND is recorded done and its keyslot is active (with a token of
+ * token_type, when given); else a keyslot left pending by a cut is destroyed
+ * with its tokens (the admin may never have seen its secret), a free one is
+ * recorded "pending N" in *slot, and 0 is returned. <0 or E_* on failure.
+ */
+static int enroll_begin(const char *device, const char *kind, int boot_slot, const char *token_type, int *slot)
+{
+	char *rec = read_file(ARM_RECORD), field[32], st[64], what[16] = "";
+	int n = -1, r;
+
+	snprintf(field, sizeof(field), "enroll.%s", kind);
+	record_get(rec ? rec : "", field, st, sizeof(st));
+	free(rec);
+	if (sscanf(st, "%15s %d", what, &n) == 2 && n != boot_slot) {
+		if (!strcmp(what, "done") && enroll_slot_active(device, n) == 1 &&
+		    (!token_type || enroll_token_of_slot(device, n, token_type) >= 0))
+			return 1;
+		if ((r = enroll_drop_tokens(device, n)) < 0 || (r = enroll_destroy(device, n)) < 0) {
+			log_error("cannot destroy the unfinished %s keyslot %d of %s: %s", kind, n, device, strerror(-r));
+			return r;
+		}
+	}
+	n = enroll_free_slot(device);
+	if (n < 0) {
+		log_error("no free keyslot in %s's header (%s)", device, strerror(-n));
+		return n == -ENOSPC ? E_REFUSED : n;
+	}
+	if ((r = record_step("%s=pending %d", field, n)) < 0)
+		return r;
+	*slot = n;
+	return 0;
 }
 
 /*
@@ -1204,28 +1239,11 @@ static int new_recovery_key(const char *name, const char *file, char *rk)
 static int enroll_kind(const char *device, const char *name, const struct key *boot, int boot_slot, const char *kind,
 		       const char *file)
 {
-	char *rec = read_file(ARM_RECORD), field[32], st[64], what[16] = "";
 	struct key secret = { 0 };
-	int slot = -1, r;
+	int slot = -1, r = enroll_begin(device, kind, boot_slot, NULL, &slot);
 
-	snprintf(field, sizeof(field), "enroll.%s", kind);
-	record_get(rec ? rec : "", field, st, sizeof(st));
-	free(rec);
-	if (sscanf(st, "%15s %d", what, &slot) == 2 && slot != boot_slot) {
-		if (!strcmp(what, "done") && enroll_slot_active(device, slot) == 1)
-			return 0;
-		if ((r = enroll_destroy(device, slot)) < 0) {
-			log_error("cannot destroy the unfinished keyslot %d of %s: %s", slot, device, strerror(-r));
-			return r;
-		}
-	}
-	slot = enroll_free_slot(device);
-	if (slot < 0) {
-		log_error("no free keyslot in %s's header (%s)", device, strerror(-slot));
-		return slot == -ENOSPC ? E_REFUSED : slot;
-	}
-	if ((r = record_step("%s=pending %d", field, slot)) < 0)
-		return r;
+	if (r)
+		return r > 0 ? 0 : r;
 	if (!strcmp(kind, "passphrase")) {
 		r = ask_new_passphrase(name, &secret);
 	} else {
@@ -1236,16 +1254,16 @@ static int enroll_kind(const char *device, const char *name, const struct key *b
 	if (r == 0) {
 		r = enroll_add(device, boot, slot, secret.data, secret.len);
 		if (r == -EBADMSG)
-			log_error("keyslot %d of %s was added but does not open with its %s; finalize stops, the bootstrap key still opens it",
+			log_error("keyslot %d of %s was added but does not open with its %s; finalize stops, the key it was armed with still opens it",
 				  slot, device, kind);
 		else if (r == -EPERM)
-			log_error("the bootstrap key no longer opens %s; finalize stops: open it with a key you have and see docs/lifecycle.md", device);
+			log_error("the key it was armed with no longer opens %s; finalize stops: open it with a key you have and see docs/lifecycle.md", device);
 		else if (r < 0)
 			log_error("cannot add keyslot %d to %s: %s (%s)", slot, device, strerror(-r), luks_last_error());
 	}
 	key_free(&secret);
 	if (r == 0)
-		r = record_step("%s=done %d", field, slot);
+		r = record_step("enroll.%s=done %d", kind, slot);
 	if (r == 0) {
 		printf("finalize: keyslot %d of %s holds the %s%s, verified\n", slot, device,
 		       !strcmp(kind, "passphrase") ? "new passphrase" : "recovery key", file ? " (see the file)" : "");
@@ -1266,41 +1284,25 @@ static int run_cryptenroll(const char *device, const struct unlock *u);
 
 static int enroll_tpm2(const char *device, int boot_slot, const struct unlock *u)
 {
-	char *rec = read_file(ARM_RECORD), st[64], what[16] = "", tok[16];
+	char tok[16];
 	char *verify[] = { "cryptsetup", "open", "--test-passphrase", "--token-only", "--token-id", tok, (char *)device, NULL };
-	int slot = -1, r, t;
+	int slot = -1, t, r = enroll_begin(device, "tpm2", boot_slot, "systemd-tpm2", &slot);
 
-	record_get(rec ? rec : "", "enroll.tpm2", st, sizeof(st));
-	free(rec);
-	if (sscanf(st, "%15s %d", what, &slot) == 2 && slot != boot_slot) {
-		if (!strcmp(what, "done") && enroll_slot_active(device, slot) == 1 &&
-		    enroll_token_of_slot(device, slot, "systemd-tpm2") >= 0)
-			return 0;
-		if ((r = enroll_drop_tokens(device, slot)) < 0 || (r = enroll_destroy(device, slot)) < 0) {
-			log_error("cannot destroy the unfinished TPM2 keyslot %d of %s: %s", slot, device, strerror(-r));
-			return r;
-		}
-	}
-	slot = enroll_free_slot(device);
-	if (slot < 0) {
-		log_error("no free keyslot in %s's header (%s)", device, strerror(-slot));
-		return slot == -ENOSPC ? E_REFUSED : slot;
-	}
-	if ((r = record_step("enroll.tpm2=pending %d", slot)) < 0)
-		return r;
+	if (r)
+		return r > 0 ? 0 : r;
 	if ((r = run_cryptenroll(device, u)) != 0) {
-		log_error("systemd-cryptenroll could not enroll the TPM2 (%s %d); the bootstrap key still opens %s: run luksipc finalize again",
+		log_error("systemd-cryptenroll could not enroll the TPM2 (%s %d); the key it was armed with still opens %s: run luksipc finalize again",
 			  r < 0 ? "error" : "exit", r < 0 ? -r : r, device);
 		return r < 0 ? r : -EIO;
 	}
 	if (enroll_slot_active(device, slot) != 1 || (t = enroll_token_of_slot(device, slot, "systemd-tpm2")) < 0) {
-		log_error("systemd-cryptenroll did not put its TPM2 key in keyslot %d of %s; finalize stops, the bootstrap key still opens it",
+		log_error("systemd-cryptenroll did not put its TPM2 key in keyslot %d of %s; finalize stops, the key it was armed with still opens it",
 			  slot, device);
 		return -EBADMSG;
 	}
 	snprintf(tok, sizeof(tok), "%d", t);
 	if ((r = run_cmd(verify)) != 0) {
-		log_error("the TPM2 token %d of %s does not open its keyslot %d (cryptsetup %s %d); finalize stops, the bootstrap key still opens it",
+		log_error("the TPM2 token %d of %s does not open its keyslot %d (cryptsetup %s %d); finalize stops, the key it was armed with still opens it",
 			  t, device, slot, r < 0 ? "error" : "exit", r < 0 ? -r : r);
 		return -EBADMSG;
 	}
