@@ -65,13 +65,14 @@ static int open_device(struct job *j)
 	return 0;
 }
 
-/* A state file that does not exist yet must be creatable where it is named. */
-static int check_state_dir(struct job *j)
+/* A file that does not exist yet (what: "state file", "header file") must be creatable where it is named. */
+static int check_creatable(struct job *j, const char *what, const char *path, const char *opt)
 {
 	char dir[4096];
 	char *slash;
 
-	snprintf(dir, sizeof(dir), "%s", j->o->state);
+	(void)j;
+	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
 	if (!slash)
 		snprintf(dir, sizeof(dir), ".");
@@ -82,9 +83,9 @@ static int check_state_dir(struct job *j)
 	if (access(dir, W_OK | X_OK) == 0)
 		return 0;
 	if (errno == ENOENT || errno == ENOTDIR)
-		log_error("cannot create state file '%s': directory '%s' does not exist; create it, or check --state", j->o->state, dir);
+		log_error("cannot create %s '%s': directory '%s' does not exist; create it, or check %s", what, path, dir, opt);
 	else
-		log_error("cannot create state file '%s' in '%s': %s; check --state", j->o->state, dir, strerror(errno));
+		log_error("cannot create %s '%s' in '%s': %s; check %s", what, path, dir, strerror(errno), opt);
 	return E_REFUSED;
 }
 
@@ -116,7 +117,7 @@ static int open_state(struct job *j)
 	int r;
 
 	if (access(j->o->state, F_OK) < 0 && errno == ENOENT)
-		return check_state_dir(j); /* created later, once every check has passed */
+		return check_creatable(j, "state file", j->o->state, "--state"); /* created later, once every check has passed */
 	r = dev_open(&j->st.dev, j->o->state, TARGET_STATE, DEV_RDWR | DEV_EXCL | DEV_DIRECT);
 	if (r < 0)
 		return refuse_open("state store", j->o->state, r);
@@ -140,13 +141,112 @@ static int open_state(struct job *j)
 	}
 	r = state_read_sb(&j->st);
 	if (r == -EPROTO) {
-		log_error("state store '%s': format version %u, this luksipc reads version %u; finish that conversion with the luksipc that started it",
-			  j->o->state, j->st.found_format, STATE_FORMAT);
+		log_error("state store '%s': format version %u, this luksipc reads versions %u and %u; finish that conversion with the luksipc that started it",
+			  j->o->state, j->st.found_format, STATE_FORMAT_PLAIN, STATE_FORMAT);
 		return E_REFUSED;
 	}
 	return r == -ENOENT ? check_remnants(j) : r;
 }
 
+
+/* The same file or partition, whatever the names. */
+static int same_storage(const struct dev *a, const struct dev *b)
+{
+	if (a->fd < 0 || b->fd < 0 || a->is_block != b->is_block)
+		return 0;
+	return a->is_block ? a->rdev == b->rdev : a->st_dev == b->st_dev && a->ino == b->ino;
+}
+
+/*
+ * What the detached header's file or partition holds in its first len
+ * bytes: 0 only zeros, 1 a LUKS header of UUID uuid (this conversion's,
+ * written at its end), 2 anything else. -errno.
+ */
+static int header_target_holds(struct job *j, uint64_t len, const char *uuid)
+{
+	char found[41];
+	uint8_t *buf = dev_buf_alloc(1024 * 1024);
+	uint64_t off;
+	int r = buf ? 0 : -ENOMEM;
+
+	len = len < j->hdr.size ? len : j->hdr.size;
+	for (off = 0; r == 0 && off < len; off += 1024 * 1024) {
+		size_t n = len - off < 1024 * 1024 ? (size_t)(len - off) : 1024 * 1024;
+
+		r = dev_pread_full(&j->hdr, buf, n, off);
+		for (size_t i = 0; r == 0 && i < n; i++)
+			if (buf[i])
+				r = 2;
+	}
+	free(buf);
+	if (r == 2 && uuid && probe_luks_uuid(&j->hdr, found) == 0 && strcmp(found, uuid) == 0)
+		r = 1;
+	return r;
+}
+
+/*
+ * --header: opens the detached header's file or partition and checks it
+ * may take the header (len bytes): not the device nor the state store, not
+ * in use; on a fresh start (uuid NULL) empty or all zeros, and a partition
+ * at least len bytes; on a resume, zeros or this conversion's header
+ * (uuid). A file that does not exist is created later (job_prepare_header)
+ * on a fresh start, and is refused on a resume: the filesystem that holds
+ * it is probably not mounted. Only reads.
+ */
+static int open_header_target(struct job *j, uint64_t len, const char *uuid)
+{
+	const char *path = j->o->header;
+	char why[512], a[32];
+	int r;
+
+	dev_close(&j->hdr); /* a prepared start begun again: its own descriptor would hold the lock */
+	j->hdr_len = len;
+	if (access(path, F_OK) < 0 && errno == ENOENT && !uuid) {
+		snprintf(why, sizeof(why), "%s", path);
+		return check_creatable(j, "header file", why, "--header");
+	}
+	if (access(path, F_OK) < 0 && errno == ENOENT) {
+		log_error("the header file '%s' of this conversion does not exist: mount the filesystem that holds it (or restore the file), then run again; the state store '%s' keeps a copy of the header until the conversion is done",
+			  path, j->o->state);
+		return E_REFUSED;
+	}
+	r = dev_open(&j->hdr, path, TARGET_HEADER, DEV_RDWR | DEV_EXCL | DEV_DIRECT);
+	if (r < 0)
+		return refuse_open("header target", path, r);
+	if (same_storage(&j->hdr, &j->dev) || probe_overlap(&j->dev, &j->hdr)) {
+		log_error("header target '%s' is on the device being converted ('%s'); name a file or partition elsewhere with --header", path, j->o->device);
+		return E_REFUSED;
+	}
+	if (same_storage(&j->hdr, &j->st.dev) || (j->st.dev.fd >= 0 && probe_overlap(&j->st.dev, &j->hdr))) {
+		log_error("header target '%s' is the state store ('%s'); name another file or partition with --header", path, j->o->state);
+		return E_REFUSED;
+	}
+	if ((r = lock_dev(&j->hdr, "header target")) < 0 || (r = lock_loop_backing(&j->hdr, "header target")) < 0)
+		return r;
+	if (probe_in_use(&j->hdr, why, sizeof(why)) > 0) {
+		log_error("header target '%s' is in use: %s; unmount or detach it, or name another --header", path, why);
+		return E_REFUSED;
+	}
+	if (j->hdr.is_block && j->hdr.size < len) {
+		log_error("header target '%s' is too small: it has %s, the LUKS header needs %s; name a larger partition, or a file, with --header", path,
+			  fmt_size(j->hdr.size, why, sizeof(why)), fmt_size(len, a, sizeof(a)));
+		return E_REFUSED;
+	}
+	r = header_target_holds(j, j->hdr.is_block ? len : j->hdr.size, uuid);
+	if (r < 0) {
+		log_error("cannot read header target '%s': %s", path, strerror(-r));
+		return r;
+	}
+	if (r == 2 && !uuid) {
+		log_error("header target '%s' is not empty: it holds data that the LUKS header would overwrite; name a new file, or wipe the partition (blkdiscard, or zero it) first", path);
+		return E_REFUSED;
+	}
+	if (r == 2) {
+		log_error("header target '%s' holds neither zeros nor this conversion's header (UUID %s); check --header: nothing was written", path, uuid);
+		return E_REFUSED;
+	}
+	return r;
+}
 
 static int read_plain(void *ctx, void *buf, size_t len, uint64_t off)
 {
@@ -154,11 +254,28 @@ static int read_plain(void *ctx, void *buf, size_t len, uint64_t off)
 }
 
 
+/*
+ * --header: the step is the journal's size, so a state partition bounds it:
+ * JOB_STEP_MAX, or what the partition holds after the header image, down
+ * to 1 MiB (below that, job_check_state_store refuses the partition).
+ */
+static uint64_t detached_step(const struct job *j)
+{
+	uint64_t fixed = STATE_HEADER_OFF + job_header_size(j) + STATE_SB_SIZE, room;
+
+	if (j->o->step_size)
+		return j->o->step_size;
+	if (!j->state_exists || !j->st.dev.is_block || j->st.dev.size <= fixed)
+		return JOB_STEP_MAX;
+	room = (j->st.dev.size - fixed) / MIB * MIB;
+	return room > JOB_STEP_MAX ? JOB_STEP_MAX : room < MIB ? MIB : room;
+}
+
 static int plan_geometry(struct job *j)
 {
 	const struct convert_opts *o = j->o;
-	uint64_t h = job_header_size(j);
-	uint64_t s = o->step_size ? o->step_size : (h < JOB_STEP_MAX ? h : JOB_STEP_MAX);
+	uint64_t h = o->header ? 0 : job_header_size(j);
+	uint64_t s = o->header ? detached_step(j) : o->step_size ? o->step_size : (h < JOB_STEP_MAX ? h : JOB_STEP_MAX);
 	char a[32];
 	int r = geometry_init(&j->geo, j->dev.size, h, 0, s, o->sector_size);
 
@@ -166,6 +283,10 @@ static int plan_geometry(struct job *j)
 		log_error("device '%s' is too small (%llu bytes) for a %s LUKS header and data; nothing to convert", o->device,
 			  (unsigned long long)j->dev.size, fmt_size(h, a, sizeof(a)));
 		return E_REFUSED;
+	}
+	if (r < 0 && o->header) {
+		log_error("step size %llu does not fit: it must be a multiple of the sector size (%u)", (unsigned long long)s, o->sector_size);
+		return E_USAGE;
 	}
 	if (r < 0) {
 		log_error("header size %llu and step size %llu do not fit: both must be multiples of the sector size (%u), the header of 4096, and the step at most the header size",
@@ -286,6 +407,12 @@ static int start(struct job *j)
 	}
 	if ((r = plan_geometry(j)) < 0)
 		return r;
+	if (o->header && !strcmp(o->header, o->state)) {
+		log_error("header target '%s' is the state store; name another file or partition with --header", o->header);
+		return E_REFUSED;
+	}
+	if (o->header && (r = open_header_target(j, job_header_size(j), NULL)) < 0)
+		return r;
 	/* the marker first: it tells more than any later refusal would */
 	if ((r = marker_sign(j, marker_why, sizeof(marker_why))) < 0)
 		return r;
@@ -298,7 +425,17 @@ static int start(struct job *j)
 	plan_marker(j, &sb);
 	if (o->used_only && (r = read_map(j, &sb)) < 0)
 		return r;
-	sb.header_len = j->geo.header_size;
+	sb.header_len = o->header ? j->hdr_len : j->geo.header_size;
+	if (o->header) {
+		sb.detached = 1;
+		sb.journal_len = j->geo.step_size;
+		/* absolute, for status and the error messages of a resume from elsewhere */
+		char cwd[4096];
+		if (o->header[0] != '/' && getcwd(cwd, sizeof(cwd)))
+			snprintf(sb.header_path, sizeof(sb.header_path), "%.2000s/%.200s", cwd, o->header);
+		else
+			snprintf(sb.header_path, sizeof(sb.header_path), "%s", o->header);
+	}
 	if ((r = job_check_state_store(j, state_plan(&sb))) < 0)
 		return r;
 	if (!o->batch && (r = job_confirm(o->device)) < 0)
@@ -382,7 +519,14 @@ static int check_identity(struct job *j)
 	}
 	if (sb->marker_off)
 		g.data_size = sb->marker_off - g.header_size;
-	if (g.data_size != sb->geo.data_size || sb->header_len != sb->geo.header_size || (sb->key_bytes != 32 && sb->key_bytes != 64)) {
+	/* attached: the header is the data offset; detached: H = 0, and each step goes through the journal */
+	if (sb->detached ? g.header_size != 0 || sb->mode != MODE_ENCRYPT || sb->header_len < 65536 || sb->header_len % 4096 ||
+				   sb->journal_len != g.step_size
+			 : g.header_size == 0 || sb->header_len != sb->geo.header_size) {
+		log_error("state store '%s' records impossible parameters; it is damaged", j->o->state);
+		return E_REFUSED;
+	}
+	if (g.data_size != sb->geo.data_size || (sb->key_bytes != 32 && sb->key_bytes != 64)) {
 		log_error("state store '%s' records impossible parameters; it is damaged", j->o->state);
 		return E_REFUSED;
 	}
@@ -394,6 +538,10 @@ static int already_done(struct job *j)
 {
 	char uuid[41];
 
+	if (j->st.sb.detached && j->hdr.fd >= 0) {
+		log_info("device '%s' is already converted (LUKS UUID %s, header in '%s'); nothing to do", j->o->device, j->st.sb.luks_uuid, j->o->header);
+		return 0;
+	}
 	if (probe_luks_uuid(&j->dev, uuid) == 0 && strcmp(uuid, j->st.sb.luks_uuid) == 0) {
 		log_info("device '%s' is already converted (LUKS UUID %s); nothing to do", j->o->device, uuid);
 		return 0;
@@ -637,10 +785,37 @@ static int ensure_marker(struct job *j)
 	return marker_write(&j->dev, sb, j->o->state);
 }
 
+/*
+ * The detached header named again on a resume: --header must be given
+ * exactly when the conversion was started with it; the target must hold
+ * zeros, or this conversion's header once it is written. Only reads.
+ */
+static int check_detached(struct job *j)
+{
+	const struct state_sb *sb = &j->st.sb;
+	int r;
+
+	if (sb->detached && !j->o->header) {
+		log_error("the conversion in '%s' keeps its LUKS header apart, in '%s'; run the same command with --header '%s'", j->o->state,
+			  sb->header_path, sb->header_path);
+		return E_REFUSED;
+	}
+	if (!sb->detached && j->o->header) {
+		log_error("the conversion in '%s' writes its LUKS header onto '%s' itself; drop --header", j->o->state, j->o->device);
+		return E_REFUSED;
+	}
+	if (!sb->detached)
+		return 0;
+	r = open_header_target(j, sb->header_len, sb->luks_uuid);
+	return r < 0 ? r : 0;
+}
+
 static int resume(struct job *j)
 {
 	int r = check_identity(j);
 
+	if (r == 0)
+		r = check_detached(j);
 	if (r < 0)
 		return r;
 	r = state_load_records(&j->st);

@@ -18,12 +18,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* What a struct dev is, for the test hooks: only the device and the store are traced. */
+/* What a struct dev is, for the test hooks: only the device, the store and a detached header are traced. */
 enum dev_target {
 	TARGET_DEVICE = 0,
 	TARGET_STATE = 1,
 	TARGET_KEYFILE = 2,
-	TARGET_OTHER = 3, /* neither traced nor faulted: a --readdev mapping, a memory file */
+	TARGET_HEADER = 3, /* convert --header: the detached header's file or partition (traced, not faulted) */
+	TARGET_OTHER = 4, /* neither traced nor faulted: a --readdev mapping, a memory file */
 };
 
 #define DEV_RDWR 1u

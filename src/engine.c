@@ -548,22 +548,31 @@ static int write_output(struct engine *e, const uint8_t *buf, uint64_t a, uint64
 }
 
 /*
- * Journal mode (LUKS to LUKS, output overlapping its own source): before
- * step 1 above, the old ciphertext of the source goes to the journal on the
- * state store, is flushed, and a record naming it (with its SHA-256) is
- * committed. A crash while the output is being written then leaves the
- * source recoverable from the journal. The journal never holds plaintext.
+ * Journal mode (output overlapping its own source): before step 1 above, a
+ * copy of the step goes to the journal on the state store, is flushed, and
+ * a record naming it (with its SHA-256) is committed. A crash while the
+ * output is being written then leaves the step redoable from the journal.
+ * The journal never holds plaintext: LUKS to LUKS journals the source (old
+ * ciphertext), and the resume transforms it again; plaintext to LUKS (a
+ * detached header, H = 0) journals the output (new ciphertext), and the
+ * resume writes it as it is.
  */
-static int journal_source(struct engine *e, const struct slot *s, const struct evidence *ahead)
+static int journal_output(const struct engine *e)
+{
+	return e->dec == NULL;
+}
+
+static int journal_step(struct engine *e, const struct slot *s, const struct evidence *ahead)
 {
 	struct state_rec rec = e->state->rec;
-	int r = state_write_journal(e->state, s->raw, s->f - s->a);
+	const uint8_t *copy = journal_output(e) ? s->buf : s->raw;
+	int r = state_write_journal(e->state, copy, s->f - s->a);
 
 	if (r < 0)
 		return r;
 	rec.journal_a = s->a;
 	rec.journal_f = s->f;
-	SHA256(s->raw, s->f - s->a, rec.journal_sha256);
+	SHA256(copy, s->f - s->a, rec.journal_sha256);
 	memset(&rec.ahead, 0, sizeof(rec.ahead));
 	if (ahead)
 		rec.ahead = *ahead;
@@ -574,14 +583,14 @@ static int journal_source(struct engine *e, const struct slot *s, const struct e
 static int engine_step(struct engine *e, const struct slot *s, const struct evidence *ahead)
 {
 	if (e->geo->journal) {
-		int r = journal_source(e, s, ahead);
+		int r = journal_step(e, s, ahead);
 		if (r < 0)
 			return r;
 	}
 	return write_output(e, s->buf, s->a, s->f, ahead);
 }
 
-/* Resume inside a journaled step: redo it from the journal's copy of the source. */
+/* Resume inside a journaled step: redo it from the journal's copy. */
 static int replay_journal(struct engine *e)
 {
 	struct state_rec rec = e->state->rec;
@@ -593,7 +602,7 @@ static int replay_journal(struct engine *e)
 		r = -EBADMSG;
 	if (r == 0)
 		r = state_read_journal(e->state, buf);
-	if (r == 0)
+	if (r == 0 && !journal_output(e))
 		r = transform(e->enc, e->dec, buf, a, f, 1);
 	if (r == 0)
 		r = write_output(e, buf, a, f, rec.ahead.len ? &rec.ahead : NULL);
@@ -633,8 +642,9 @@ static int wipe_marker(struct engine *e)
 
 /*
  * After the last step: the header image goes over [0, H), which now holds
- * only payload that has been moved; then the marker is overwritten. Then
- * the record says done. A crash before "done" is durable makes the resume
+ * only payload that has been moved (detached: to the header's own file or
+ * partition, flushed there); then the marker is overwritten. Then the
+ * record says done. A crash before "done" is durable makes the resume
  * write the same header (and marker, and its overwrite) again.
  */
 static int engine_finish(struct engine *e)
@@ -643,9 +653,15 @@ static int engine_finish(struct engine *e)
 	int r;
 
 	progress_header(e->progress);
-	r = dev_pwrite_full(e->dev, e->header_image, e->geo->header_size, 0);
-	if (r == 0)
-		r = dev_flush(e->dev);
+	if (e->header_dev) { /* detached: the header goes to its own file or partition */
+		r = dev_pwrite_full(e->header_dev, e->header_image, e->header_len, 0);
+		if (r == 0)
+			r = dev_flush(e->header_dev);
+	} else {
+		r = dev_pwrite_full(e->dev, e->header_image, e->geo->header_size, 0);
+		if (r == 0)
+			r = dev_flush(e->dev);
+	}
 	if (r == 0 && e->marker_off)
 		r = wipe_marker(e);
 	if (r < 0)
@@ -887,7 +903,7 @@ static int pipeline_start(struct engine *e, uint64_t f, struct pipeline **ret)
 	for (int i = 0; i < RING && r == 0; i++) {
 		if (!(p->slot[i].buf = dev_buf_alloc(e->geo->step_size)))
 			r = -ENOMEM;
-		else if (e->geo->journal && !(p->slot[i].raw = dev_buf_alloc(e->geo->step_size)))
+		else if (e->geo->journal && !journal_output(e) && !(p->slot[i].raw = dev_buf_alloc(e->geo->step_size)))
 			r = -ENOMEM;
 		else if (e->map && (!(p->slot[i].rd = calloc(e->geo->step_size / USEDMAP_UNIT + 2, sizeof(struct usedmap_extent))) ||
 				    !(p->slot[i].wr = calloc(e->geo->step_size / USEDMAP_UNIT + 2, sizeof(struct usedmap_extent)))))

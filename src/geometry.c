@@ -11,9 +11,10 @@ int geometry_init(struct geometry *ret, uint64_t n, uint64_t h, uint64_t src_off
 
 	if (sector_size != 512 && sector_size != 4096)
 		return -EINVAL;
-	if (h == 0 || h % 4096 || h % sector_size || src_offset % 512 || src_offset > h)
+	/* h == 0: a detached header, plaintext in place (always journaled) */
+	if (h % 4096 || h % sector_size || src_offset % 512 || src_offset > h)
 		return -EINVAL;
-	if (s == 0 || s % sector_size || (src_offset == 0 && s > h))
+	if (s == 0 || s % sector_size || (src_offset == 0 && h > 0 && s > h))
 		return -EINVAL;
 	if (n < h + sector_size)
 		return -ENOSPC;
@@ -24,7 +25,7 @@ int geometry_init(struct geometry *ret, uint64_t n, uint64_t h, uint64_t src_off
 	g.step_size = s;
 	g.sector_size = sector_size;
 	g.data_size = (n - h) / sector_size * sector_size;
-	g.journal = s > h - src_offset;
+	g.journal = h == 0 || s > h - src_offset;
 	*ret = g;
 	return 0;
 }

@@ -16,6 +16,11 @@
  * journal: a step's output then overlaps its own source, never a lower one,
  * and the engine journals the source (old ciphertext) before writing.
  * Plaintext is never journaled: the journal would put it on the state store.
+ *
+ * H = 0 (convert --header: the LUKS header lives elsewhere, the payload is
+ * encrypted where it lies) sets journal too: every step overwrites exactly
+ * its own source. Then the engine journals the step's output (the new
+ * ciphertext), a redo log, never the plaintext source.
  */
 #ifndef LUKSIPC_GEOMETRY_H
 #define LUKSIPC_GEOMETRY_H
@@ -34,8 +39,8 @@ struct geometry {
 
 /*
  * Validates the parameters and fills *ret. P is N - H rounded down to the
- * sector size. Returns 0, or -EINVAL (bad alignment, src_offset > H, or
- * S > H with src_offset 0), or -ENOSPC (the device is too small for a header
+ * sector size. H = 0 (a detached header) needs src_offset 0. Returns 0, or
+ * -EINVAL (bad alignment, src_offset > H, or S > H > 0 with src_offset 0), or -ENOSPC (the device is too small for a header
  * and one sector).
  */
 int geometry_init(struct geometry *ret, uint64_t n, uint64_t h, uint64_t src_offset,

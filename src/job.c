@@ -6,11 +6,13 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "job.h"
 #include "lock.h"
@@ -27,6 +29,58 @@ void job_init(struct job *j, const struct convert_opts *o)
 	j->dev.fd = j->dev.dfd = -1;
 	j->st.dev.fd = j->st.dev.dfd = -1;
 	j->readdev.fd = j->readdev.dfd = -1;
+	j->hdr.fd = j->hdr.dfd = -1;
+}
+
+/* Flushes the directory that holds path, so that a file just created there survives a crash. */
+static int flush_dir_of(const char *path)
+{
+	char dir[4096];
+	char *slash;
+	int fd, r = 0;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int job_prepare_header(struct job *j)
+{
+	const char *path = j->o->header;
+	int created = j->hdr.fd < 0;
+	int r = 0;
+
+	if (created) {
+		r = dev_open(&j->hdr, path, TARGET_HEADER, DEV_RDWR | DEV_CREATE | DEV_DIRECT);
+		if (r < 0) {
+			log_error("cannot create the header file '%s': %s; check --header", path, strerror(-r));
+			return E_REFUSED;
+		}
+		if ((r = lock_dev(&j->hdr, "header file")) < 0)
+			return r;
+	}
+	if (!j->hdr.is_block && j->hdr.size < j->hdr_len && (r = dev_set_size(&j->hdr, j->hdr_len)) < 0) {
+		log_error("cannot grow the header file '%s' to %llu bytes: %s; free some space there or name another --header", path,
+			  (unsigned long long)j->hdr_len, strerror(-r));
+		return E_REFUSED;
+	}
+	if (!j->hdr.is_block && (r = dev_flush(&j->hdr)) == 0 && created)
+		r = flush_dir_of(path);
+	if (r < 0)
+		log_error("cannot make the header file '%s' durable: %s; check --header", path, strerror(-r));
+	return r < 0 ? E_REFUSED : 0;
 }
 
 uint64_t job_header_size(const struct job *j)
@@ -226,11 +280,16 @@ int job_run_engine(struct job *j)
 	j->vk = j->old_vk = NULL;
 	j->prog = (struct progress){ .json = j->o->progress_json, .quiet = log_level < LOG_INFO };
 	e->header_image = j->image;
+	e->header_dev = j->st.sb.detached ? &j->hdr : NULL;
+	e->header_len = j->st.sb.header_len;
 	e->marker_off = j->st.sb.marker_off; /* known once the store is made, after any read-ahead */
 	e->progress = &j->prog;
 	r = engine_run(e);
 	engine_release(j);
-	if (r == 0)
+	if (r == 0 && j->st.sb.detached)
+		log_info("converted '%s' to LUKS%u (UUID %s) in place; its header is in '%s', without which the data cannot be opened: keep a copy elsewhere",
+			 j->o->device, j->st.sb.luks_version, j->st.sb.luks_uuid, j->o->header);
+	else if (r == 0)
 		log_info("converted '%s' to LUKS%u (UUID %s); the data area is %s smaller than before", j->o->device, j->st.sb.luks_version,
 			 j->st.sb.luks_uuid, fmt_size(j->dev.size - j->geo.src_offset - j->geo.data_size, a, sizeof(a)));
 	else if (r == -EINTR)
@@ -258,6 +317,7 @@ void job_free(struct job *j)
 	free(j->st.map_buf);
 	dev_close(&j->st.dev);
 	dev_close(&j->readdev);
+	dev_close(&j->hdr);
 	dev_close(&j->dev);
 }
 
@@ -282,14 +342,15 @@ static int format_header(struct job *j, struct state_sb *sb)
 	const struct convert_opts *o = j->o;
 	struct luks_params lp = {
 		.version = o->luks_version, .key_bytes = (uint32_t)j->vk_len, .sector_size = o->sector_size,
-		.header_size = j->geo.header_size, .pbkdf = o->pbkdf, .pbkdf_iterations = o->pbkdf_iterations,
+		.header_size = j->hdr_len ? j->hdr_len : j->geo.header_size, .detached = j->hdr_len != 0, .pbkdf = o->pbkdf, .pbkdf_iterations = o->pbkdf_iterations,
 		.iter_time_ms = o->iter_time_ms, .pbkdf_memory_kib = o->pbkdf_memory_kib, .label = o->label, .uuid = o->uuid ? o->uuid : j->keep_uuid,
 	};
 	int r = luks_format_image(&lp, j->vk, j->vk_len, j->key.data, j->key.len, &j->image, sb->luks_uuid);
 
 	key_free(&j->key); /* its last use */
 	if (r < 0) {
-		log_error("cannot create the LUKS header: %s; check --type, --pbkdf, --uuid and the header size", luks_last_error()[0] ? luks_last_error() : strerror(-r));
+		log_error("cannot create the LUKS header: %s; check --type, --pbkdf, --uuid and the header size%s",
+			  luks_last_error()[0] ? luks_last_error() : strerror(-r), j->hdr_len ? " (a detached LUKS2 header needs --header-size 64K at least, 1M to hold every keyslot)" : "");
 		return E_USAGE;
 	}
 	log_debug("LUKS header image made");
@@ -407,6 +468,8 @@ static int begin(struct job *j, struct state_sb *sb)
 	if ((r = job_make_first_record(j)) < 0)
 		return r;
 	sb->first = j->first.ahead;
+	if (j->hdr_len && (r = job_prepare_header(j)) < 0)
+		return r;
 	if ((r = create_store(j, sb)) < 0)
 		return r;
 	write_notes(j);

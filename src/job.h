@@ -40,6 +40,9 @@ struct job {
 	const char *keep_uuid; /* LUKS to LUKS: the old UUID, unless --uuid */
 	struct dev readdev;    /* --readdev: the open mapping of the old header */
 	int have_readdev;
+	/* --header: the detached header's file or partition (fd -1 until opened or created) */
+	struct dev hdr;
+	uint64_t hdr_len;      /* the detached header's size; 0 without --header */
 	/* the engine and its contexts (job.c alone starts and stops it) */
 	struct engine eng;
 	struct xts *enc, *dec;
@@ -51,8 +54,19 @@ void job_init(struct job *j, const struct convert_opts *o);
 /* Stops the engine, wipes the keys still held (after an error) and closes what j opened. */
 void job_free(struct job *j);
 
-/* The new header's size: --header-size, else the default for the LUKS version. */
+/*
+ * The new header's size: --header-size, else the default for the LUKS
+ * version. With --header that is the detached header's size; the data
+ * offset (geometry's H) is then 0.
+ */
 uint64_t job_header_size(const struct job *j);
+/*
+ * --header on a fresh start, every check passed: creates the header file
+ * (mode 0600, zero-filled, its directory entry flushed) when it does not
+ * exist, or grows a shorter all-zero file, to j->hdr_len bytes. Nothing is
+ * written to it again until the last step is done.
+ */
+int job_prepare_header(struct job *j);
 /* Asks for YES on the terminal before a fresh start writes to device. */
 int job_confirm(const char *device);
 /* The new key: generated, from a key file, or prompted (twice if confirm). */

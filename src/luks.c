@@ -70,15 +70,21 @@ static void scratch_close(int fd, const char *path)
 	close(fd);
 }
 
-static int init_cd(struct crypt_device **cd, const char *path)
+/* data_path NULL: the header and the data share path. */
+static int init_cd_data(struct crypt_device **cd, const char *path, const char *data_path)
 {
 	crypt_set_log_callback(NULL, on_crypt_log, NULL);
 	crypt_metadata_locking(NULL, 0); /* private image: no lock files in /run */
 	last_error[0] = '\0';
-	int r = crypt_init(cd, path);
+	int r = data_path ? crypt_init_data_device(cd, path, data_path) : crypt_init(cd, path);
 	if (r == 0)
 		crypt_set_log_callback(*cd, on_crypt_log, NULL);
 	return r;
+}
+
+static int init_cd(struct crypt_device **cd, const char *path)
+{
+	return init_cd_data(cd, path, NULL);
 }
 
 static int set_pbkdf(struct crypt_device *cd, const struct luks_params *p)
@@ -109,8 +115,11 @@ static int set_pbkdf(struct crypt_device *cd, const struct luks_params *p)
 
 static int format_cd(struct crypt_device *cd, const struct luks_params *p, const uint8_t *vk, size_t vk_len)
 {
-	int r = crypt_set_data_offset(cd, p->header_size / 512);
+	int r = crypt_set_data_offset(cd, p->detached ? 0 : p->header_size / 512);
 
+	/* detached: the header's own size is not implied by a data offset */
+	if (r == 0 && p->detached && p->version == 2)
+		r = crypt_set_metadata_size(cd, LUKS2_METADATA_SIZE, p->header_size - 2 * LUKS2_METADATA_SIZE);
 	if (r < 0)
 		return r;
 	r = set_pbkdf(cd, p);
@@ -135,13 +144,24 @@ int luks_format_image(const struct luks_params *p, const uint8_t *vk, size_t vk_
 {
 	struct crypt_device *cd = NULL;
 	uint8_t *image = NULL;
-	char path[64];
-	int fd, r;
+	char path[64], data_path[64];
+	int fd, data_fd = -1, r;
 
+	if (p->detached && p->version == 2 && p->header_size < 4 * LUKS2_METADATA_SIZE)
+		return -EINVAL;
 	fd = scratch_open(p->header_size, path);
 	if (fd < 0)
 		return fd;
-	r = init_cd(&cd, path);
+	/*
+	 * Detached: libcryptsetup is given a stand-in for the data device (a
+	 * 4 KiB scratch file), so that it accepts data offset 0 and never
+	 * learns, let alone touches, the real one.
+	 */
+	if (p->detached && (data_fd = scratch_open(4096, data_path)) < 0) {
+		r = data_fd;
+		goto out;
+	}
+	r = p->detached ? init_cd_data(&cd, path, data_path) : init_cd(&cd, path);
 	if (r < 0)
 		goto out;
 	r = format_cd(cd, p, vk, vk_len);
@@ -169,6 +189,8 @@ out:
 	free(image);
 	crypt_free(cd);
 	scratch_close(fd, path);
+	if (data_fd >= 0)
+		scratch_close(data_fd, data_path);
 	return r;
 }
 

@@ -33,7 +33,11 @@ struct luks_params {
 	uint32_t pbkdf_memory_kib; /* 0: default */
 	const char *label;        /* LUKS2 only, may be NULL */
 	const char *uuid;         /* may be NULL: random */
+	int detached;             /* header_size is the header's own size; data offset 0 */
 };
+
+/* LUKS2's JSON metadata area (each of its two copies) in a detached header luksipc makes. */
+#define LUKS2_METADATA_SIZE (UINT64_C(16) * 1024)
 
 /*
  * Formats a LUKS header for volume key vk with one keyslot opened by key.

@@ -34,7 +34,12 @@ static const char usage_text[] =
 	"      --type luks2|luks1    LUKS version (default luks2)\n"
 	"      --key-size 256|512    " LUKS_CIPHER_SPEC " key bits (default 512)\n"
 	"      --sector-size 512|4096  encryption sector size (default 512)\n"
-	"      --header-size SIZE    data offset (default 16M for luks2, 2M for luks1)\n"
+	"      --header-size SIZE    data offset (default 16M for luks2, 2M for luks1);\n"
+	"                            with --header, the detached header's size\n"
+	"      --header PATH         detached header: write the LUKS header to PATH (a\n"
+	"                            new or all-zero file, or an empty partition) and\n"
+	"                            encrypt DEVICE where it lies, from byte 0: no\n"
+	"                            shrink needed (XFS, full filesystems)\n"
 	"      --step-size SIZE      bytes per crash-safe step (default min(header, 16M))\n"
 	"      --pbkdf NAME          argon2id, argon2i or pbkdf2\n"
 	"      --pbkdf-force-iterations N, --iter-time MS, --pbkdf-memory KIB\n"
@@ -99,7 +104,7 @@ enum {
 	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
 	OPT_REENCRYPT, OPT_OLD_KEY, OPT_READDEV, OPT_NOTE_NAME, OPT_NOTE_KEY, OPT_NOTE_FW, OPT_FRAMEWORK,
 	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION, OPT_DRY_RUN, OPT_IF_DONE,
-	OPT_BOOTSTRAP_KEY, OPT_ENROLL, OPT_RECOVERY_FILE, OPT_USED_ONLY,
+	OPT_BOOTSTRAP_KEY, OPT_ENROLL, OPT_RECOVERY_FILE, OPT_USED_ONLY, OPT_HEADER,
 };
 
 static const struct option long_options[] = {
@@ -110,6 +115,7 @@ static const struct option long_options[] = {
 	{ "key-size", required_argument, NULL, OPT_KEY_SIZE },
 	{ "sector-size", required_argument, NULL, OPT_SECTOR_SIZE },
 	{ "header-size", required_argument, NULL, OPT_HEADER_SIZE },
+	{ "header", required_argument, NULL, OPT_HEADER },
 	{ "step-size", required_argument, NULL, OPT_STEP_SIZE },
 	{ "pbkdf", required_argument, NULL, OPT_PBKDF },
 	{ "pbkdf-force-iterations", required_argument, NULL, OPT_PBKDF_ITER },
@@ -176,6 +182,7 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 	switch (c) {
 	case 'd': o->device = arg; return 0;
 	case OPT_STATE: o->state = arg; return 0;
+	case OPT_HEADER: o->header = arg; return 0;
 	case OPT_TYPE:
 		if (strcmp(arg, "luks2") && strcmp(arg, "luks1") && strcmp(arg, "luks"))
 			return bad_value("--type", arg, "luks2 or luks1");
@@ -287,6 +294,18 @@ static int check_convert_opts(const struct convert_opts *o)
 	}
 	if (o->used_only && o->reencrypt) {
 		log_error("--used-only converts plaintext to LUKS; drop it with --reencrypt");
+		return E_USAGE;
+	}
+	if (o->header && o->reencrypt) {
+		log_error("--header with --reencrypt is not supported yet; re-encrypt without --header");
+		return E_USAGE;
+	}
+	if (o->header && o->used_only) {
+		log_error("--used-only does not work with --header yet; drop one of them");
+		return E_USAGE;
+	}
+	if (o->header && !o->header[0]) {
+		log_error("--header needs a path: a new file, or an empty partition for the LUKS header");
 		return E_USAGE;
 	}
 	if (o->readdev && !o->reencrypt) {

@@ -11,6 +11,7 @@ struct convert_opts {
 	uint32_t key_bits;      /* 256 or 512 */
 	uint32_t sector_size;   /* 512 or 4096 */
 	uint64_t header_size;   /* 0: default for the LUKS version */
+	const char *header;     /* --header: the LUKS header goes to this file or partition, not onto the device */
 	uint64_t step_size;     /* 0: the mode's default (plaintext: min(H, 16 MiB)) */
 	const char *pbkdf;
 	uint32_t pbkdf_iterations;

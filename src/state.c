@@ -19,9 +19,13 @@ static const uint8_t rec_magic[8] = "LIPCREC";
  * evidence (2 on one line of work), the keyed "ahead" evidence (2 on the
  * other); both together are 3. 4: --used-only and its allocation map.
  * 5: the device-side marker, and the map's digest in every record.
+ * 6: a detached header (convert --header); only such stores say 6, so that
+ * a luksipc that cannot finish them refuses them, and every other store is
+ * still written as 5 (records are 5 in both).
  */
-#define SB_VERSION STATE_FORMAT
-#define REC_VERSION STATE_FORMAT
+#define SB_VERSION STATE_FORMAT_PLAIN
+#define SB_VERSION_DETACHED STATE_FORMAT
+#define REC_VERSION STATE_FORMAT_PLAIN
 #define SB_SUM_OFF (STATE_SB_SIZE - 32)
 #define REC_HMAC_OFF 416
 #define REC_SUM_OFF 448
@@ -60,7 +64,7 @@ void state_sb_encode(const struct state_sb *sb, uint8_t out[STATE_SB_SIZE])
 {
 	memset(out, 0, STATE_SB_SIZE);
 	memcpy(out, sb_magic, 8);
-	put_le32(out + 8, SB_VERSION);
+	put_le32(out + 8, sb->detached ? SB_VERSION_DETACHED : SB_VERSION);
 	put_le32(out + 12, sb->mode);
 	memcpy(out + 16, sb->state_uuid, 16);
 	put_le64(out + 32, sb->geo.device_size);
@@ -100,6 +104,8 @@ void state_sb_encode(const struct state_sb *sb, uint8_t out[STATE_SB_SIZE])
 	memcpy(out + 724, sb->map_mac, 32);
 	put_le32(out + 1024, sb->started);
 	put_le64(out + 756, sb->marker_off);
+	put_le32(out + 764, sb->detached);
+	put_str(out + 768, 256, sb->header_path);
 	SHA256(out, SB_SUM_OFF, out + SB_SUM_OFF);
 }
 
@@ -114,7 +120,7 @@ int state_sb_decode(const uint8_t in[STATE_SB_SIZE], struct state_sb *ret)
 	if (memcmp(sum, in + SB_SUM_OFF, 32) != 0)
 		return -EINVAL;
 	/* Every version keeps magic, version and checksum where version 1 had them. */
-	if (get_le32(in + 8) != SB_VERSION)
+	if (get_le32(in + 8) != SB_VERSION && get_le32(in + 8) != SB_VERSION_DETACHED)
 		return -EPROTO;
 	memset(&sb, 0, sizeof(sb));
 	sb.mode = get_le32(in + 12);
@@ -149,7 +155,9 @@ int state_sb_decode(const uint8_t in[STATE_SB_SIZE], struct state_sb *ret)
 	get_evidence(in + 612, &sb.first);
 	sb.started = get_le32(in + 1024);
 	sb.marker_off = get_le64(in + 756);
-	if (sb.started > 1)
+	sb.detached = get_le32(in + 764);
+	get_str(in + 768, 256, sb.header_path, sizeof(sb.header_path));
+	if (sb.started > 1 || sb.detached != (get_le32(in + 8) == SB_VERSION_DETACHED))
 		return -EINVAL;
 	sb.used_only = get_le32(in + 660);
 	sb.map_off = get_le64(in + 668);
@@ -362,9 +370,9 @@ int state_find_remnants(struct state *s, char *what, size_t len)
 			break;
 		if ((r = sb_magic_at(s, copies[i], &version)) < 0)
 			return r;
-		if (r && version != SB_VERSION) {
-			snprintf(what, len, "a superblock (copy %s) marked state format %u (this luksipc reads format %u)",
-				 copy_name[i], version, SB_VERSION);
+		if (r && version != SB_VERSION && version != SB_VERSION_DETACHED) {
+			snprintf(what, len, "a superblock (copy %s) marked state format %u (this luksipc reads formats %u and %u)",
+				 copy_name[i], version, SB_VERSION, SB_VERSION_DETACHED);
 			return 1;
 		}
 		if (r && bad_copy < 0)

@@ -8,8 +8,9 @@
  *   12 KiB  record slot 1
  *   64 KiB  admin notes         (text, written at completion)
  *   1 MiB   new LUKS header image, H bytes (written and verified first)
- *   then    LUKS to LUKS only: the old header (H_old bytes), then the
- *           journal (S bytes, when the geometry needs one)
+ *   then    LUKS to LUKS only: the old header (H_old bytes); then the
+ *           journal (S bytes, when the geometry needs one: LUKS to LUKS
+ *           with little header growth, and every detached header)
  *   then    --used-only: the allocation map (at a 4 KiB boundary)
  *   end     superblock, copy C, in the last whole 4 KiB of the store, so that
  *           zeroing or losing the start of the store leaves a copy
@@ -32,8 +33,12 @@
 #define STATE_NOTES_MAX (64 * 1024)
 #define STATE_HEADER_OFF (1024 * 1024)
 
-/* The store's format version (superblock and records); docs/format.md. */
-#define STATE_FORMAT 5
+/*
+ * The store's newest format version (docs/format.md): 6 only for a
+ * detached header; every other superblock, and every record, is 5.
+ */
+#define STATE_FORMAT 6
+#define STATE_FORMAT_PLAIN 5
 
 #define MODE_ENCRYPT 1
 #define MODE_REENCRYPT 2
@@ -94,6 +99,13 @@ struct state_sb {
 	 * the payload then ends below it (P = marker_off - H). 0: no marker.
 	 */
 	uint64_t marker_off;
+	/*
+	 * convert --header: the LUKS header goes to header_path (a file or a
+	 * partition), not onto the device; geo.header_size is 0, header_len
+	 * the detached header's size, and the journal holds new ciphertext.
+	 */
+	uint32_t detached;
+	char header_path[256];
 };
 
 #define USED_ONLY_OFF 0  /* the whole payload */

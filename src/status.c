@@ -22,6 +22,23 @@ static const char *phase_name(const struct state *s)
 }
 
 /*
+ * A finished conversion with a detached header: the header where it was
+ * written is this conversion's. 1 yes, 0 no (or not readable).
+ */
+static int detached_header_matches(const struct state *s)
+{
+	struct dev h;
+	char uuid[41];
+	int r;
+
+	if (dev_open(&h, s->sb.header_path, TARGET_OTHER, 0) < 0)
+		return 0;
+	r = probe_luks_uuid(&h, uuid) == 0 && strcmp(uuid, s->sb.luks_uuid) == 0;
+	dev_close(&h);
+	return r;
+}
+
+/*
  * 1 matches, 0 does not, -1 unknown (device not readable). Never writes.
  * Without the key: the output of the last step (plain SHA-256), not the
  * keyed evidence of what is still to convert (docs/format.md).
@@ -36,6 +53,8 @@ static int matches_device(const struct state *s, const char *path)
 		return -1;
 	if (d.size != s->sb.geo.device_size)
 		r = 0;
+	else if (s->have_rec && s->rec.phase == PHASE_DONE && s->sb.detached)
+		r = detached_header_matches(s);
 	else if (s->have_rec && s->rec.phase == PHASE_DONE)
 		r = probe_luks_uuid(&d, uuid) == 0 && strcmp(uuid, s->sb.luks_uuid) == 0;
 	else if (s->have_rec && s->rec.behind.len)
@@ -61,8 +80,8 @@ static int open_store(struct state *s, const char *path, int rw)
 		return r;
 	r = state_read_sb(s);
 	if (r == -EPROTO) {
-		log_error("state store '%s': format version %u, this luksipc reads version %u; use the luksipc that started the conversion",
-			  path, s->found_format, STATE_FORMAT);
+		log_error("state store '%s': format version %u, this luksipc reads versions %u and %u; use the luksipc that started the conversion",
+			  path, s->found_format, STATE_FORMAT_PLAIN, STATE_FORMAT);
 		return E_REFUSED;
 	}
 	if (r == -ENOENT) {
@@ -98,11 +117,12 @@ static void print_status(struct state *s, const char *path, const char *device, 
 		printf("{\"state\":\"%s\",\"mode\":\"%s\",\"phase\":\"%s\",\"device\":\"%s\",\"device_size\":%llu,\"header_size\":%llu,"
 		       "\"step_size\":%llu,\"data_size\":%llu,\"done\":%llu,\"type\":\"luks%u\",\"cipher\":\"" LUKS_CIPHER_SPEC "\","
 		       "\"key_size\":%u,\"sector_size\":%u,\"luks_uuid\":\"%s\",\"matches_device\":%s,\"used_only\":\"%s\",\"used_bytes\":%llu,"
-		       "\"marker_offset\":%llu}\n",
+		       "\"marker_offset\":%llu,\"detached_header\":%s%s%s}\n",
 		       path, mode, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
 		       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
 		       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, match < 0 ? "null" : match ? "true" : "false", used, used_bytes,
-		       (unsigned long long)sb->marker_off);
+		       (unsigned long long)sb->marker_off, sb->detached ? "\"" : "", sb->detached ? sb->header_path : "null",
+		       sb->detached ? "\"" : "");
 		return;
 	}
 	printf("state: %s\nmode: %s\nphase: %s\ndevice: %s\ndevice-size: %llu\nheader-size: %llu\nstep-size: %llu\n"
@@ -111,6 +131,8 @@ static void print_status(struct state *s, const char *path, const char *device, 
 	       path, mode, phase_name(s), device, (unsigned long long)sb->geo.device_size, (unsigned long long)sb->geo.header_size,
 	       (unsigned long long)sb->geo.step_size, (unsigned long long)sb->geo.data_size, done, sb->luks_version,
 	       sb->key_bytes * 8, sb->sector_size, sb->luks_uuid, m, used, used_bytes, (unsigned long long)sb->marker_off);
+	if (sb->detached)
+		printf("detached-header: %s\n", sb->header_path);
 }
 
 int status_run(const char *path, const char *device, int json, int notes, const char *framework)
@@ -176,7 +198,10 @@ int finalize_run(const char *path, const char *device, int batch)
 	if (!batch && (r = confirm_wipe(path, device)) < 0)
 		goto out;
 	r = state_wipe(&s);
-	if (r == 0)
+	if (r == 0 && s.sb.detached)
+		log_info("wiped the state in '%s'; '%s' stays LUKS (UUID %s) with its header in '%s', now the only copy: back it up", path, device,
+			 s.sb.luks_uuid, s.sb.header_path);
+	else if (r == 0)
 		log_info("wiped the state in '%s'; '%s' stays LUKS (UUID %s)", path, device, s.sb.luks_uuid);
 	else
 		log_error("cannot wipe '%s': %s", path, strerror(-r));

@@ -115,9 +115,10 @@ int test_hook_fault(int target, int op)
  * Writes are traced when they complete and flushes when they are issued, so
  * the trace never claims a flush made durable a write that was still in
  * flight in another thread (the committer flushes while the main thread
- * writes the next step). Targets other than the device and the state store
- * (a generated key file, the --readdev mapping) are left out on purpose:
- * the trace must never hold key material in the clear.
+ * writes the next step). Targets other than the device, the state store
+ * and a detached header (which holds only what the store's header image
+ * holds) are left out on purpose: a generated key file, the --readdev
+ * mapping. The trace must never hold key material in the clear.
  */
 void test_hook_trace(int target, char op, const void *buf, size_t len, uint64_t off)
 {
@@ -125,7 +126,7 @@ void test_hook_trace(int target, char op, const void *buf, size_t len, uint64_t 
 	uint8_t rec[16];
 
 	pthread_once(&hooks_once, hooks_init);
-	if (hooks.trace_fd < 0 || (target != TARGET_DEVICE && target != TARGET_STATE))
+	if (hooks.trace_fd < 0 || (target != TARGET_DEVICE && target != TARGET_STATE && target != TARGET_HEADER))
 		return;
 	pthread_mutex_lock(&lock);
 	memset(rec, 0, sizeof(rec));

@@ -96,5 +96,17 @@ int main(void)
 	CHECK(g.journal && g.data_size == 48 << 20);
 	CHECK(geometry_init(&g, 64 << 20, 2 << 20, 16 << 20, 1 << 20, 512) == -EINVAL); /* src > H */
 	CHECK(geometry_init(&g, 64 << 20, 16 << 20, 0, 16 << 20, 512) == 0 && !g.journal);
+	/* a detached header (H = 0): the whole device, every step journaled */
+	CHECK(geometry_init(&g, (40 << 20) + 1000, 0, 0, 16 << 20, 512) == 0);
+	CHECK(g.journal && g.data_size == (40 << 20) + 512);
+	CHECK(geometry_write_limit(&g, 16 << 20) == 16 << 20);
+	CHECK(geometry_init(&g, (40 << 20) + 5000, 0, 0, 32 << 20, 4096) == 0); /* S > H = 0 is fine */
+	CHECK(g.journal && g.data_size == (40 << 20) + 4096);
+	CHECK(geometry_init(&g, 64 << 20, 0, 512, 1 << 20, 512) == -EINVAL); /* src > H */
+	CHECK(geometry_init(&g, 511, 0, 0, 512, 512) == -ENOSPC);
+	for (uint64_t n = 4096; n < 4096 * 40; n += 512 * 7)
+		for (uint64_t s = 512; s <= 4096 * 3; s += 512)
+			if (geometry_init(&g, n, 0, 0, s, 512) == 0)
+				walk(&g);
 	UNIT_DONE("geometry");
 }

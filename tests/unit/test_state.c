@@ -63,6 +63,15 @@ static void test_sb(void)
 	}
 	memset(buf, 0, sizeof(buf));
 	CHECK(state_sb_decode(buf, &out) == -EINVAL);
+	/* a detached header: format 6, its path kept; the version and the flag must agree */
+	sb.detached = 1;
+	snprintf(sb.header_path, sizeof(sb.header_path), "/boot/luks-root.hdr");
+	state_sb_encode(&sb, buf);
+	CHECK(buf[8] == STATE_FORMAT && buf[8] == 6);
+	CHECK(state_sb_decode(buf, &out) == 0 && out.detached == 1 && strcmp(out.header_path, sb.header_path) == 0);
+	sb.detached = 0;
+	state_sb_encode(&sb, buf);
+	CHECK(buf[8] == STATE_FORMAT_PLAIN && state_sb_decode(buf, &out) == 0 && out.detached == 0 && out.header_path[0] == '/');
 }
 
 static void test_rec(void)
