@@ -429,12 +429,16 @@ static int start(struct job *j)
 	if (o->header) {
 		sb.detached = 1;
 		sb.journal_len = j->geo.step_size;
-		/* absolute, for status and the error messages of a resume from elsewhere */
-		char cwd[4096];
-		if (o->header[0] != '/' && getcwd(cwd, sizeof(cwd)))
-			snprintf(sb.header_path, sizeof(sb.header_path), "%.2000s/%.200s", cwd, o->header);
-		else
-			snprintf(sb.header_path, sizeof(sb.header_path), "%s", o->header);
+		/* absolute, for status, finalize and the messages of a resume from elsewhere */
+		char abs[8192], cwd[4096];
+		int n = o->header[0] != '/' && getcwd(cwd, sizeof(cwd)) ? snprintf(abs, sizeof(abs), "%s/%s", cwd, o->header)
+									  : snprintf(abs, sizeof(abs), "%s", o->header);
+		if (n < 0 || (size_t)n >= sizeof(sb.header_path)) {
+			log_error("--header '%s' is %d bytes long as an absolute path; the state store keeps at most %zu: use a shorter path", o->header, n,
+				  sizeof(sb.header_path) - 1);
+			return E_USAGE;
+		}
+		memcpy(sb.header_path, abs, (size_t)n + 1);
 	}
 	if ((r = job_check_state_store(j, state_plan(&sb))) < 0)
 		return r;
