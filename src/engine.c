@@ -647,21 +647,26 @@ static int wipe_marker(struct engine *e)
  * record says done. A crash before "done" is durable makes the resume
  * write the same header (and marker, and its overwrite) again.
  */
+/* The new header, flushed: over [0, H) of the device, or to a detached header's file or partition. */
+static int write_header(struct engine *e)
+{
+	int r;
+
+	if (e->header_dev) {
+		r = dev_pwrite_full(e->header_dev, e->header_image, e->header_len, 0);
+		return r < 0 ? r : dev_flush(e->header_dev);
+	}
+	r = dev_pwrite_full(e->dev, e->header_image, e->geo->header_size, 0);
+	return r < 0 ? r : dev_flush(e->dev);
+}
+
 static int engine_finish(struct engine *e)
 {
 	struct state_rec rec = e->state->rec;
 	int r;
 
 	progress_header(e->progress);
-	if (e->header_dev) { /* detached: the header goes to its own file or partition */
-		r = dev_pwrite_full(e->header_dev, e->header_image, e->header_len, 0);
-		if (r == 0)
-			r = dev_flush(e->header_dev);
-	} else {
-		r = dev_pwrite_full(e->dev, e->header_image, e->geo->header_size, 0);
-		if (r == 0)
-			r = dev_flush(e->dev);
-	}
+	r = write_header(e);
 	if (r == 0 && e->marker_off)
 		r = wipe_marker(e);
 	if (r < 0)

@@ -28,6 +28,7 @@ CASES = {
     "t25-journal": ("tests/host/t25-reencrypt-crash.sh", "journal path"),
     "t25-shift": ("tests/host/t25-reencrypt-crash.sh", "shift path"),
     "t20-used": ("tests/host/t20-crash-states.sh", "used-only, fragmented"),
+    "t16-crash": ("tests/host/t16-detached.sh", "crash states"),
 }
 
 FLUSH_SITES = {
@@ -77,11 +78,31 @@ FLUSH_SITES = {
                   " durable while the step's output is not, so the resume skips"
                   " a step whose output never reached the disk",
     },
-    "engine.c:engine_finish:1": {
+    "engine.c:write_header:1": {
+        "kill": ["t16-crash"],
+        "breaks": "the flush of a detached header's file before the `done`"
+                  " record: `done` can be durable with the header file still"
+                  " zeros or torn, and the resume, finding `done`, leaves it so:"
+                  " the data can never be opened",
+    },
+    "engine.c:write_header:2": {
         "kill": ["t20-limit"],
         "breaks": "the flush of the new LUKS header before the `done` record:"
                   " `done` can be durable with the header torn or missing, and"
                   " the resume then finds no LUKS header and refuses",
+    },
+    "job.c:job_prepare_header:1": {
+        "kill": ["t16-crash"],
+        "breaks": "the flush of a new detached header file before the state"
+                  " store is made: a cut can keep the store and lose the file,"
+                  " and the resume, finding no header file, must refuse (the"
+                  " filesystem holding it may be unmounted, so it may not make"
+                  " one)",
+    },
+    "job.c:flush_dir_of:1": {
+        "outside": "the directory entry of a new detached header file: the"
+                   " crash model has no directories (the file's own flush,"
+                   " job.c:job_prepare_header:1, stands for both)",
     },
     "state.c:state_write_journal:1": {
         "kill": ["t25-journal"],
@@ -179,19 +200,18 @@ ORDER = [
     },
     {
         "name": "journal-record-before-journal",
-        "breaks": "journal_source: the record naming the journal is committed"
+        "breaks": "journal_step: the record naming the journal is committed"
                   " before the journal data is written and flushed; a crash can"
-                  " leave a record whose journal does not hold that step's source",
-        "kill": ["t25-journal"],
+                  " leave a record whose journal does not hold that step's"
+                  " source (LUKS to LUKS) or output (a detached header)",
+        "kill": ["t25-journal", "t16-crash"],
         "file": "engine.c",
-        "patch": [("""	struct state_rec rec = e->state->rec;
-	int r = state_write_journal(e->state, s->raw, s->f - s->a);
+        "patch": [("""	int r = state_write_journal(e->state, copy, s->f - s->a);
 
 	if (r < 0)
 		return r;
 	rec.journal_a = s->a;
-""", """	struct state_rec rec = e->state->rec;
-	int r;
+""", """	int r;
 
 	rec.journal_a = s->a;
 """), ("""		rec.ahead = *ahead;
@@ -202,7 +222,7 @@ ORDER = [
 static int engine_step(""", """		rec.ahead = *ahead;
 	rec.time = (uint64_t)time(NULL);
 	r = state_commit(e->state, &rec);
-	return r < 0 ? r : state_write_journal(e->state, s->raw, s->f - s->a);
+	return r < 0 ? r : state_write_journal(e->state, copy, s->f - s->a);
 }
 
 static int engine_step(""")],
@@ -210,13 +230,13 @@ static int engine_step(""")],
     {
         "name": "output-before-journal",
         "breaks": "engine_step: a journaled step's output (in place, over its own"
-                  " source) is written before its source is journaled and"
+                  " source) is written before the step is journaled and"
                   " recorded; a crash mid-write leaves the source overwritten and"
                   " no copy of it",
-        "kill": ["t25-journal"],
+        "kill": ["t25-journal", "t16-crash"],
         "file": "engine.c",
         "patch": [("""	if (e->geo->journal) {
-		int r = journal_source(e, s, ahead);
+		int r = journal_step(e, s, ahead);
 		if (r < 0)
 			return r;
 	}
@@ -224,7 +244,7 @@ static int engine_step(""")],
 """, """	int r = write_output(e, s->buf, s->a, s->f, ahead);
 
 	if (r == 0 && e->geo->journal)
-		r = journal_source(e, s, ahead);
+		r = journal_step(e, s, ahead);
 	return r;
 """)],
     },
@@ -236,13 +256,13 @@ static int engine_step(""")],
         "kill": ["t20-limit"],
         "file": "engine.c",
         "patch": [("""	progress_header(e->progress);
-	r = dev_pwrite_full(e->dev, e->header_image, e->geo->header_size, 0);
+	r = write_header(e);
 """, """	progress_header(e->progress);
 	rec.phase = PHASE_DONE;
 	rec.time = (uint64_t)time(NULL);
 	r = state_commit(e->state, &rec);
 	if (r == 0)
-		r = dev_pwrite_full(e->dev, e->header_image, e->geo->header_size, 0);
+		r = write_header(e);
 """), ("""	rec.phase = PHASE_DONE;
 	rec.time = (uint64_t)time(NULL);
 	return state_commit(e->state, &rec);
@@ -250,6 +270,18 @@ static int engine_step(""")],
 """, """	return 0;
 }
 """)],
+    },
+    {
+        "name": "replay-transforms-output",
+        "breaks": "replay_journal: a detached header's journal holds the step's"
+                  " output (new ciphertext); the replay encrypts it once more"
+                  " instead of writing it as it is, so a resume inside a"
+                  " journaled step leaves that step encrypted twice",
+        "kill": ["t16-crash"],
+        "file": "engine.c",
+        "patch": [("""	if (r == 0 && !journal_output(e))
+		r = transform(e->enc, e->dec, buf, a, f, 1);""", """	if (r == 0)
+		r = transform(e->enc, e->dec, buf, a, f, 1);""")],
     },
     {
         "name": "header-before-last-record",
