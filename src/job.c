@@ -429,6 +429,7 @@ static void write_notes(struct job *j)
 		.name = name,
 		.key = kf ? kf : "-",
 		.framework = o->note_framework ? o->note_framework : "",
+		.header = j->st.sb.detached ? j->st.sb.header_path : NULL,
 	};
 
 	if (o->note_name)

@@ -52,7 +52,7 @@ int notes_framework_ok(const char *name)
 
 int notes_record(const struct notes_facts *f, char *buf, size_t len)
 {
-	const char *v[] = { f->device, f->uuid, f->name, f->key, f->framework };
+	const char *v[] = { f->device, f->uuid, f->name, f->key, f->framework, f->header ? f->header : "" };
 	int n;
 
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
@@ -60,6 +60,9 @@ int notes_record(const struct notes_facts *f, char *buf, size_t len)
 			return -EINVAL;
 	n = snprintf(buf, len, NOTES_MAGIC "device=%s\nuuid=%s\nluks=%u\nmode=%s\nname=%s\nkey=%s\nframework=%s\n", f->device,
 		     f->uuid, f->luks_version, f->reencrypt ? "reencrypt" : "encrypt", f->name, f->key, f->framework);
+	/* a line older readers skip; only a detached header writes it */
+	if (n >= 0 && (size_t)n < len && f->header && f->header[0])
+		n += snprintf(buf + n, len - (size_t)n, "header=%s\n", f->header);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
@@ -92,6 +95,8 @@ static int parse_record(char *text, struct notes *n)
 			n->f.key = val;
 		else if (!strcmp(line, "framework"))
 			n->f.framework = val;
+		else if (!strcmp(line, "header"))
+			n->f.header = val;
 	}
 	return n->f.device && n->f.uuid && n->f.name && n->f.key ? 0 : -EINVAL;
 }
@@ -270,6 +275,35 @@ static void print_later(FILE *o, const struct notes *n, const char *state)
 			   "  Never remove the last keyslot that works (cryptsetup luksDump lists them).\n", n->f.uuid);
 }
 
+/*
+ * A detached header: the device carries no LUKS signature, so the steps
+ * above (UUID= in crypttab, rd.luks.uuid=) do not apply. What is known to
+ * work: cryptsetup open --header, and luksipc opening it at every boot
+ * while its flags stay. crypttab's header= needs the file inside the
+ * initramfs, which these notes do not automate yet.
+ */
+static void print_detached(FILE *o, const struct notes *n, const char *state)
+{
+	fprintf(o, "Its LUKS header is not on %s: it is in %s. Without that header nothing can open the data.\n", n->f.device,
+		n->f.header);
+	if (!is_plain(n->f.header) || !is_plain(n->f.device)) {
+		fputs("The paths hold characters these notes do not quote: copy the header elsewhere now, and see\n"
+		      "cryptsetup(8), --header, to open the device.\n", o);
+		return;
+	}
+	fputs("Run each line that starts with \"$\" as root:\n", o);
+	fprintf(o, "1. Keep a copy of the header elsewhere (another disk, offline), now:\n  $ cp %s /root/%s.luks-header && sync\n",
+		n->f.header, n->f.name);
+	fprintf(o, "2. To open it by hand:\n  $ cryptsetup open --header %s %s %s\n", n->f.header, n->f.device, n->f.name);
+	if (n->boot)
+		fprintf(o, "3. Keep the rd.luksipc flags on the kernel command line: at every boot luksipc finds the conversion\n"
+			   "   done and opens '%s' with the header named by rd.luksipc.header=. (A crypttab entry with\n"
+			   "   header= works only with the header file inside the initramfs; luksipc does not set that up yet.)\n",
+			n->f.name);
+	fprintf(o, "Keep the state store (%s) until you have the copy: it holds the header too; 'luksipc finalize --state\n"
+		   "%s' wipes it, and checks first that the header at %s is this conversion's.\n", state, state, n->f.header);
+}
+
 static void print_steps(FILE *o, struct notes *n, const char *state)
 {
 	static const char *fw_name[] = { "a system with neither update-initramfs nor dracut", "initramfs-tools", "dracut" };
@@ -277,6 +311,10 @@ static void print_steps(FILE *o, struct notes *n, const char *state)
 
 	fprintf(o, "luksipc %s %s to LUKS%u (LUKS UUID %s), opened as '%s'.\n",
 		n->f.reencrypt ? "re-encrypted" : "converted", n->f.device, n->f.luks_version, n->f.uuid, n->f.name);
+	if (n->f.header && n->f.header[0]) {
+		print_detached(o, n, state);
+		return;
+	}
 	if (!is_plain(n->f.name) || !is_plain(n->f.uuid) || (!n->passphrase && !is_plain(n->f.key))) {
 		fprintf(o, "The name or key file holds characters these notes do not quote: write the /etc/crypttab entry for\n"
 			   "'%s' (UUID=%s) by hand, see crypttab(5).\n", n->f.name, n->f.uuid);
@@ -326,7 +364,8 @@ int notes_boot_config(const char *stored, const char *framework, int typed, stru
 
 	if (!copy)
 		return -ENOMEM;
-	if (parse_record(copy, &n) < 0)
+	/* a detached header has no crypttab line of ours yet (print_detached) */
+	if (parse_record(copy, &n) < 0 || (n.f.header && n.f.header[0]))
 		goto out;
 	n.boot = *n.f.framework != '\0';
 	n.fw = detect_fw(framework, n.boot ? n.f.framework : NULL);

@@ -22,6 +22,7 @@ struct notes_facts {
 	const char *name;       /* dm name the device is opened as */
 	const char *key;        /* as the admin knows it: PATH, PATH:DEVICE, or "-" (a passphrase) */
 	const char *framework;  /* at boot "initramfs-tools", "dracut" or "other"; "" from a running system */
+	const char *header;     /* convert --header: the detached header's path; NULL or "" when none */
 };
 
 /* The record stored on the state store: "luksipc-notes 2" and key=value
