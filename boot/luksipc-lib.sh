@@ -21,8 +21,8 @@
 # the state the steps share. Every function and global starts with lipc_ or
 # LIPC_.
 #
-# Sections: util, cmdline, credentials, devices, keys, resize, progress,
-# convert, open, run (the entry point).
+# Sections: util, cmdline, credentials, devices, keys, header, resize,
+# progress, convert, open, run (the entry point).
 # shellcheck disable=SC3043 # local: see above
 
 LIPC_BIN=${LIPC_BIN:-luksipc}
@@ -34,6 +34,8 @@ LIPC_CONVKEY=
 LIPC_NOTEKEY=
 LIPC_PASS=
 LIPC_KEYMNT=
+LIPC_HEADER=
+LIPC_HDRMNT=
 LIPC_MODE=encrypt
 LIPC_STATES_SEEN=
 # LIPC_STATES_SEEN: the state stores of the devices handled so far in this
@@ -129,7 +131,7 @@ lipc_arg() {
     [ -n "${LIPC_IDX:-}" ] || { lipc_arg_raw "$1"; return; }
     case $1 in
     rd.luksipc) lipc_arg_raw "rd.luksipc.$LIPC_IDX" ;;
-    rd.luksipc.state | rd.luksipc.name | rd.luksipc.mode | rd.luksipc.old-key | rd.luksipc.resize | rd.luksipc.used-only)
+    rd.luksipc.state | rd.luksipc.name | rd.luksipc.mode | rd.luksipc.old-key | rd.luksipc.resize | rd.luksipc.used-only | rd.luksipc.header)
         lipc_arg_raw "rd.luksipc.$LIPC_IDX.${1#rd.luksipc.}"
         ;;
     rd.luksipc.*)
@@ -395,7 +397,13 @@ lipc_find_device() {
     fi
     case $LIPC_PHASE in
     header | 'done')
-        set -- ${luks_uuid:+"UUID=$luks_uuid"} "$LIPC_DEVSPEC"
+        # a detached header leaves no signature on the device: the path
+        # recorded in the state (checked below) instead of its LUKS UUID
+        if [ -n "$LIPC_HEADER" ]; then
+            set -- "$LIPC_DEVSPEC" ${recorded:+"$recorded"}
+        else
+            set -- ${luks_uuid:+"UUID=$luks_uuid"} "$LIPC_DEVSPEC"
+        fi
         ;;
     *)
         set -- "$LIPC_DEVSPEC"
@@ -618,6 +626,75 @@ lipc_convert_key() {
     else
         lipc_with_key "$@"
     fi
+}
+
+
+# ==== header ================================================================
+# rd.luksipc.header=DEVICE[:/PATH] (encrypt mode): a detached LUKS header,
+# on the raw partition DEVICE, or in the file PATH of the filesystem on
+# DEVICE (mounted read-write on $LIPC_RUN/hdr while luksipc and cryptsetup
+# need it, then unmounted before the boot goes on). The data is encrypted
+# where it lies: no shrink, so XFS and full filesystems convert too.
+
+# lipc_header_setup: LIPC_HEADER (and LIPC_HDRMNT) from rd.luksipc.header=;
+# nothing without the flag.
+lipc_header_setup() {
+    local spec devspec path dev fstype err mnt
+    LIPC_HEADER=
+    spec=$(lipc_arg rd.luksipc.header) || return 0
+    if [ "$LIPC_MODE" != encrypt ]; then
+        lipc_fail "rd.luksipc.header= works with rd.luksipc.mode=encrypt only; a re-encryption keeps its header on the device: drop rd.luksipc.header="
+        return 1
+    fi
+    case $spec in
+    ?*:/*)
+        devspec=${spec%%:/*}
+        path=/${spec#*:/}
+        ;;
+    *:*)
+        lipc_fail "bad rd.luksipc.header='$spec': the file after ':' needs an absolute path (DEVICE:/PATH), or name a whole partition (DEVICE)"
+        return 1
+        ;;
+    '')
+        lipc_fail "rd.luksipc.header= is empty: name the partition for the LUKS header, or DEVICE:/PATH of a file in a filesystem"
+        return 1
+        ;;
+    *)
+        devspec=$spec
+        path=
+        ;;
+    esac
+    dev=$(lipc_wait "header device" "$devspec") ||
+        { lipc_fail "header device '$devspec' did not appear within ${LIPC_TIMEOUT} s; check rd.luksipc.header= and rd.luksipc.timeout="; return 1; }
+    if [ -z "$path" ]; then
+        LIPC_HEADER=$dev
+        return 0
+    fi
+    fstype=$(blkid -p -s TYPE -o value "$dev" 2>/dev/null)
+    if [ -z "$fstype" ]; then
+        lipc_fail "header device '$dev' holds no filesystem that blkid recognises, so it cannot hold the file '$path'; check rd.luksipc.header="
+        return 1
+    fi
+    if command -v modprobe >/dev/null 2>&1; then
+        modprobe -q "fs-$fstype" 2>/dev/null || modprobe -q "$fstype" 2>/dev/null || :
+    fi
+    mnt=$LIPC_RUN/hdr${LIPC_IDX:+.$LIPC_IDX}
+    mkdir -p "$mnt" || { lipc_fail "cannot make '$mnt'"; return 1; }
+    if ! err=$(mount -t "$fstype" -o rw,nosuid,nodev,noexec "$dev" "$mnt" 2>&1); then
+        lipc_fail "cannot mount header device '$dev' ($fstype) read-write: $(lipc_oneline "${err:-mount gave no reason}"); check rd.luksipc.header= (it cannot also be the key device, which is mounted read-only) and that the initramfs has the $fstype module"
+        return 1
+    fi
+    LIPC_HDRMNT=$mnt
+    LIPC_HEADER=$mnt$path
+}
+
+# lipc_header_release: unmount what lipc_header_setup mounted.
+lipc_header_release() {
+    [ -n "$LIPC_HDRMNT" ] || return 0
+    if ! umount "$LIPC_HDRMNT" 2>/dev/null; then
+        lipc_log "cannot unmount the header device from '$LIPC_HDRMNT'; it stays mounted there"
+    fi
+    LIPC_HDRMNT=
 }
 
 
@@ -930,6 +1007,7 @@ lipc_convert_args() {
         printf '%s\n' --note-name "$v"
     fi
     [ -z "$LIPC_NOTEKEY" ] || printf '%s\n' --note-key-file "$LIPC_NOTEKEY"
+    [ -z "$LIPC_HEADER" ] || printf '%s\n' --header "$LIPC_HEADER"
     printf '%s\n' --note-framework "$LIPC_FRAMEWORK"
 }
 
@@ -962,7 +1040,11 @@ lipc_convert() {
     case $code in
     0) return 0 ;;
     2) lipc_fail "bad rd.luksipc.* option for '$LIPC_DEV'; fix the kernel command line" ;;
-    3) lipc_fail "conversion of '$LIPC_DEV' refused by a safety check (the device or the state store '$LIPC_STATE', named above), nothing written; rebooting will not help: fix what the message names" ;;
+    3)
+        what="the device or the state store '$LIPC_STATE'"
+        [ -z "$LIPC_HEADER" ] || what="the device, the state store '$LIPC_STATE' or the header target '$LIPC_HEADER'"
+        lipc_fail "conversion of '$LIPC_DEV' refused by a safety check ($what, named above), nothing written; rebooting will not help: fix what the message names"
+        ;;
     4) lipc_fail "key rejected for '$LIPC_DEV', nothing written; check rd.luksipc.key= or the passphrase" ;;
     5) lipc_fail "I/O error converting '$LIPC_DEV' (a read, write or flush failed; see the message above and dmesg); the state is consistent: fix the disk and reboot to resume" ;;
     6) lipc_fail "conversion of '$LIPC_DEV' interrupted; reboot to resume" ;;
@@ -1015,8 +1097,12 @@ lipc_open() {
     uuid=$(lipc_status_get luks-uuid)
     [ -n "$uuid" ] || uuid=$(cryptsetup luksUUID "$LIPC_DEV" 2>/dev/null)
     name=$(lipc_arg rd.luksipc.name) || name=luks-$uuid
-    lipc_log "opening '$LIPC_DEV' as '$name'"
-    if ! lipc_with_key cryptsetup open "$LIPC_DEV" "$name" >&2; then
+    if [ -n "$LIPC_HEADER" ]; then
+        lipc_log "opening '$LIPC_DEV' as '$name' with the header in '$LIPC_HEADER'"
+    else
+        lipc_log "opening '$LIPC_DEV' as '$name'"
+    fi
+    if ! lipc_with_key cryptsetup open ${LIPC_HEADER:+--header "$LIPC_HEADER"} "$LIPC_DEV" "$name" >&2; then
         lipc_fail "cannot open '$LIPC_DEV' as '$name': wrong key or damaged header; check rd.luksipc.key= or the passphrase"
         return 1
     fi
@@ -1076,6 +1162,7 @@ lipc_main() {
     lipc_state_unique "$LIPC_STATE" || return 1
     lipc_load_status
     lipc_check_mode || return 1
+    lipc_header_setup || return 1
     lipc_find_device || return 1
 
     if [ "$LIPC_PHASE" = 'done' ]; then
@@ -1098,7 +1185,11 @@ lipc_main() {
     fi
     if [ "$LIPC_MODE" = encrypt ] && [ "$LIPC_PHASE" = none ] &&
         [ "$(lipc_arg rd.luksipc.resize)" = 1 ]; then
-        lipc_resize || return 1
+        if [ -n "$LIPC_HEADER" ]; then
+            lipc_log "rd.luksipc.resize=1: the header goes to '$LIPC_HEADER', so nothing needs to shrink; not resizing"
+        else
+            lipc_resize || return 1
+        fi
     fi
     lipc_get_key || return 1
     lipc_convert || return 1
@@ -1136,6 +1227,7 @@ lipc_run() {
         lipc_main
         rc=$?
         lipc_release_key
+        lipc_header_release
         [ "$rc" = 0 ] || break
     done
     LIPC_IDX=
@@ -1161,6 +1253,6 @@ lipc_state_unique() {
 # lipc_device_reset: the per-device state back to what a boot starts with.
 lipc_device_reset() {
     LIPC_IDX=
-    LIPC_KEYFILE='' LIPC_OLDKEYFILE='' LIPC_CONVKEY='' LIPC_NOTEKEY='' LIPC_PASS='' LIPC_KEYMNT=''
+    LIPC_KEYFILE='' LIPC_OLDKEYFILE='' LIPC_CONVKEY='' LIPC_NOTEKEY='' LIPC_PASS='' LIPC_KEYMNT='' LIPC_HEADER='' LIPC_HDRMNT=''
     LIPC_MODE=encrypt LIPC_DEVSPEC='' LIPC_STATE='' LIPC_DEV='' LIPC_STATUS='' LIPC_PHASE=''
 }
