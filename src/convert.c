@@ -193,7 +193,7 @@ static int header_target_holds(struct job *j, uint64_t len, const char *uuid)
  * on a fresh start, and is refused on a resume: the filesystem that holds
  * it is probably not mounted. Only reads.
  */
-static int open_header_target(struct job *j, uint64_t len, const char *uuid)
+static int open_header_target(struct job *j, uint64_t len, const char *uuid, int want_luks)
 {
 	const char *path = j->o->header;
 	char why[512], a[32];
@@ -227,6 +227,14 @@ static int open_header_target(struct job *j, uint64_t len, const char *uuid)
 		log_error("header target '%s' is in use: %s; unmount or detach it, or name another --header", path, why);
 		return E_REFUSED;
 	}
+	if (want_luks) { /* --decrypt, a fresh start: the header that opens the device */
+		r = probe_luks_uuid(&j->hdr, why);
+		if (r == -ENOENT)
+			log_error("header target '%s' holds no LUKS header; give the detached header of '%s' with --header", path, j->o->device);
+		else if (r < 0)
+			log_error("cannot read header target '%s': %s", path, strerror(-r));
+		return r == -ENOENT ? E_REFUSED : r;
+	}
 	if (j->hdr.is_block && j->hdr.size < len) {
 		log_error("header target '%s' is too small: it has %s, the LUKS header needs %s; name a larger partition, or a file, with --header", path,
 			  fmt_size(j->hdr.size, why, sizeof(why)), fmt_size(len, a, sizeof(a)));
@@ -259,9 +267,9 @@ static int read_plain(void *ctx, void *buf, size_t len, uint64_t off)
  * JOB_STEP_MAX, or what the partition holds after the header image, down
  * to 1 MiB (below that, job_check_state_store refuses the partition).
  */
-static uint64_t detached_step(const struct job *j)
+static uint64_t detached_step(const struct job *j, uint64_t header_len)
 {
-	uint64_t fixed = STATE_HEADER_OFF + job_header_size(j) + STATE_SB_SIZE, room;
+	uint64_t fixed = STATE_HEADER_OFF + header_len + STATE_SB_SIZE, room;
 
 	if (j->o->step_size)
 		return j->o->step_size;
@@ -275,7 +283,7 @@ static int plan_geometry(struct job *j)
 {
 	const struct convert_opts *o = j->o;
 	uint64_t h = o->header ? 0 : job_header_size(j);
-	uint64_t s = o->header ? detached_step(j) : o->step_size ? o->step_size : (h < JOB_STEP_MAX ? h : JOB_STEP_MAX);
+	uint64_t s = o->header ? detached_step(j, job_header_size(j)) : o->step_size ? o->step_size : (h < JOB_STEP_MAX ? h : JOB_STEP_MAX);
 	char a[32];
 	int r = geometry_init(&j->geo, j->dev.size, h, 0, s, o->sector_size);
 
@@ -379,6 +387,121 @@ static void plan_marker(struct job *j, struct state_sb *sb)
 		 sb->fs_type, j->o->device, fmt_size(sb->fs_size - (m > h ? m - h : 0), a, sizeof(a)));
 }
 
+/* The detached header's path, absolute, for status, finalize and the messages of a resume from elsewhere. */
+static int set_header_path(struct job *j, struct state_sb *sb)
+{
+	char abs[8192], cwd[4096];
+	const char *h = j->o->header;
+	int n = h[0] != '/' && getcwd(cwd, sizeof(cwd)) ? snprintf(abs, sizeof(abs), "%s/%s", cwd, h) : snprintf(abs, sizeof(abs), "%s", h);
+
+	if (n < 0 || (size_t)n >= sizeof(sb->header_path)) {
+		log_error("--header '%s' is %d bytes long as an absolute path; the state store keeps at most %zu: use a shorter path", h, n,
+			  sizeof(sb->header_path) - 1);
+		return E_USAGE;
+	}
+	memcpy(sb->header_path, abs, (size_t)n + 1);
+	return 0;
+}
+
+/*
+ * --decrypt --header: LUKS to plaintext where the data lies (data offset 0),
+ * each step journaled as its old ciphertext, never its plaintext; at the
+ * end the header is wiped on its target, then "done". dev_uuid: the
+ * device's own LUKS UUID when it carries a header (not supported yet).
+ * Every refusal before anything is written.
+ */
+static int decrypt_start(struct job *j, const char *dev_uuid)
+{
+	const struct convert_opts *o = j->o;
+	struct state_sb sb;
+	struct luks_info li;
+	size_t len = 0;
+	uint64_t s;
+	int dynamic = 1, r;
+
+	memset(&sb, 0, sizeof(sb));
+	if (dev_uuid) {
+		log_error("device '%s' carries its own LUKS header (UUID %s); --decrypt works with a detached header only so far: nothing was written",
+			  o->device, dev_uuid);
+		return E_REFUSED;
+	}
+	if (!strcmp(o->header, o->state)) {
+		log_error("header target '%s' is the state store; name the detached header with --header and the store with --state", o->header);
+		return E_REFUSED;
+	}
+	if ((r = open_header_target(j, 0, NULL, 1)) < 0)
+		return r;
+	free(j->image);
+	j->image = NULL;
+	r = luks_read_detached(o->header, &j->image, &len, &dynamic);
+	if (r == 0)
+		r = luks_inspect_image(j->image, len, &li);
+	if (r < 0) {
+		log_error("cannot read the LUKS header in '%s': %s", o->header, luks_last_error()[0] ? luks_last_error() : strerror(-r));
+		return E_REFUSED;
+	}
+	if (strcmp(li.cipher, LUKS_CIPHER) || strcmp(li.cipher_mode, LUKS_CIPHER_MODE) || li.unsupported || (li.key_bytes != 32 && li.key_bytes != 64) ||
+	    (li.sector_size != 512 && li.sector_size != 4096)) {
+		log_error("the LUKS header in '%s' uses %s-%s%s; luksipc decrypts " LUKS_CIPHER_SPEC " only (cryptsetup reencrypt --decrypt does the rest)",
+			  o->header, li.cipher, li.cipher_mode, li.unsupported ? " with features luksipc does not handle" : "");
+		return E_REFUSED;
+	}
+	if (li.data_offset != 0 || !dynamic) {
+		log_error("the LUKS header in '%s' puts the data %s; luksipc decrypts a detached header's data from byte 0 to the end of '%s' only",
+			  o->header, li.data_offset ? "at a data offset" : "in a segment of fixed size", o->device);
+		return E_REFUSED;
+	}
+	j->hdr_len = len;
+	s = detached_step(j, len);
+	r = geometry_init(&j->geo, j->dev.size, 0, 0, s, li.sector_size);
+	if (r == -ENOSPC) {
+		log_error("device '%s' is too small (%llu bytes) for one %u-byte sector; nothing to decrypt", o->device, (unsigned long long)j->dev.size,
+			  li.sector_size);
+		return E_REFUSED;
+	}
+	if (r < 0) {
+		log_error("step size %llu does not fit: it must be a multiple of the sector size (%u)", (unsigned long long)s, li.sector_size);
+		return E_USAGE;
+	}
+	if ((r = set_header_path(j, &sb)) < 0)
+		return r;
+	sb.header_len = len;
+	sb.detached = 1;
+	sb.journal_len = j->geo.step_size;
+	if ((r = job_check_state_store(j, state_plan(&sb))) < 0)
+		return r;
+	if (!o->batch) {
+		r = ask_yes("This decrypts '%s' in place: afterwards anyone with the disk reads its data. Have a backup. Type YES to continue: ", o->device);
+		if (r <= 0) {
+			log_error(r < 0 ? "no terminal to confirm the decryption of '%s'; use --batch" : "decryption of '%s' not confirmed; nothing was written",
+				  o->device);
+			return E_REFUSED;
+		}
+	}
+	if ((r = job_get_key(j, 0)) < 0)
+		return r;
+	j->vk_len = li.key_bytes;
+	j->vk = secmem_alloc(j->vk_len);
+	if (!j->vk)
+		return -ENOMEM;
+	r = luks_unlock_image(j->image, len, j->key.data, j->key.len, j->vk, &j->vk_len);
+	key_free(&j->key); /* its last use */
+	if (r == -EPERM) {
+		log_error("the key does not open the LUKS header in '%s'; give its key with --key-file (or type its passphrase): nothing was written", o->header);
+		return E_KEY;
+	}
+	if (r < 0) {
+		log_error("cannot open the LUKS header in '%s': %s", o->header, luks_last_error()[0] ? luks_last_error() : strerror(-r));
+		return E_REFUSED;
+	}
+	sb.mode = MODE_DECRYPT;
+	sb.geo = j->geo;
+	sb.sector_size = li.sector_size;
+	sb.luks_version = (uint32_t)li.version;
+	snprintf(sb.luks_uuid, sizeof(sb.luks_uuid), "%s", li.uuid);
+	return job_start_existing(j, &sb);
+}
+
 static int start(struct job *j)
 {
 	const struct convert_opts *o = j->o;
@@ -395,6 +518,8 @@ static int start(struct job *j)
 		log_error("cannot read device '%s': %s", o->device, strerror(-r));
 		return r;
 	}
+	if (o->decrypt)
+		return decrypt_start(j, r == 0 ? uuid : NULL);
 	if (r == 0 && o->reencrypt)
 		return reencrypt_start(j);
 	if (r == 0) {
@@ -411,7 +536,7 @@ static int start(struct job *j)
 		log_error("header target '%s' is the state store; name another file or partition with --header", o->header);
 		return E_REFUSED;
 	}
-	if (o->header && (r = open_header_target(j, job_header_size(j), NULL)) < 0)
+	if (o->header && (r = open_header_target(j, job_header_size(j), NULL, 0)) < 0)
 		return r;
 	/* the marker first: it tells more than any later refusal would */
 	if ((r = marker_sign(j, marker_why, sizeof(marker_why))) < 0)
@@ -429,16 +554,8 @@ static int start(struct job *j)
 	if (o->header) {
 		sb.detached = 1;
 		sb.journal_len = j->geo.step_size;
-		/* absolute, for status, finalize and the messages of a resume from elsewhere */
-		char abs[8192], cwd[4096];
-		int n = o->header[0] != '/' && getcwd(cwd, sizeof(cwd)) ? snprintf(abs, sizeof(abs), "%s/%s", cwd, o->header)
-									  : snprintf(abs, sizeof(abs), "%s", o->header);
-		if (n < 0 || (size_t)n >= sizeof(sb.header_path)) {
-			log_error("--header '%s' is %d bytes long as an absolute path; the state store keeps at most %zu: use a shorter path", o->header, n,
-				  sizeof(sb.header_path) - 1);
-			return E_USAGE;
-		}
-		memcpy(sb.header_path, abs, (size_t)n + 1);
+		if ((r = set_header_path(j, &sb)) < 0)
+			return r;
 	}
 	if ((r = job_check_state_store(j, state_plan(&sb))) < 0)
 		return r;
@@ -506,7 +623,7 @@ static int check_identity(struct job *j)
 	const struct state_sb *sb = &j->st.sb;
 	struct geometry g;
 
-	if (sb->mode != MODE_ENCRYPT && sb->mode != MODE_REENCRYPT) {
+	if (sb->mode != MODE_ENCRYPT && sb->mode != MODE_REENCRYPT && sb->mode != MODE_DECRYPT) {
 		log_error("state store '%s' was made by a newer luksipc; use that version", j->o->state);
 		return E_REFUSED;
 	}
@@ -524,9 +641,9 @@ static int check_identity(struct job *j)
 	if (sb->marker_off)
 		g.data_size = sb->marker_off - g.header_size;
 	/* attached: the header is the data offset; detached: H = 0, and each step goes through the journal */
-	if (sb->detached ? g.header_size != 0 || sb->mode != MODE_ENCRYPT || sb->header_len < 65536 || sb->header_len % 4096 ||
-				   sb->journal_len != g.step_size
-			 : g.header_size == 0 || sb->header_len != sb->geo.header_size) {
+	if (sb->detached ? g.header_size != 0 || sb->mode == MODE_REENCRYPT || sb->header_len < 4096 ||
+				   (sb->mode == MODE_ENCRYPT && sb->header_len % 4096) || sb->journal_len != g.step_size
+			 : g.header_size == 0 || sb->header_len != sb->geo.header_size || sb->mode == MODE_DECRYPT) {
 		log_error("state store '%s' records impossible parameters; it is damaged", j->o->state);
 		return E_REFUSED;
 	}
@@ -542,6 +659,10 @@ static int already_done(struct job *j)
 {
 	char uuid[41];
 
+	if (j->st.sb.mode == MODE_DECRYPT) {
+		log_info("device '%s' is already decrypted (it was LUKS UUID %s); nothing to do", j->o->device, j->st.sb.luks_uuid);
+		return 0;
+	}
 	if (j->st.sb.detached && j->hdr.fd >= 0) {
 		log_info("device '%s' is already converted (LUKS UUID %s, header in '%s'); nothing to do", j->o->device, j->st.sb.luks_uuid, j->o->header);
 		return 0;
@@ -810,7 +931,7 @@ static int check_detached(struct job *j)
 	}
 	if (!sb->detached)
 		return 0;
-	r = open_header_target(j, sb->header_len, sb->luks_uuid);
+	r = open_header_target(j, sb->header_len, sb->luks_uuid, 0);
 	return r < 0 ? r : 0;
 }
 

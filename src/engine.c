@@ -260,7 +260,8 @@ static int transform(struct xts *enc, struct xts *dec, uint8_t *buf, uint64_t a,
 {
 	int r = raw && dec ? xts_crypt(dec, buf, f - a, a) : 0;
 
-	return r < 0 ? r : xts_crypt(enc, buf, f - a, a);
+	/* no new key: --decrypt, the output is the plaintext */
+	return r < 0 || !enc ? r : xts_crypt(enc, buf, f - a, a);
 }
 
 /*
@@ -652,6 +653,16 @@ static int write_header(struct engine *e)
 {
 	int r;
 
+	if (e->header_dev && !e->header_image) { /* --decrypt: the old header goes, its keyslots with it */
+		uint8_t *zeros = dev_buf_alloc(e->header_len);
+
+		if (!zeros)
+			return -ENOMEM;
+		memset(zeros, 0, e->header_len);
+		r = dev_pwrite_full(e->header_dev, zeros, e->header_len, 0);
+		free(zeros);
+		return r < 0 ? r : dev_flush(e->header_dev);
+	}
 	if (e->header_dev) {
 		r = dev_pwrite_full(e->header_dev, e->header_image, e->header_len, 0);
 		return r < 0 ? r : dev_flush(e->header_dev);
@@ -855,7 +866,9 @@ static int start_crypt(struct pipeline *p)
 		w->index = i;
 		w->enc = i ? NULL : e->enc;
 		w->dec = i ? NULL : e->dec;
-		if (i > 0 && (r = xts_dup(&w->enc, e->enc)) == 0 && e->dec)
+		if (i > 0 && e->enc)
+			r = xts_dup(&w->enc, e->enc);
+		if (i > 0 && r == 0 && e->dec)
 			r = xts_dup(&w->dec, e->dec);
 	}
 	for (unsigned i = 0; i < p->ncrypt && r == 0; i++) {

@@ -24,11 +24,12 @@ struct engine {
 	struct dev *dev;
 	struct state *state;
 	const struct geometry *geo;
-	struct xts *enc;              /* new volume key */
+	struct xts *enc;              /* new volume key, or NULL: --decrypt (the output is plaintext) */
 	struct xts *dec;              /* old volume key (LUKS to LUKS), or NULL */
 	struct dev *readdev;          /* --readdev: plaintext source, or NULL */
 	const uint8_t *header_image;  /* geo->header_size bytes (header_len when detached), written last */
-	struct dev *header_dev;       /* a detached header's file or partition, or NULL: the header goes at [0, H) */
+	struct dev *header_dev;       /* a detached header's file or partition, or NULL: the header goes at [0, H);
+	                                 with header_image NULL (--decrypt) it is overwritten with zeros instead */
 	uint64_t header_len;          /* with header_dev: the header's size */
 	struct progress *progress;
 	unsigned threads;             /* crypt threads, 1 to ENGINE_THREADS_MAX; 0: one per online CPU */

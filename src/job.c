@@ -225,7 +225,10 @@ static int engine_setup(struct job *j, uint32_t sector_size, uint32_t old_sector
 {
 	int r = 0;
 
-	if (!j->enc)
+	/* --decrypt: the header's key only decrypts, and nothing encrypts */
+	if (j->st.sb.mode == MODE_DECRYPT && !j->dec)
+		r = xts_new(&j->dec, j->vk, j->vk_len, sector_size, 0);
+	else if (j->st.sb.mode != MODE_DECRYPT && !j->enc)
 		r = xts_new(&j->enc, j->vk, j->vk_len, sector_size, 1);
 	if (r == 0 && j->old_vk && !j->dec)
 		r = xts_new(&j->dec, j->old_vk, j->old_vk_len, old_sector_size, 0);
@@ -279,14 +282,17 @@ int job_run_engine(struct job *j)
 	secmem_free(j->old_vk);
 	j->vk = j->old_vk = NULL;
 	j->prog = (struct progress){ .json = j->o->progress_json, .quiet = log_level < LOG_INFO };
-	e->header_image = j->image;
+	e->header_image = j->st.sb.mode == MODE_DECRYPT ? NULL : j->image;
 	e->header_dev = j->st.sb.detached ? &j->hdr : NULL;
 	e->header_len = j->st.sb.header_len;
 	e->marker_off = j->st.sb.marker_off; /* known once the store is made, after any read-ahead */
 	e->progress = &j->prog;
 	r = engine_run(e);
 	engine_release(j);
-	if (r == 0 && j->st.sb.detached)
+	if (r == 0 && j->st.sb.mode == MODE_DECRYPT)
+		log_info("decrypted '%s' in place: it holds plaintext again; the LUKS header in '%s' (UUID %s) is wiped", j->o->device,
+			 j->o->header, j->st.sb.luks_uuid);
+	else if (r == 0 && j->st.sb.detached)
 		log_info("converted '%s' to LUKS%u (UUID %s) in place; its header is in '%s', without which the data cannot be opened: keep a copy elsewhere",
 			 j->o->device, j->st.sb.luks_version, j->st.sb.luks_uuid, j->o->header);
 	else if (r == 0)
@@ -426,6 +432,7 @@ static void write_notes(struct job *j)
 		.uuid = j->st.sb.luks_uuid,
 		.luks_version = j->st.sb.luks_version,
 		.reencrypt = j->st.sb.mode == MODE_REENCRYPT,
+		.decrypt = j->st.sb.mode == MODE_DECRYPT,
 		.name = name,
 		.key = kf ? kf : "-",
 		.framework = o->note_framework ? o->note_framework : "",
@@ -478,9 +485,19 @@ static int begin(struct job *j, struct state_sb *sb)
 	if ((r = job_first_record(j)) < 0)
 		return r;
 	log_debug("first record committed");
-	log_info("%s '%s' (%llu bytes of data) to LUKS%u; state in '%s'", sb->mode == MODE_REENCRYPT ? "re-encrypting" : "converting",
-		 o->device, (unsigned long long)j->geo.data_size, sb->luks_version, o->state);
+	if (sb->mode == MODE_DECRYPT)
+		log_info("decrypting '%s' (%llu bytes of data) from LUKS%u; state in '%s'", o->device, (unsigned long long)j->geo.data_size,
+			 sb->luks_version, o->state);
+	else
+		log_info("%s '%s' (%llu bytes of data) to LUKS%u; state in '%s'", sb->mode == MODE_REENCRYPT ? "re-encrypting" : "converting",
+			 o->device, (unsigned long long)j->geo.data_size, sb->luks_version, o->state);
 	return job_run_engine(j);
+}
+
+int job_start_existing(struct job *j, struct state_sb *sb)
+{
+	state_set_evidence_key(&j->st, j->vk, j->vk_len);
+	return begin(j, sb);
 }
 
 int job_start(struct job *j, struct state_sb *sb)

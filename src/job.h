@@ -92,6 +92,11 @@ int job_check_half_converted(struct job *j, probe_read_fn rd, void *ctx, uint64_
  * made, so that they are ready once the state store is.
  */
 int job_start(struct job *j, struct state_sb *sb);
+/*
+ * --decrypt: job_start with the header that exists (j->image, unlocked to
+ * j->vk) instead of a new one: the store, the first record, the engine.
+ */
+int job_start_existing(struct job *j, struct state_sb *sb);
 /* The record that starts the conversion, from the device as it is now, in j->first. */
 int job_make_first_record(struct job *j);
 /* Commits j->first once the store is verified; data moves only after it. */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dev.h"
@@ -268,4 +269,54 @@ int luks_inspect_image(const uint8_t *image, size_t len, struct luks_info *ret)
 	crypt_free(cd);
 	scratch_close(fd, path);
 	return r;
+}
+
+int luks_read_detached(const char *path, uint8_t **ret_image, size_t *ret_len, int *ret_dynamic)
+{
+	struct crypt_device *cd = NULL;
+	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char tmpdir[128], file[160];
+	uint8_t *image = NULL;
+	struct stat st;
+	int fd = -1, r;
+
+	*ret_dynamic = 1;
+	snprintf(tmpdir, sizeof(tmpdir), "%.100s/luksipc-XXXXXX", dir);
+	if (!mkdtemp(tmpdir))
+		return -errno;
+	snprintf(file, sizeof(file), "%s/header", tmpdir);
+	r = init_cd(&cd, path);
+	if (r == 0)
+		r = crypt_load(cd, CRYPT_LUKS, NULL) < 0 ? -EINVAL : 0;
+	if (r == 0 && strcmp(crypt_get_type(cd), CRYPT_LUKS2) == 0) {
+		const char *json = NULL, *seg, *size;
+
+		/* segment 0's size: cryptsetup writes "dynamic" for a segment that runs to the device's end */
+		if (crypt_dump_json(cd, &json, 0) < 0 || !json || !(seg = strstr(json, "\"segments\"")) || !(size = strstr(seg, "\"size\":\"")))
+			r = -EINVAL;
+		else
+			*ret_dynamic = strncmp(size + 8, "dynamic\"", 8) == 0;
+	}
+	if (r == 0)
+		r = crypt_header_backup(cd, NULL, file);
+	crypt_free(cd);
+	if (r == 0 && ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0))
+		r = -errno;
+	if (r == 0 && (st.st_size <= 0 || st.st_size > 256 * 1024 * 1024))
+		r = -EINVAL;
+	if (r == 0 && !(image = dev_buf_alloc((size_t)st.st_size)))
+		r = -ENOMEM;
+	if (r == 0 && pread(fd, image, (size_t)st.st_size, 0) != st.st_size)
+		r = -EIO;
+	if (fd >= 0)
+		close(fd);
+	unlink(file);
+	rmdir(tmpdir);
+	if (r < 0) {
+		free(image);
+		return r;
+	}
+	*ret_image = image;
+	*ret_len = (size_t)st.st_size;
+	return 0;
 }

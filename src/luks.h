@@ -75,6 +75,15 @@ int luks_device_data_offset(const char *path, uint64_t *ret);
 /* Describes a header image. 0, -EINVAL (not LUKS), -errno. */
 int luks_inspect_image(const uint8_t *image, size_t len, struct luks_info *ret);
 
+/*
+ * Reads the LUKS header at path (a detached header's file or partition,
+ * read-only, through libcryptsetup's header backup): *ret_image gets the
+ * header's bytes (malloc'ed), *ret_len their count, *ret_dynamic 0 when a
+ * LUKS2 data segment has a fixed size (1 for LUKS1). 0, -EINVAL (not
+ * LUKS), -errno.
+ */
+int luks_read_detached(const char *path, uint8_t **ret_image, size_t *ret_len, int *ret_dynamic);
+
 /* The last message libcryptsetup logged (for error reports), or "". */
 const char *luks_last_error(void);
 

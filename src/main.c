@@ -47,6 +47,8 @@ static const char usage_text[] =
 	"  -k, --key-file FILE       key is the whole file ('-' = stdin)\n"
 	"      --generate-key-file PATH  4096 random bytes, mode 0600\n"
 	"      --reencrypt           LUKS to LUKS: new volume key and parameters\n"
+	"      --decrypt             LUKS to plaintext in place (with --header: the\n"
+	"                            detached header of DEVICE; it is wiped at the end)\n"
 	"      --old-key-file FILE   key of the current header (default: --key-file)\n"
 	"      --readdev MAPPING     with --reencrypt: read the plaintext from this\n"
 	"                            open dm-crypt mapping of DEVICE (luksipc's mode)\n"
@@ -104,7 +106,7 @@ enum {
 	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
 	OPT_REENCRYPT, OPT_OLD_KEY, OPT_READDEV, OPT_NOTE_NAME, OPT_NOTE_KEY, OPT_NOTE_FW, OPT_FRAMEWORK,
 	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION, OPT_DRY_RUN, OPT_IF_DONE,
-	OPT_BOOTSTRAP_KEY, OPT_ENROLL, OPT_RECOVERY_FILE, OPT_USED_ONLY, OPT_HEADER,
+	OPT_BOOTSTRAP_KEY, OPT_ENROLL, OPT_RECOVERY_FILE, OPT_USED_ONLY, OPT_HEADER, OPT_DECRYPT,
 };
 
 static const struct option long_options[] = {
@@ -127,6 +129,7 @@ static const struct option long_options[] = {
 	{ "keyfile", required_argument, NULL, 'k' },
 	{ "generate-key-file", required_argument, NULL, OPT_GEN_KEY },
 	{ "reencrypt", no_argument, NULL, OPT_REENCRYPT },
+	{ "decrypt", no_argument, NULL, OPT_DECRYPT },
 	{ "readdev", required_argument, NULL, OPT_READDEV },
 	{ "used-only", optional_argument, NULL, OPT_USED_ONLY },
 	{ "note-name", required_argument, NULL, OPT_NOTE_NAME },
@@ -219,6 +222,7 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 	case 'k': o->key_file = arg; return 0;
 	case OPT_GEN_KEY: o->generate_key_file = arg; return 0;
 	case OPT_REENCRYPT: o->reencrypt = 1; return 0;
+	case OPT_DECRYPT: o->decrypt = 1; return 0;
 	case OPT_READDEV: o->readdev = arg; return 0;
 	case OPT_USED_ONLY:
 		if (arg && strcmp(arg, "wipe"))
@@ -294,6 +298,14 @@ static int check_convert_opts(const struct convert_opts *o)
 	}
 	if (o->used_only && o->reencrypt) {
 		log_error("--used-only converts plaintext to LUKS; drop it with --reencrypt");
+		return E_USAGE;
+	}
+	if (o->decrypt && (o->reencrypt || o->used_only || o->generate_key_file || o->readdev)) {
+		log_error("--decrypt goes with none of --reencrypt, --used-only, --generate-key-file and --readdev; drop them");
+		return E_USAGE;
+	}
+	if (o->decrypt && !o->header) {
+		log_error("--decrypt works with a detached header only so far: give it with --header PATH (a header on the device itself cannot be decrypted yet)");
 		return E_USAGE;
 	}
 	if (o->header && o->reencrypt) {

@@ -59,7 +59,7 @@ int notes_record(const struct notes_facts *f, char *buf, size_t len)
 		if (strchr(v[i], '\n'))
 			return -EINVAL;
 	n = snprintf(buf, len, NOTES_MAGIC "device=%s\nuuid=%s\nluks=%u\nmode=%s\nname=%s\nkey=%s\nframework=%s\n", f->device,
-		     f->uuid, f->luks_version, f->reencrypt ? "reencrypt" : "encrypt", f->name, f->key, f->framework);
+		     f->uuid, f->luks_version, f->decrypt ? "decrypt" : f->reencrypt ? "reencrypt" : "encrypt", f->name, f->key, f->framework);
 	/* a line older readers skip; only a detached header writes it */
 	if (n >= 0 && (size_t)n < len && f->header && f->header[0])
 		n += snprintf(buf + n, len - (size_t)n, "header=%s\n", f->header);
@@ -88,7 +88,7 @@ static int parse_record(char *text, struct notes *n)
 		else if (!strcmp(line, "luks"))
 			n->f.luks_version = (unsigned)strtoul(val, NULL, 10);
 		else if (!strcmp(line, "mode"))
-			n->f.reencrypt = !strcmp(val, "reencrypt");
+			n->f.reencrypt = !strcmp(val, "reencrypt"), n->f.decrypt = !strcmp(val, "decrypt");
 		else if (!strcmp(line, "name"))
 			n->f.name = val;
 		else if (!strcmp(line, "key"))
@@ -309,6 +309,15 @@ static void print_steps(FILE *o, struct notes *n, const char *state)
 	static const char *fw_name[] = { "a system with neither update-initramfs nor dracut", "initramfs-tools", "dracut" };
 	int step = 1;
 
+	if (n->f.decrypt) {
+		fprintf(o, "luksipc decrypted %s: it holds plaintext again, and its LUKS%u header (UUID %s) in %s is wiped.\n"
+			   "Remove what opened it: its /etc/crypttab entry (the one naming that UUID or %s), rd.luks.* flags\n"
+			   "naming it, and rebuild the initramfs (update-initramfs -u, or dracut -f); the filesystem is found\n"
+			   "directly on %s. Then 'luksipc finalize --state %s' wipes the state store.\n",
+			n->f.device, n->f.luks_version, n->f.uuid, n->f.header ? n->f.header : "?", n->f.header ? n->f.header : "its header",
+			n->f.device, state);
+		return;
+	}
 	fprintf(o, "luksipc %s %s to LUKS%u (LUKS UUID %s), opened as '%s'.\n",
 		n->f.reencrypt ? "re-encrypted" : "converted", n->f.device, n->f.luks_version, n->f.uuid, n->f.name);
 	if (n->f.header && n->f.header[0]) {
@@ -365,7 +374,7 @@ int notes_boot_config(const char *stored, const char *framework, int typed, stru
 	if (!copy)
 		return -ENOMEM;
 	/* a detached header has no crypttab line of ours yet (print_detached) */
-	if (parse_record(copy, &n) < 0 || (n.f.header && n.f.header[0]))
+	if (parse_record(copy, &n) < 0 || (n.f.header && n.f.header[0]) || n.f.decrypt)
 		goto out;
 	n.boot = *n.f.framework != '\0';
 	n.fw = detect_fw(framework, n.boot ? n.f.framework : NULL);

@@ -19,6 +19,7 @@ struct notes_facts {
 	const char *uuid;       /* LUKS UUID */
 	unsigned luks_version;
 	int reencrypt;
+	int decrypt;            /* LUKS to plaintext: the device holds no LUKS any more */
 	const char *name;       /* dm name the device is opened as */
 	const char *key;        /* as the admin knows it: PATH, PATH:DEVICE, or "-" (a passphrase) */
 	const char *framework;  /* at boot "initramfs-tools", "dracut" or "other"; "" from a running system */

@@ -22,6 +22,7 @@ struct convert_opts {
 	const char *key_file;
 	const char *generate_key_file;
 	int reencrypt;               /* LUKS to LUKS */
+	int decrypt;                 /* LUKS to plaintext (with --header only, so far) */
 	int used_only;               /* 0; 1 --used-only; 2 --used-only=wipe (USED_ONLY_* of state.h) */
 	const char *old_key_file;    /* key of the current header; default: key_file */
 	const char *readdev;         /* LUKS to LUKS: read the plaintext from this open mapping */

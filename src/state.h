@@ -42,6 +42,7 @@
 
 #define MODE_ENCRYPT 1
 #define MODE_REENCRYPT 2
+#define MODE_DECRYPT 3 /* LUKS to plaintext; the header image is the header being removed */
 
 enum phase { PHASE_NEW = 0, PHASE_CONVERTING = 1, PHASE_DONE = 2 };
 

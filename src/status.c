@@ -53,6 +53,8 @@ static int matches_device(const struct state *s, const char *path)
 		return -1;
 	if (d.size != s->sb.geo.device_size)
 		r = 0;
+	else if (s->have_rec && s->rec.phase == PHASE_DONE && s->sb.mode == MODE_DECRYPT)
+		r = s->rec.behind.len && engine_check_evidence(&d, s, &s->rec.behind, 0) == 0; /* the header is wiped: the last plaintext written */
 	else if (s->have_rec && s->rec.phase == PHASE_DONE && s->sb.detached)
 		r = detached_header_matches(s);
 	else if (s->have_rec && s->rec.phase == PHASE_DONE)
@@ -108,7 +110,7 @@ static void print_status(struct state *s, const char *path, const char *device, 
 	const struct state_sb *sb = &s->sb;
 	unsigned long long done = s->have_rec ? sb->geo.data_size - s->rec.frontier : 0;
 	const char *m = match < 0 ? "unknown" : match ? "yes" : "no";
-	const char *mode = sb->mode == MODE_REENCRYPT ? "reencrypt" : "encrypt";
+	const char *mode = sb->mode == MODE_DECRYPT ? "decrypt" : sb->mode == MODE_REENCRYPT ? "reencrypt" : "encrypt";
 	/* --used-only: what the map counts as used (the whole payload otherwise) */
 	const char *used = sb->used_only == USED_ONLY_WIPE ? "wipe" : sb->used_only ? "yes" : "no";
 	unsigned long long used_bytes = sb->used_only ? sb->map_used : sb->geo.data_size;
@@ -198,7 +200,9 @@ int finalize_run(const char *path, const char *device, int batch)
 	if (!batch && (r = confirm_wipe(path, device)) < 0)
 		goto out;
 	r = state_wipe(&s);
-	if (r == 0 && s.sb.detached)
+	if (r == 0 && s.sb.mode == MODE_DECRYPT)
+		log_info("wiped the state in '%s'; '%s' holds plaintext (it was LUKS UUID %s)", path, device, s.sb.luks_uuid);
+	else if (r == 0 && s.sb.detached)
 		log_info("wiped the state in '%s'; '%s' stays LUKS (UUID %s) with its header in '%s', now the only copy: back it up", path, device,
 			 s.sb.luks_uuid, s.sb.header_path);
 	else if (r == 0)
