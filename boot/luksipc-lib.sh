@@ -642,8 +642,8 @@ lipc_header_setup() {
     local spec devspec path dev fstype err mnt
     LIPC_HEADER=
     spec=$(lipc_arg rd.luksipc.header) || return 0
-    if [ "$LIPC_MODE" != encrypt ]; then
-        lipc_fail "rd.luksipc.header= works with rd.luksipc.mode=encrypt only; a re-encryption keeps its header on the device: drop rd.luksipc.header="
+    if [ "$LIPC_MODE" = reencrypt ]; then
+        lipc_fail "rd.luksipc.header= works with rd.luksipc.mode=encrypt or decrypt; a re-encryption keeps its header on the device: drop rd.luksipc.header="
         return 1
     fi
     case $spec in
@@ -940,8 +940,8 @@ lipc_check_mode() {
         lipc_fail "the state on '$LIPC_STATE' is an unfinished $mode conversion; set rd.luksipc.mode=$mode to resume it"
         return 1
     fi
-    if [ "$LIPC_MODE" = reencrypt ]; then
-        lipc_fail "the state on '$LIPC_STATE' holds a finished $mode conversion; to re-encrypt, wipe it first (luksipc finalize --state $LIPC_STATE) or name another state partition"
+    if [ "$LIPC_MODE" = reencrypt ] || [ "$LIPC_MODE" = decrypt ] || [ "$mode" = decrypt ]; then
+        lipc_fail "the state on '$LIPC_STATE' holds a finished $mode conversion; for rd.luksipc.mode=$LIPC_MODE wipe it first (luksipc finalize --state $LIPC_STATE) or name another state partition"
         return 1
     fi
     # rd.luksipc.mode=encrypt (or none) after a finished re-encryption:
@@ -987,10 +987,11 @@ lipc_convert_args() {
         echo --reencrypt
         [ -z "$LIPC_OLDKEYFILE" ] || printf '%s\n' --old-key-file "$LIPC_OLDKEYFILE"
     fi
+    [ "$LIPC_MODE" != decrypt ] || echo --decrypt
     # rd.luksipc.used-only=1|wipe: only what an ext2/3/4 or vfat uses
     # (encrypt mode). Another filesystem falls back to the whole device: a
     # refusal would leave the machine unbootable over a speed-up.
-    if [ "$LIPC_MODE" != reencrypt ] && v=$(lipc_arg rd.luksipc.used-only); then
+    if [ "$LIPC_MODE" = encrypt ] && v=$(lipc_arg rd.luksipc.used-only); then
         case $v in
         1 | wipe)
             fstype=$(blkid -p -s TYPE -o value "$LIPC_DEV" 2>/dev/null)
@@ -1016,8 +1017,11 @@ lipc_convert() {
     args=$(lipc_convert_args)
     rcfile=$LIPC_RUN/convert.rc
     echo 1 >"$rcfile"
-    what="to LUKS"
-    [ "$LIPC_MODE" = encrypt ] || what="from LUKS to LUKS with a new volume key"
+    case $LIPC_MODE in
+    encrypt) what="to LUKS" ;;
+    decrypt) what="from LUKS back to plaintext" ;;
+    *) what="from LUKS to LUKS with a new volume key" ;;
+    esac
     if [ "$LIPC_PHASE" = none ]; then
         lipc_log "converting '$LIPC_DEV' $what in place, state on '$LIPC_STATE'; do not power off (a cut resumes at the next boot)"
     else
@@ -1063,7 +1067,9 @@ lipc_notes() {
         lipc_log "'$LIPC_DEV' is now LUKS; luksipc-finalize.service finishes in the booted system (crypttab, keys, boot flags; luksipc status shows its steps)"
         return 0
     fi
-    if [ "$LIPC_MODE" = encrypt ]; then
+    if [ "$LIPC_MODE" = decrypt ]; then
+        lipc_log "'$LIPC_DEV' is plaintext again; what to do next (also in $LIPC_RUN/notes${LIPC_IDX:+.$LIPC_IDX}):"
+    elif [ "$LIPC_MODE" = encrypt ]; then
         lipc_log "'$LIPC_DEV' is now LUKS; what to do next (also in $LIPC_RUN/notes${LIPC_IDX:+.$LIPC_IDX}):"
     else
         lipc_log "'$LIPC_DEV' is re-encrypted with a new volume key; what to do next (also in $LIPC_RUN/notes${LIPC_IDX:+.$LIPC_IDX}):"
@@ -1134,6 +1140,16 @@ lipc_main() {
     LIPC_MODE=$(lipc_arg rd.luksipc.mode) || LIPC_MODE=encrypt
     case $LIPC_MODE in
     encrypt) ;;
+    decrypt)
+        if [ -z "$(lipc_arg rd.luksipc.header)" ]; then
+            lipc_fail "rd.luksipc.mode=decrypt needs rd.luksipc.header= (the detached header); a header on the device cannot be decrypted yet"
+            return 1
+        fi
+        if [ "$LIPC_DEVSPEC" = root ]; then
+            lipc_fail "rd.luksipc=root cannot name a LUKS device before it is decrypted (root= names the filesystem inside); use rd.luksipc=PARTUUID= or PARTLABEL="
+            return 1
+        fi
+        ;;
     reencrypt)
         if [ "$LIPC_DEVSPEC" = root ]; then
             lipc_fail "rd.luksipc=root cannot name a LUKS device before it is opened (root= names the filesystem inside); use rd.luksipc=UUID=<LUKS UUID> (cryptsetup luksUUID) or PARTUUID="
@@ -1141,7 +1157,7 @@ lipc_main() {
         fi
         ;;
     *)
-        lipc_fail "bad rd.luksipc.mode='$LIPC_MODE'; use encrypt or reencrypt"
+        lipc_fail "bad rd.luksipc.mode='$LIPC_MODE'; use encrypt, reencrypt or decrypt"
         return 1
         ;;
     esac
@@ -1165,6 +1181,10 @@ lipc_main() {
     lipc_header_setup || return 1
     lipc_find_device || return 1
 
+    if [ "$LIPC_PHASE" = 'done' ] && [ "$LIPC_MODE" = decrypt ]; then
+        lipc_log "'$LIPC_DEV' is already decrypted; remove rd.luksipc from the kernel command line"
+        return 0
+    fi
     if [ "$LIPC_PHASE" = 'done' ]; then
         if [ -f "$LIPC_ARMED" ] && [ -z "${LIPC_IDX:-}" ]; then
             lipc_log "'$LIPC_DEV' is already converted; luksipc-finalize.service in the booted system removes the rd.luksipc flags"
@@ -1196,7 +1216,8 @@ lipc_main() {
     lipc_load_status
     lipc_notes
     lipc_refresh "$LIPC_DEV"
-    lipc_open
+    # decrypted: the filesystem is on the device itself, nothing to open
+    [ "$LIPC_MODE" = decrypt ] || lipc_open
 }
 
 # lipc_run: entry point for the adapters; see the contract at the top.
