@@ -149,6 +149,41 @@ static int open_state(struct job *j)
 }
 
 
+/*
+ * Two paths that name the same file, also when neither exists yet: each
+ * parent directory resolved, then the last component compared.
+ */
+static int same_path(const char *a, const char *b)
+{
+	char ra[8400], rb[8400];
+	const char *p[2] = { a, b };
+	char *out[2] = { ra, rb };
+
+	for (int i = 0; i < 2; i++) {
+		char dir[4096], *slash, *res;
+		const char *base;
+
+		if ((res = realpath(p[i], NULL))) {
+			snprintf(out[i], sizeof(ra), "%.4000s", res);
+			free(res);
+			continue;
+		}
+		snprintf(dir, sizeof(dir), "%s", p[i]);
+		slash = strrchr(dir, '/');
+		base = slash ? p[i] + (slash - dir) + 1 : p[i];
+		if (!slash)
+			snprintf(dir, sizeof(dir), ".");
+		else if (slash == dir)
+			dir[1] = '\0';
+		else
+			*slash = '\0';
+		res = realpath(dir, NULL);
+		snprintf(out[i], sizeof(ra), "%.4000s/%.4000s", res ? res : dir, base);
+		free(res);
+	}
+	return strcmp(ra, rb) == 0;
+}
+
 /* The same file or partition, whatever the names. */
 static int same_storage(const struct dev *a, const struct dev *b)
 {
@@ -193,7 +228,7 @@ static int header_target_holds(struct job *j, uint64_t len, const char *uuid)
  * on a fresh start, and is refused on a resume: the filesystem that holds
  * it is probably not mounted. Only reads.
  */
-static int open_header_target(struct job *j, uint64_t len, const char *uuid, int want_luks)
+static int open_header_target(struct job *j, uint64_t len, const char *uuid, int want_luks, int any)
 {
 	const char *path = j->o->header;
 	char why[512], a[32];
@@ -239,6 +274,10 @@ static int open_header_target(struct job *j, uint64_t len, const char *uuid, int
 		log_error("header target '%s' is too small: it has %s, the LUKS header needs %s; name a larger partition, or a file, with --header", path,
 			  fmt_size(j->hdr.size, why, sizeof(why)), fmt_size(len, a, sizeof(a)));
 		return E_REFUSED;
+	}
+	if (any) { /* the header write itself was cut: whatever it left is overwritten again */
+		log_verbose("the write of the header to '%s' was interrupted; it is written again", path);
+		return 0;
 	}
 	r = header_target_holds(j, j->hdr.is_block ? len : j->hdr.size, uuid);
 	if (r < 0) {
@@ -425,11 +464,11 @@ static int decrypt_start(struct job *j, const char *dev_uuid)
 			  o->device, dev_uuid);
 		return E_REFUSED;
 	}
-	if (!strcmp(o->header, o->state)) {
+	if (same_path(o->header, o->state)) {
 		log_error("header target '%s' is the state store; name the detached header with --header and the store with --state", o->header);
 		return E_REFUSED;
 	}
-	if ((r = open_header_target(j, 0, NULL, 1)) < 0)
+	if ((r = open_header_target(j, 0, NULL, 1, 0)) < 0)
 		return r;
 	free(j->image);
 	j->image = NULL;
@@ -532,11 +571,11 @@ static int start(struct job *j)
 	}
 	if ((r = plan_geometry(j)) < 0)
 		return r;
-	if (o->header && !strcmp(o->header, o->state)) {
+	if (o->header && same_path(o->header, o->state)) {
 		log_error("header target '%s' is the state store; name another file or partition with --header", o->header);
 		return E_REFUSED;
 	}
-	if (o->header && (r = open_header_target(j, job_header_size(j), NULL, 0)) < 0)
+	if (o->header && (r = open_header_target(j, job_header_size(j), NULL, 0, 0)) < 0)
 		return r;
 	/* the marker first: it tells more than any later refusal would */
 	if ((r = marker_sign(j, marker_why, sizeof(marker_why))) < 0)
@@ -915,9 +954,10 @@ static int ensure_marker(struct job *j)
  * exactly when the conversion was started with it; the target must hold
  * zeros, or this conversion's header once it is written. Only reads.
  */
-static int check_detached(struct job *j)
+static int check_detached(struct job *j, int finishing)
 {
 	const struct state_sb *sb = &j->st.sb;
+	char given[8192], cwd[4096];
 	int r;
 
 	if (sb->detached && !j->o->header) {
@@ -931,21 +971,30 @@ static int check_detached(struct job *j)
 	}
 	if (!sb->detached)
 		return 0;
-	r = open_header_target(j, sb->header_len, sb->luks_uuid, 0);
+	if (j->o->header[0] != '/' && getcwd(cwd, sizeof(cwd)))
+		snprintf(given, sizeof(given), "%s/%s", cwd, j->o->header);
+	else
+		snprintf(given, sizeof(given), "%s", j->o->header);
+	if (strcmp(given, sb->header_path))
+		log_warn("--header '%s' is not the path this conversion started with ('%s'); the header goes to '%s'", j->o->header, sb->header_path,
+			 j->o->header);
+	r = open_header_target(j, sb->header_len, sb->luks_uuid, 0, finishing);
 	return r < 0 ? r : 0;
 }
 
 static int resume(struct job *j)
 {
-	int r = check_identity(j);
+	int r = check_identity(j), d;
 
-	if (r == 0)
-		r = check_detached(j);
 	if (r < 0)
 		return r;
 	r = state_load_records(&j->st);
 	if (r < 0 && r != -ENOENT)
 		return r;
+	/* with every step done and no journal, only the header write (or wipe) is left: a cut in it leaves anything there */
+	d = check_detached(j, r == 0 && j->st.rec.phase != PHASE_DONE && j->st.rec.frontier == 0 && !j->st.rec.journal_f);
+	if (d < 0)
+		return d;
 	if (r == 0 && j->st.rec.phase == PHASE_DONE)
 		return already_done(j);
 	if (r == 0 && (r = check_store_size(j)) < 0)
