@@ -3,21 +3,27 @@
 
 Input: the original device image, the trace of one uninterrupted traced run
 (LUKSIPC_TEST_TRACE, format in docs/interface.md) and that run's final
-device image. Each target (0 = device, 1 = state store) is modelled as its
-initial bytes plus the ordered writes and size changes of the trace; a
-flush ('F') of a target makes that target's earlier operations durable.
+device image. Each target (0 = device, 1 = state store, 3 = the detached
+LUKS header file of `convert --header`) is modelled as its initial bytes
+plus the ordered writes and size changes of the trace; a flush ('F') of a
+target makes that target's earlier operations durable. Target 2 (a
+generated key file) is not part of the model.
 
 At every op boundary i, the durable operations are kept and the pending
 (unflushed) ones are: all dropped, all applied, applied as random subsets,
 or torn (the operations before one pending write applied, that write cut at
 a 512-byte boundary, written as a random subset of its sectors or with one
-garbage sector, the later ones dropped). The state store is absent until
-the trace first touches it. Each distinct crash state is resumed by running
-the convert command again; it must exit 0 and leave a device that is
-byte-identical to the reference final image. A crash state whose device is
-still the original (nothing written to it yet) may instead get a fresh
-header: then the result must decrypt, with the key file, to the original
-plaintext (checked with luksdecrypt.py) and cryptsetup must accept the key.
+garbage sector, the later ones dropped). The state store and the detached
+header file are absent until the trace first touches them (then they exist,
+empty until a size change or write of theirs reaches the disk). Each
+distinct crash state is resumed by running the convert command again; it
+must exit 0 and leave a device that is byte-identical to the reference
+final image (and, with --ref-header, a detached header file byte-identical
+to the uninterrupted run's). A crash state whose device is still the
+original (nothing written to it yet) may instead get a fresh header: then
+the result must decrypt, with the key file, to the original plaintext
+(checked with luksdecrypt.py; with a detached header, the header is read
+from the header file the resume left) and cryptsetup must accept the key.
 The expected plaintext is --plain FILE when given (re-encryption: --orig is
 the LUKS source, --plain its decrypted payload), else --orig; with
 --used-ranges FILE ("start end" byte ranges per line, --used-only) only
@@ -25,9 +31,11 @@ those ranges of it are compared.
 
 Usage:
   enumerate.py --orig IMG --trace TRACE --ref FINAL --key K --data-length P
-               --workdir DIR [--ref-state STATE] [--plain FILE] [--jobs 2]
-               [--min-states 2000] [--max-failures N]
-               [--seed N] -- CMD... ({dev} and {state} are replaced)
+               --workdir DIR [--ref-state STATE] [--ref-header HDR]
+               [--plain FILE] [--jobs 2] [--min-states 2000] [--max-failures N]
+               [--seed N] -- CMD... ({dev}, {state} and {hdr} are replaced)
+{hdr} is the per-state path of the detached header file; a command with
+{hdr} needs a trace with target-3 operations, and the other way round.
 Prints progress and one summary line, `crash states: N run (...), F failed,
 Ts`; exits 0 only when F is 0, at least --min-states distinct states were
 run and nothing else went wrong (any exception exits non-zero too).
@@ -78,7 +86,7 @@ def read_trace(path):
         op, target, zero, length, offset = struct.unpack_from("<BBHIQ", buf, pos)
         pos += 16
         op = chr(op)
-        if op not in "WFS" or zero != 0 or target > 2:
+        if op not in "WFS" or zero != 0 or target > 3:
             raise SystemExit("trace: bad record at %d: op=%r target=%d zero=%d"
                              % (pos - 16, op, target, zero))
         data = b""
@@ -158,22 +166,33 @@ def torn_modes(op, rnd):
     return modes
 
 
+TARGETS = (0, 1, 3)  # device, state store, detached header file
+
+
 class Model:
     """Walk the trace; at each boundary expose durable images and pending ops."""
 
     def __init__(self, ops, orig):
         self.ops = ops
-        self.dev_durable = bytearray(orig)
-        self.state_durable = bytearray()
+        self.has_hdr = any(o.target == 3 for o in ops)
+        self.durable = {0: bytearray(orig), 1: bytearray(), 3: bytearray()}
         self.state_created = False
-        self.pending = {0: [], 1: []}
-        self.per_target = {0: [o for o in ops if o.target == 0 and o.op != "F"],
-                           1: [o for o in ops if o.target == 1 and o.op != "F"]}
-        self.durable_count = {0: 0, 1: 0}
+        self.hdr_created = False
+        self.pending = {t: [] for t in TARGETS}
+        self.per_target = {t: [o for o in ops if o.target == t and o.op != "F"] for t in TARGETS}
+        self.durable_count = {t: 0 for t in TARGETS}
+
+    @property
+    def dev_durable(self):
+        return self.durable[0]
+
+    @property
+    def state_durable(self):
+        return self.durable[1]
 
     def advance(self, op):
         if op.op == "F":
-            img = self.dev_durable if op.target == 0 else self.state_durable
+            img = self.durable[op.target]
             for p in self.pending[op.target]:
                 apply_op(img, p)
             self.durable_count[op.target] += len(self.pending[op.target])
@@ -182,20 +201,23 @@ class Model:
             self.pending[op.target].append(op)
         if op.target == 1:
             self.state_created = True
+        if op.target == 3:
+            self.hdr_created = True
 
     def all_pending(self):
-        return sorted(self.pending[0] + self.pending[1], key=lambda o: o.idx)
+        return sorted(self.pending[0] + self.pending[1] + self.pending[3], key=lambda o: o.idx)
 
 
 def build(model, choice):
-    """choice: list of (op, mode) for the pending ops that reach the disk."""
-    dev = bytearray(model.dev_durable)
-    st = bytearray(model.state_durable)
+    """choice: list of (op, mode) for the pending ops that reach the disk.
+    Returns (device, state or None, header file or None, device touched)."""
+    imgs = {t: bytearray(model.durable[t]) for t in TARGETS}
     touched = False
     for op, mode in choice:
-        apply_op(dev if op.target == 0 else st, op, mode)
+        apply_op(imgs[op.target], op, mode)
         touched = touched or (op.target == 0 and op.op == "W")
-    return dev, (bytes(st) if model.state_created else None), touched
+    return (imgs[0], (bytes(imgs[1]) if model.state_created else None),
+            (bytes(imgs[3]) if model.hdr_created else None), touched)
 
 
 def variants(model, boundary, rnd, extra=False):
@@ -240,7 +262,11 @@ def state_key(model, choice):
     Per target: the length of the prefix of its ops that fully reached the
     disk, then the other ops that did (with their torn mode)."""
     key = [model.state_created]
-    for t in (0, 1):
+    targets = (0, 1)
+    if model.has_hdr:
+        key.append(model.hdr_created)
+        targets = (0, 1, 3)
+    for t in targets:
         done = model.durable_count[t]
         seq = model.per_target[t]
         full = {op.idx for op, mode in choice if mode is None and op.target == t}
@@ -254,8 +280,9 @@ def state_key(model, choice):
 
 
 class Runner:
-    def __init__(self, a, cmd, ref):
+    def __init__(self, a, cmd, ref, ref_header=None, has_hdr=False):
         self.a, self.cmd, self.ref = a, cmd, ref
+        self.ref_header, self.has_hdr = ref_header, has_hdr
         self.slots = [os.path.join(a.workdir, "w%d" % k) for k in range(a.jobs)]
         for s in self.slots:
             os.makedirs(s, exist_ok=True)
@@ -264,26 +291,29 @@ class Runner:
         self.identical = self.decrypted = 0
         self.failures = []
 
-    def run(self, n, boundary, desc, dev, st, touched):
+    def run(self, n, boundary, desc, dev, st, hdr, touched):
         with self.lock:
             slot = self.free.pop()
         try:
-            return self._run(slot, n, boundary, desc, dev, st, touched)
+            return self._run(slot, n, boundary, desc, dev, st, hdr, touched)
         finally:
             with self.lock:
                 self.free.append(slot)
 
-    def _run(self, slot, n, boundary, desc, dev, st, touched):
+    def _run(self, slot, n, boundary, desc, dev, st, hdr, touched):
         devp = os.path.join(slot, "dev.img")
         stp = os.path.join(slot, "state")
+        hdrp = os.path.join(slot, "hdr")
         with open(devp, "wb") as f:
             f.write(dev)
-        if os.path.exists(stp):
-            os.unlink(stp)
-        if st is not None:
-            with open(stp, "wb") as f:
-                f.write(st)
-        argv = [c.replace("{dev}", devp).replace("{state}", stp) for c in self.cmd]
+        for path, data in ((stp, st), (hdrp, hdr)):
+            if os.path.exists(path):
+                os.unlink(path)
+            if data is not None:
+                with open(path, "wb") as f:
+                    f.write(data)
+        argv = [c.replace("{dev}", devp).replace("{state}", stp).replace("{hdr}", hdrp)
+                for c in self.cmd]
         try:
             p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
             rc, err = p.returncode, p.stderr.decode(errors="replace").strip()
@@ -295,13 +325,17 @@ class Runner:
         else:
             with open(devp, "rb") as f:
                 same = f.read() == self.ref
-            if same:
+            if same and self.ref_header is not None:
+                why = self.same_header(hdrp)
+            if why:
+                pass
+            elif same:
                 with self.lock:
                     self.identical += 1
             elif touched:
                 why = "device differs from the reference final image"
             else:
-                why = self.verify_fresh(devp)
+                why = self.verify_fresh(devp, hdrp if self.has_hdr else None)
                 if why is None:
                     with self.lock:
                         self.decrypted += 1
@@ -318,39 +352,59 @@ class Runner:
                 if st is not None:
                     with open(os.path.join(d, "state"), "wb") as f:
                         f.write(st)
+                if hdr is not None:
+                    with open(os.path.join(d, "hdr"), "wb") as f:
+                        f.write(hdr)
                 with open(os.path.join(d, "what.txt"), "w") as f:
                     f.write("boundary %d\n%s\n%s\n" % (boundary, desc, why))
         return why is None
 
-    def verify_fresh(self, devp):
+    def same_header(self, hdrp):
+        """None if the detached header file equals the reference one."""
+        if not os.path.exists(hdrp):
+            return "the detached header file %s is missing" % hdrp
+        with open(hdrp, "rb") as f:
+            got = f.read()
+        if got == self.ref_header:
+            return None
+        if len(got) != len(self.ref_header):
+            return ("detached header file is %d bytes, the reference one %d"
+                    % (len(got), len(self.ref_header)))
+        bad = next(i for i in range(len(got)) if got[i] != self.ref_header[i])
+        return "detached header file differs from the reference one at byte %d" % bad
+
+    def verify_fresh(self, devp, hdrp=None):
+        if hdrp is not None and not os.path.exists(hdrp):
+            return "fresh header, but the detached header file %s is missing" % hdrp
         try:
             why = decrypts_to(devp, self.a.key, self.a.plain or self.a.orig, self.a.data_length,
-                              self.a.used)
+                              self.a.used, header=hdrp)
         except luksdecrypt.Error as ex:
             why = "luksdecrypt: error: %s" % ex
         if why:
             return "fresh header, plaintext wrong: " + why
         p = subprocess.run(["cryptsetup", "open", "--test-passphrase", "--key-file",
-                            self.a.key, devp], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            self.a.key, hdrp or devp], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
         if p.returncode != 0:
             return "fresh header, cryptsetup rejects the key"
         return None
 
 
-def decrypts_to(img, key_file, expect, length, used=None):
+def decrypts_to(img, key_file, expect, length, used=None, header=None):
     """None if the first length plaintext bytes of the LUKS image img, opened
     with key_file, are those of expect; else why not. What `luksdecrypt.py
-    IMG --key-file K --expect FILE --length N` checks, in this process:
-    importing the decryptor costs more than decrypting a small image."""
-    info = luksdecrypt.parse_dump(luksdecrypt.run(["cryptsetup", "luksDump", img]))
-    key = luksdecrypt.volume_key(img, key_file)
+    IMG --key-file K [--header HDR] --expect FILE --length N` checks, in this
+    process: importing the decryptor costs more than decrypting a small
+    image. header: a detached header file (the data of img from its data
+    offset)."""
+    hdr = header or img
+    info = luksdecrypt.parse_dump(luksdecrypt.run(["cryptsetup", "luksDump", hdr]))
+    key = luksdecrypt.volume_key(hdr, key_file)
     if info["key_bits"] is not None and len(key) * 8 != info["key_bits"]:
         return "volume key is %d bits, header says %d" % (len(key) * 8, info["key_bits"])
     unit = info["sector_size"]
-    area = os.path.getsize(img) - info["offset"]
-    if info.get("segment_length"):
-        area = min(area, info["segment_length"])
-    area -= area % unit
+    area = luksdecrypt.data_area(info, os.path.getsize(img))
     if length > area:
         return "requested %d bytes but the data area holds %d" % (length, area)
     units = (length + unit - 1) // unit * unit
@@ -388,6 +442,8 @@ def main():
     ap.add_argument("--trace", required=True)
     ap.add_argument("--ref", required=True)
     ap.add_argument("--ref-state")
+    ap.add_argument("--ref-header", help="the uninterrupted run's final detached header"
+                    " file: a resumed state must leave {hdr} identical to it")
     ap.add_argument("--plain", help="expected plaintext for a fresh-header result"
                     " (default: --orig)")
     ap.add_argument("--key", required=True)
@@ -420,11 +476,31 @@ def main():
     print("trace: %d ops: %s" % (len(ops), ", ".join(
         "%s%d=%d" % (k[0], k[1], v) for k, v in sorted(counts.items()))), flush=True)
 
+    # A detached header: the command names its file ({hdr}), the trace has
+    # its operations (target 3), and the reference is the traced run's.
+    has_hdr = any(op.target == 3 for op in ops)
+    cmd_hdr = any("{hdr}" in c for c in a.cmd)
+    if cmd_hdr and not has_hdr:
+        print("FAIL: the command has {hdr} but the trace has no operation on the detached"
+              " header file (target 3); its I/O bypasses the traced seam", flush=True)
+        return 1
+    if has_hdr and not cmd_hdr:
+        print("FAIL: the trace writes a detached header file (target 3) but the command"
+              " has no {hdr}", flush=True)
+        return 1
+    if a.ref_header and not has_hdr:
+        print("FAIL: --ref-header given but the trace has no target-3 operation", flush=True)
+        return 1
+    ref_header = None
+    if a.ref_header:
+        with open(a.ref_header, "rb") as f:
+            ref_header = f.read()
+
     # The trace must be complete: replaying it all gives the reference images.
     full = Model(ops, orig)
     for op in ops:
         full.advance(op)
-    dev, st, _ = build(full, [(p, None) for p in full.all_pending()])
+    dev, st, hdr, _ = build(full, [(p, None) for p in full.all_pending()])
     if hashlib.sha256(dev).hexdigest() != sha_file(a.ref):
         print("FAIL: replaying the whole trace does not give the reference device image;"
               " some device I/O bypasses the traced seam", flush=True)
@@ -435,6 +511,10 @@ def main():
                 print("FAIL: replaying the whole trace does not give the final state store",
                       flush=True)
                 return 1
+    if ref_header is not None and hdr != ref_header:
+        print("FAIL: replaying the whole trace does not give the reference detached header"
+              " file; some header I/O bypasses the traced seam", flush=True)
+        return 1
     if full.all_pending():
         print("note: %d ops were never flushed at the end of the run: %r"
               % (len(full.all_pending()), full.all_pending()[:4]), flush=True)
@@ -442,7 +522,7 @@ def main():
         ref = f.read()
 
     rnd = random.Random(a.seed)
-    runner = Runner(a, a.cmd, ref)
+    runner = Runner(a, a.cmd, ref, ref_header, has_hdr)
     seen = set()
     n = 0
     t0 = time.time()
@@ -460,9 +540,9 @@ def main():
         if key in seen:
             return
         seen.add(key)
-        dev, st, touched = build(model, choice)
+        dev, st, hdr, touched = build(model, choice)
         n += 1
-        inflight.append(pool.submit(runner.run, n, boundary, desc, dev, st, touched))
+        inflight.append(pool.submit(runner.run, n, boundary, desc, dev, st, hdr, touched))
         if len(inflight) >= 2 * a.jobs:
             inflight[0].result()
             for f in inflight:

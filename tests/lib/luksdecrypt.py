@@ -12,15 +12,22 @@ segment, also when the encryption sector size is 4096 (each 4096-byte unit
 uses the IV of its first 512-byte sector), as dm-crypt does for LUKS2
 without iv_large_sectors.
 
+With --header HDR (a detached header, `luksipc convert --header`,
+`cryptsetup --header`) the header, and so the volume key, is read from HDR
+and the data of IMG is decrypted from the header's data offset (0 for a
+header made for a detached use).
+
 Usage:
-  luksdecrypt.py IMG --key-file K [--length N] [--out FILE]
+  luksdecrypt.py IMG --key-file K [--header HDR] [--length N] [--out FILE]
                      [--expect FILE | --expect-sha256 HEX] [--info]
   luksdecrypt.py IMG --volume-key-file VK ...   (skip the keyslot)
 
 --length N: only the first N plaintext bytes (default: the whole data area).
 --expect FILE: compare with the first N bytes of FILE (N defaults to the
   data area; FILE must be at least N bytes long).
---info: print the parsed header geometry as one JSON object on stdout.
+--info: print the parsed header geometry as one JSON object on stdout
+  (with --header: also "header", its path; "image_size" and "data_area"
+  are those of IMG).
 
 Exit: 0 ok (or equal), 1 plaintext differs, 2 error.
 """
@@ -92,6 +99,16 @@ def parse_dump(text):
     if info["cipher"] != "aes-xts-plain64":
         raise Error("unsupported cipher %r" % info["cipher"])
     return info
+
+
+def data_area(info, img_size):
+    """Bytes of the data segment on an image of img_size bytes: from the
+    data offset to the end of the image (or of the segment's fixed length),
+    in whole encryption sectors."""
+    area = img_size - info["offset"]
+    if info.get("segment_length"):
+        area = min(area, info["segment_length"])
+    return area - area % info["sector_size"]
 
 
 def volume_key(img, key_file):
@@ -188,6 +205,8 @@ def main():
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--key-file")
     g.add_argument("--volume-key-file")
+    ap.add_argument("--header", help="detached LUKS header: read the header from this"
+                    " file, the data from IMG")
     ap.add_argument("--length", type=int)
     ap.add_argument("--out")
     e = ap.add_mutually_exclusive_group()
@@ -196,22 +215,22 @@ def main():
     ap.add_argument("--info", action="store_true")
     a = ap.parse_args()
 
-    info = parse_dump(run(["cryptsetup", "luksDump", a.image]))
+    hdr = a.header or a.image
+    info = parse_dump(run(["cryptsetup", "luksDump", hdr]))
+    if a.header:
+        info["header"] = a.header
     if a.volume_key_file:
         with open(a.volume_key_file, "rb") as f:
             key = f.read()
     else:
-        key = volume_key(a.image, a.key_file)
+        key = volume_key(hdr, a.key_file)
     if info["key_bits"] is not None and len(key) * 8 != info["key_bits"]:
         raise Error("volume key is %d bits, header says %d" % (len(key) * 8, info["key_bits"]))
     if len(key) not in (32, 64):
         raise Error("unexpected volume key length %d" % len(key))
     img_size = os.path.getsize(a.image)
     unit = info["sector_size"]
-    area = img_size - info["offset"]
-    if info.get("segment_length"):
-        area = min(area, info["segment_length"])
-    area -= area % unit
+    area = data_area(info, img_size)
     info["data_area"] = area
     info["image_size"] = img_size
     if a.info:
