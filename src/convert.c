@@ -533,6 +533,9 @@ static int decrypt_start(struct job *j, const char *dev_uuid)
 		log_error("cannot open the LUKS header in '%s': %s", o->header, luks_last_error()[0] ? luks_last_error() : strerror(-r));
 		return E_REFUSED;
 	}
+	/* what the key decrypts must be a filesystem, whole: a header of another device would write noise over the data */
+	if ((r = reencrypt_check_decrypted(j, j->vk, j->vk_len, &li, &sb)) < 0)
+		return r;
 	sb.mode = MODE_DECRYPT;
 	sb.geo = j->geo;
 	sb.sector_size = li.sector_size;

@@ -141,7 +141,11 @@ int job_check_filesystem(struct job *j, struct dev *plain, uint64_t p, struct st
 			log_warn("no filesystem recognised on '%s'; converting its first %llu bytes, the last %s are lost", dev, (unsigned long long)p, fmt_size(j->dev.size - p, a, sizeof(a)));
 			return 0;
 		}
-		log_error("no filesystem recognised on '%s'; if it holds data that ends before byte %llu, use --no-seatbelt", dev, (unsigned long long)p);
+		if (j->o->decrypt)
+			log_error("the header '%s' does not decrypt '%s' to a filesystem luksipc recognises: is it the header of this device? nothing was written (--no-seatbelt decrypts anyway)",
+				  j->o->header, dev);
+		else
+			log_error("no filesystem recognised on '%s'; if it holds data that ends before byte %llu, use --no-seatbelt", dev, (unsigned long long)p);
 		return E_REFUSED;
 	}
 	r = probe_fs_size(plain, pr.type, &size);

@@ -245,13 +245,13 @@ static int check_half_reencrypted(struct job *j, probe_read_fn rd, void *ctx, ui
 		return r;
 	}
 	if (r)
-		snprintf(extra, sizeof(extra), "the last MiB of its filesystem (below byte %llu) decrypts with the old key to random data, as data re-encrypted with another key does",
+		snprintf(extra, sizeof(extra), "the last MiB of its filesystem (below byte %llu) decrypts to random data, as data a run already converted does",
 			 (unsigned long long)end);
 	return job_check_half_converted(j, rd, ctx, size, sb->fs_type, extra);
 }
 
 /* The plaintext filesystem, decrypted in memory, must fit the new data area. */
-static int check_plaintext(struct job *j, const struct luks_info *old, struct state_sb *sb)
+static int check_plaintext(struct job *j, const uint8_t *vk, size_t vk_len, const struct luks_info *old, struct state_sb *sb)
 {
 	uint64_t plain_size = (j->dev.size - old->data_offset) / old->sector_size * old->sector_size;
 	uint64_t len = plain_size < PROBE_BYTES ? plain_size : PROBE_BYTES;
@@ -264,7 +264,7 @@ static int check_plaintext(struct job *j, const struct luks_info *old, struct st
 	if (r == 0)
 		r = dev_pread_full(&j->dev, buf, len, old->data_offset);
 	if (r == 0)
-		r = xts_new(&dec, j->old_vk, j->old_vk_len, old->sector_size, 0);
+		r = xts_new(&dec, vk, vk_len, old->sector_size, 0);
 	if (r == 0)
 		r = xts_crypt(dec, buf, len, 0);
 	if (r == 0 && (ftruncate(fd, (off_t)plain_size) < 0 || pwrite(fd, buf, len, 0) != (ssize_t)len))
@@ -287,6 +287,11 @@ static int check_plaintext(struct job *j, const struct luks_info *old, struct st
 	if (fd >= 0)
 		close(fd);
 	return r;
+}
+
+int reencrypt_check_decrypted(struct job *j, const uint8_t *vk, size_t vk_len, const struct luks_info *hdr, struct state_sb *sb)
+{
+	return check_plaintext(j, vk, vk_len, hdr, sb);
 }
 
 int reencrypt_start(struct job *j)
@@ -318,7 +323,7 @@ int reencrypt_start(struct job *j)
 		if (r == 0)
 			r = check_half_reencrypted(j, read_mapping, &j->readdev, j->readdev.size, &sb);
 	} else {
-		r = check_plaintext(j, &old, &sb);
+		r = check_plaintext(j, j->old_vk, j->old_vk_len, &old, &sb);
 	}
 	if (r < 0)
 		return r;

@@ -10,6 +10,13 @@
 /* A fresh start: checks the LUKS device, then plans, prepares and runs it. */
 int reencrypt_start(struct job *j);
 /*
+ * --decrypt shares the check of what the header's key decrypts to: a
+ * filesystem that fits j->geo.data_size, and no sign of a run that already
+ * converted part of it (its filesystem's copies, a top that decrypts to
+ * noise). Reads only; refusals logged (E_REFUSED) unless --no-seatbelt.
+ */
+int reencrypt_check_decrypted(struct job *j, const uint8_t *vk, size_t vk_len, const struct luks_info *hdr, struct state_sb *sb);
+/*
  * Resume: opens the old header backup in the state store with the old key,
  * or, with --readdev and no journal, only the mapping.
  */
