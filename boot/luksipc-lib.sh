@@ -646,12 +646,15 @@ lipc_header_setup() {
         lipc_fail "rd.luksipc.header= works with rd.luksipc.mode=encrypt or decrypt; a re-encryption keeps its header on the device: drop rd.luksipc.header="
         return 1
     fi
+    # DEVICE:/PATH splits at the first ":/"; a colon without "/" after it
+    # belongs to the device's name (by-path and USB by-id names have them),
+    # except after a UUID=, LABEL=... tag, where it is a relative PATH
     case $spec in
     ?*:/*)
         devspec=${spec%%:/*}
         path=/${spec#*:/}
         ;;
-    *:*)
+    UUID=*:* | PARTUUID=*:* | LABEL=*:* | PARTLABEL=*:*)
         lipc_fail "bad rd.luksipc.header='$spec': the file after ':' needs an absolute path (DEVICE:/PATH), or name a whole partition (DEVICE)"
         return 1
         ;;
@@ -1101,7 +1104,7 @@ lipc_open() {
         return 0
     fi
     uuid=$(lipc_status_get luks-uuid)
-    [ -n "$uuid" ] || uuid=$(cryptsetup luksUUID "$LIPC_DEV" 2>/dev/null)
+    [ -n "$uuid" ] || uuid=$(cryptsetup luksUUID "${LIPC_HEADER:-$LIPC_DEV}" 2>/dev/null)
     name=$(lipc_arg rd.luksipc.name) || name=luks-$uuid
     if [ -n "$LIPC_HEADER" ]; then
         lipc_log "opening '$LIPC_DEV' as '$name' with the header in '$LIPC_HEADER'"
@@ -1176,9 +1179,10 @@ lipc_main() {
     LIPC_STATE=$(lipc_wait "state device" "$statespec") ||
         { lipc_fail "state device '$statespec' did not appear within ${LIPC_TIMEOUT} s; check rd.luksipc.state="; return 1; }
     lipc_state_unique "$LIPC_STATE" || return 1
+    # the header first: status matches a finished detached conversion by it
+    lipc_header_setup || return 1
     lipc_load_status
     lipc_check_mode || return 1
-    lipc_header_setup || return 1
     lipc_find_device || return 1
 
     if [ "$LIPC_PHASE" = 'done' ] && [ "$LIPC_MODE" = decrypt ]; then

@@ -10,7 +10,7 @@
 #                        with QEMU_KEEP_ON_FAIL=1 (the default)
 #   qemu_log_tail LOG [N]  the last N (default 40) lines of LOG, control
 #                        characters stripped, indented, for failure reports
-#   host_fs_check IMG OFF LEN KEY FS_BYTES SHA256 [ORIG]
+#   host_fs_check IMG OFF LEN KEY FS_BYTES SHA256 [ORIG] [HDR]
 #                        the host's own check of a converted partition:
 #                        bytes [OFF, OFF+LEN) of IMG decrypted with
 #                        tests/lib/luksdecrypt.py (no code shared with
@@ -19,7 +19,10 @@
 #                        HOST_CHECK_MSG; returns 0 equal, 1 differs, 2
 #                        error. ORIG, the original filesystem image, lets a
 #                        difference be located: its first differing byte,
-#                        block and (debugfs icheck/ncheck) file
+#                        block and (debugfs icheck/ncheck) file (give ''
+#                        to skip it). HDR: a detached LUKS header file
+#                        (luksdecrypt.py --header), the partition then
+#                        decrypted from the header's data offset
 #   save_fs IMG OFF FS_BYTES OUT   copy the filesystem (the first FS_BYTES
 #                        of the partition at OFF) out of IMG, for ORIG
 #   skip MSG / fail MSG / pass MSG   print and exit 77 / 1 / 0
@@ -85,23 +88,28 @@ save_fs() {
 
 host_fs_check() {
 	_hc_part=$T/host-check.part
+	_hc_hdr=${8:-}
 	HOST_CHECK_MSG=''
+	if [ -n "$_hc_hdr" ] && [ ! -s "$_hc_hdr" ]; then
+		HOST_CHECK_MSG="the detached header '$_hc_hdr' is missing or empty"
+		return 2
+	fi
 	if ! dd if="$1" of="$_hc_part" bs=1M iflag=skip_bytes,count_bytes skip="$2" count="$3" \
 		status=none; then
 		HOST_CHECK_MSG="cannot copy the partition out of $1"
 		return 2
 	fi
 	_hc_out=$(python3 "$TOP/tests/lib/luksdecrypt.py" "$_hc_part" --key-file "$4" \
-		--length "$5" --expect-sha256 "$6" 2>&1)
+		${_hc_hdr:+--header "$_hc_hdr"} --length "$5" --expect-sha256 "$6" 2>&1)
 	_hc_rc=$?
 	case "$_hc_rc" in
-	0) HOST_CHECK_MSG="luksdecrypt.py: the first $5 bytes decrypt to sha256 $6" ;;
+	0) HOST_CHECK_MSG="luksdecrypt.py: the first $5 bytes decrypt to sha256 $6${_hc_hdr:+ (detached header ${_hc_hdr##*/})}" ;;
 	1)
 		HOST_CHECK_MSG=$(printf '%s' "$_hc_out" | tr '\n' ' ')
 		if [ -n "${7:-}" ]; then
 			# Decrypt again against the original: where it first differs.
 			_hc_off=$(python3 "$TOP/tests/lib/luksdecrypt.py" "$_hc_part" --key-file "$4" \
-				--length "$5" --expect "$7" 2>&1 | sed -n 's/.*differs at data offset \([0-9]*\).*/\1/p')
+				${_hc_hdr:+--header "$_hc_hdr"} --length "$5" --expect "$7" 2>&1 | sed -n 's/.*differs at data offset \([0-9]*\).*/\1/p')
 			if [ -n "$_hc_off" ]; then
 				_hc_blk=$((_hc_off / 4096))
 				_hc_ino=$(debugfs -R "icheck $_hc_blk" "$7" 2>/dev/null | awk 'NR > 1 { print $2 }')

@@ -15,6 +15,12 @@
 # A filesystem that truly lacks the room is refused with one line and not
 # one byte written. (Issue 16: resize2fs -P's estimate refused every such
 # filesystem of 1000 MiB or less with "New size smaller than minimum".)
+#
+# rd.luksipc.header= (a detached header), with luksipc, cryptsetup, mount
+# and the rest stubbed: DEVICE and DEVICE:/PATH, the refusals, the mount
+# (-t TYPE rw,nosuid,nodev,noexec) and its unmount after the open,
+# --header to convert and to cryptsetup open, a finished conversion found
+# by its recorded path, no resize, rd.luksipc.N.header= per device.
 # shellcheck source=tests/lib/common.sh
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -403,6 +409,7 @@ used_only_args() {
 	(
 		# shellcheck source=boot/luksipc-lib.sh
 		. "$LIB"
+		# shellcheck disable=SC2030 # the subshell's own
 		PATH=$T/stubbin:$PATH
 		LIPC_CMDLINE="rd.luksipc=root rd.luksipc.used-only=$2"
 		LIPC_MODE=encrypt LIPC_DEV=/dev/vda2 LIPC_FRAMEWORK=dracut
@@ -495,6 +502,299 @@ t_dracut_boot_nothing_to_do() {
 	done
 }
 
+# ---- rd.luksipc.header= (a detached header) --------------------------------
+# The library with its tools stubbed on PATH ($T/stub): luksipc, cryptsetup,
+# mount, umount, blkid (says $STUB_FSTYPE, default ext4), modprobe, udevadm,
+# e2fsck, resize2fs, dumpe2fs. Every call is logged to $T/calls. Device
+# specs resolve at once: /dev/* to itself, a UUID= to nothing (a device
+# converted with a detached header carries no signature, so neither its
+# filesystem UUID nor a LUKS UUID), anything else to /dev/stub/SPEC.
+# The stub mount puts the files of $T/hdrdev into the mount point, umount
+# removes them. The stub luksipc keeps "PHASE DEVICE [HEADER]" in
+# $T/phase.STATE (convert writes "done", and a header file under $T/run);
+# its status answers as luksipc's does (src/status.c): it prints the state,
+# and exits 3 when the device (-d, else the recorded one) does not match;
+# a finished conversion with a detached header matches only while that
+# header can be read, i.e. while its filesystem is mounted.
+
+hdr_stubs() {
+	mkdir -p stub run
+	rm -f phase.*
+	random_key key
+	cat >stub/luksipc <<'SH'
+#!/bin/sh
+echo "luksipc $*" >>"$T/calls"
+cmd=$1
+shift
+st='' dev='' notes='' hdr=''
+while [ $# -gt 0 ]; do
+	case $1 in
+	--state) st=$2; shift ;;
+	-d) dev=$2; shift ;;
+	--header) hdr=$2; shift ;;
+	--notes) notes=1 ;;
+	esac
+	shift
+done
+f=$T/phase.$(printf '%s' "$st" | tr / _)
+case $cmd in
+status)
+	[ -s "$f" ] || { echo "luksipc: error: '$st' holds no luksipc state" >&2; exit 3; }
+	[ -z "$notes" ] || exit 0
+	read -r phase recorded header <"$f"
+	printf 'state: %s\nmode: encrypt\nphase: %s\ndevice: %s\ndata-size: 1048576\ndone: 1048576\nluks-uuid: 1234abcd\n' \
+		"$st" "$phase" "$recorded"
+	[ -z "$header" ] || echo "detached-header: $header"
+	[ -z "$dev" ] || [ "$dev" = "$recorded" ] || exit 3
+	case $phase:$header in
+	done:"$T"/run/*) [ -e "$header" ] || exit 3 ;;
+	esac
+	;;
+convert)
+	echo "done $dev $hdr" >"$f"
+	case $hdr in "$T"/run/*) printf 'LUKS\272\276' >"$hdr" ;; esac
+	;;
+esac
+SH
+	cat >stub/mount <<'SH'
+#!/bin/sh
+echo "mount $*" >>"$T/calls"
+for a; do m=$a; done
+cp "$T"/hdrdev/* "$m"/ 2>/dev/null || :
+SH
+	cat >stub/umount <<'SH'
+#!/bin/sh
+echo "umount $*" >>"$T/calls"
+rm -f "$1"/*
+SH
+	mkdir -p hdrdev
+	printf 'LUKS\272\276' >hdrdev/root.hdr
+	# shellcheck disable=SC2016 # expanded by the stubs
+	for c in cryptsetup modprobe udevadm; do
+		printf '#!/bin/sh\necho "%s $*" >>"$T/calls"\n' "$c" >"stub/$c"
+	done
+	# shellcheck disable=SC2016 # expanded by the stubs
+	for c in e2fsck resize2fs dumpe2fs; do
+		printf '#!/bin/sh\necho "%s $*" >>"$T/calls"\nexit 8\n' "$c" >"stub/$c"
+	done
+	cat >stub/blkid <<'SH'
+#!/bin/sh
+echo "blkid $*" >>"$T/calls"
+printf '%s\n' "${STUB_FSTYPE-ext4}"
+SH
+	chmod 755 stub/*
+	: >calls
+}
+
+# hdr_lib CMDS: CMDS (shell text) after sourcing the library with the
+# stubs; stdout on $T/out, stderr (the log, and LIPC_ERROR when CMDS
+# fails) on $T/err; returns what CMDS returned.
+hdr_lib() {
+	export T
+	# shellcheck disable=SC2031 # PATH as the case runs it
+	hdr_path=$T/stub:$PATH
+	(
+		# shellcheck source=boot/luksipc-lib.sh
+		. "$LIB"
+		# shellcheck disable=SC2317 # called by the library
+		lipc_resolve() {
+			case $1 in
+			UUID=*) return 1 ;;
+			/dev/*) echo "$1" ;;
+			*) printf '/dev/stub/%s\n' "$(printf '%s' "$1" | tr '=/:' '___')" ;;
+			esac
+		}
+		PATH=$hdr_path
+		LIPC_BIN=$T/stub/luksipc LIPC_RUN=$T/run LIPC_FRAMEWORK=dracut
+		LIPC_ARMED=$T/no-armed LIPC_TEST_HOOKS=$T/no-test-hooks
+		LIPC_CRED_DIR=$T/no-cred LIPC_FWCFG_DIR=$T/no-fwcfg/by_name/x LIPC_DMI_DIR=$T/no-dmi
+		rc=0
+		eval "$1" || rc=$?
+		[ "$rc" = 0 ] || printf '%s\n' "$LIPC_ERROR" >&2
+		exit "$rc"
+	) >"$T/out" 2>"$T/err"
+}
+
+# hdr_boot CMDLINE: lipc_run on CMDLINE (+ the key file and the stubs).
+hdr_boot() {
+	# shellcheck disable=SC2016 # expanded in hdr_lib's subshell
+	hdr_lib 'LIPC_CMDLINE="$HDR_CMDLINE rd.luksipc.key=$T/key"; lipc_run'
+}
+
+# line_of REGEX: the number of the first line of $T/calls matching REGEX.
+line_of() {
+	n=$(grep -n -E -- "$1" "$T/calls" | head -n 1 | cut -d: -f1)
+	[ -n "$n" ] || { sed 's/^/  | /' "$T/calls" >&2; fail "no call matches /$1/"; }
+	echo "$n"
+}
+
+# in_order N...: each N is smaller than the next.
+in_order() {
+	while [ $# -gt 1 ]; do
+		[ "$1" -lt "$2" ] || return 1
+		shift
+	done
+}
+
+# hdr_setup SPEC: lipc_header_setup alone for rd.luksipc.header=SPEC
+# ("-": no flag); prints rc, LIPC_HEADER, LIPC_HDRMNT and LIPC_ERROR.
+hdr_setup() {
+	: >"$T/calls"
+	flag="rd.luksipc.header=$1"
+	[ "$1" != - ] || flag=
+	# shellcheck disable=SC2016 # expanded in hdr_lib's subshell
+	HDR_FLAG=$flag hdr_lib 'LIPC_CMDLINE="rd.luksipc=PARTUUID=r $HDR_FLAG"
+		r=0; lipc_header_setup || r=$?
+		printf "rc=%s\nheader=%s\nhdrmnt=%s\nerror=%s\n" "$r" "$LIPC_HEADER" "$LIPC_HDRMNT" "$LIPC_ERROR"'
+}
+
+t_header_spec() {
+	hdr_stubs
+	# DEVICE: the raw partition itself, nothing mounted
+	hdr_setup PARTLABEL=lipchdr
+	assert_eq "$(sed -n 's/^rc=//p' out)" 0 "rc for DEVICE"
+	assert_eq "$(sed -n 's/^header=//p' out)" /dev/stub/PARTLABEL_lipchdr "header for DEVICE"
+	assert_eq "$(sed -n 's/^hdrmnt=//p' out)" "" "mount point for DEVICE"
+	assert_no_grep '^(mount|blkid) ' calls
+	# DEVICE:/PATH: the file PATH in the filesystem on DEVICE
+	hdr_setup LABEL=lipchdr:/luks/root.hdr
+	assert_eq "$(sed -n 's/^rc=//p' out)" 0 "rc for DEVICE:/PATH"
+	assert_eq "$(sed -n 's/^header=//p' out)" "$T/run/hdr/luks/root.hdr" "header for DEVICE:/PATH"
+	assert_eq "$(sed -n 's/^hdrmnt=//p' out)" "$T/run/hdr" "mount point for DEVICE:/PATH"
+	assert_grep "^mount .* /dev/stub/LABEL_lipchdr $T/run/hdr\$" calls
+	# a /dev path as DEVICE
+	hdr_setup /dev/vdc:/root.hdr
+	assert_eq "$(sed -n 's/^header=//p' out)" "$T/run/hdr/root.hdr" "header for /dev/vdc:/root.hdr"
+	assert_grep "^mount .* /dev/vdc $T/run/hdr\$" calls
+	# no flag: no header, nothing touched
+	hdr_setup -
+	assert_eq "$(sed -n 's/^rc=//p' out)$(sed -n 's/^header=//p' out)" 0 "no flag"
+	[ ! -s calls ] || { cat calls; fail "no rd.luksipc.header= but tools were called"; }
+	# refused, nothing mounted: a relative path, an empty value
+	hdr_setup LABEL=lipchdr:root.hdr
+	assert_eq "$(sed -n 's/^rc=//p' out)" 1 "rc for DEVICE:relative"
+	assert_grep "^error=luksipc: error: bad rd\.luksipc\.header='LABEL=lipchdr:root\.hdr': the file after ':' needs an absolute path \(DEVICE:/PATH\)" out
+	assert_no_grep '^mount ' calls
+	hdr_setup ''
+	assert_eq "$(sed -n 's/^rc=//p' out)" 1 "rc for an empty rd.luksipc.header="
+	assert_grep '^error=luksipc: error: rd\.luksipc\.header= is empty' out
+	assert_no_grep '^mount ' calls
+	# DEVICE:/PATH on a device without a filesystem
+	STUB_FSTYPE='' hdr_setup LABEL=lipchdr:/root.hdr
+	assert_eq "$(sed -n 's/^rc=//p' out)" 1 "rc for a device without a filesystem"
+	assert_grep "^error=luksipc: error: header device '/dev/stub/LABEL_lipchdr' holds no filesystem" out
+	assert_no_grep '^mount ' calls
+}
+
+t_header_file_run() {
+	hdr_stubs
+	HDR_CMDLINE="rd.luksipc=PARTUUID=r rd.luksipc.state=PARTLABEL=st rd.luksipc.header=LABEL=lipchdr:/root.hdr rd.luksipc.header-size=1M"
+	export HDR_CMDLINE
+	run_rc 0 hdr_boot
+	cat calls err
+	h=$T/run/hdr/root.hdr
+	m=$(line_of "^mount -t ext4 -o rw,nosuid,nodev,noexec /dev/stub/LABEL_lipchdr $T/run/hdr\$")
+	c=$(line_of "^luksipc convert -d /dev/stub/PARTUUID_r --state /dev/stub/PARTLABEL_st .*--header $h( |\$)")
+	o=$(line_of "^cryptsetup open --header $h /dev/stub/PARTUUID_r luks-1234abcd --key-file $T/key\$")
+	u=$(line_of "^umount $T/run/hdr\$")
+	in_order "$m" "$c" "$o" "$u" || fail "calls out of order: mount $m, convert $c, open $o, umount $u (want mount < convert < open < umount)"
+	assert_eq "$(grep -c "^umount $T/run/hdr\$" calls)" 1 "unmounts of the header device"
+	assert_grep "^luksipc convert .*--header-size 1M" calls
+	assert_grep "opening '/dev/stub/PARTUUID_r' as 'luks-1234abcd' with the header in '$h'" err
+	assert_grep "^luksipc: done; continuing the boot" err
+}
+
+t_header_raw_run() {
+	hdr_stubs
+	HDR_CMDLINE="rd.luksipc=PARTUUID=r rd.luksipc.state=PARTLABEL=st rd.luksipc.header=PARTLABEL=lipchdr"
+	export HDR_CMDLINE
+	run_rc 0 hdr_boot
+	cat calls
+	line_of "^luksipc convert -d /dev/stub/PARTUUID_r .*--header /dev/stub/PARTLABEL_lipchdr( |\$)" >/dev/null
+	line_of "^cryptsetup open --header /dev/stub/PARTLABEL_lipchdr /dev/stub/PARTUUID_r luks-1234abcd " >/dev/null
+	assert_no_grep '^(mount|umount) ' calls
+}
+
+t_header_done_run() {
+	hdr_stubs
+	# converted earlier: the state records the raw device, which no UUID
+	# names any more (rd.luksipc=UUID= was the filesystem's)
+	echo "done /dev/lipc-test-root $T/run/hdr/root.hdr" >phase._dev_stub_PARTLABEL_st
+	HDR_CMDLINE="rd.luksipc=UUID=fs-gone rd.luksipc.state=PARTLABEL=st rd.luksipc.timeout=0 rd.luksipc.header=LABEL=lipchdr:/root.hdr"
+	export HDR_CMDLINE
+	hdr_boot || :
+	cat calls err
+	if grep -q "luksipc: converting '/dev/lipc-test-root'\|did not appear" err; then
+		fail "the finished conversion was taken for a new one: luksipc status ran before the header's filesystem was mounted, so it could not call the conversion done"
+	fi
+	run_rc 0 hdr_boot
+	assert_grep "'/dev/lipc-test-root' is already converted" err
+	assert_no_grep '^luksipc convert' calls
+	line_of "^luksipc status --state /dev/stub/PARTLABEL_st -d /dev/lipc-test-root\$" >/dev/null
+	m=$(line_of "^mount -t ext4 -o rw,nosuid,nodev,noexec /dev/stub/LABEL_lipchdr $T/run/hdr\$")
+	o=$(line_of "^cryptsetup open --header $T/run/hdr/root.hdr /dev/lipc-test-root luks-1234abcd --key-file $T/key\$")
+	u=$(line_of "^umount $T/run/hdr\$")
+	in_order "$m" "$o" "$u" || fail "calls out of order: mount $m, open $o, umount $u"
+}
+
+t_header_reencrypt_refused() {
+	hdr_stubs
+	HDR_CMDLINE="rd.luksipc=PARTUUID=r rd.luksipc.state=PARTLABEL=st rd.luksipc.mode=reencrypt rd.luksipc.header=LABEL=lipchdr:/root.hdr"
+	export HDR_CMDLINE
+	run_rc 1 hdr_boot
+	cat err
+	assert_one_error_line err
+	assert_grep "^luksipc: error: rd\.luksipc\.header= works with rd\.luksipc\.mode=encrypt[^;]*; a re-encryption .*drop rd\.luksipc\.header=\$" err
+	assert_no_grep '^(mount|cryptsetup|luksipc convert)' calls
+}
+
+t_header_no_resize() {
+	hdr_stubs
+	HDR_CMDLINE="rd.luksipc=PARTUUID=r rd.luksipc.state=PARTLABEL=st rd.luksipc.resize=1 rd.luksipc.header=PARTLABEL=lipchdr"
+	export HDR_CMDLINE
+	run_rc 0 hdr_boot
+	cat err
+	assert_grep "^luksipc: rd\.luksipc\.resize=1: the header goes to '/dev/stub/PARTLABEL_lipchdr', so nothing needs to shrink; not resizing\$" err
+	assert_no_grep '^(e2fsck|resize2fs|dumpe2fs) ' calls
+	line_of "^luksipc convert -d /dev/stub/PARTUUID_r .*--header /dev/stub/PARTLABEL_lipchdr" >/dev/null
+	# the control: the same flags without the header do go to the resize
+	# (which, with the stubs, cannot read the device's size)
+	hdr_stubs
+	HDR_CMDLINE="rd.luksipc=PARTUUID=r rd.luksipc.state=PARTLABEL=st rd.luksipc.resize=1"
+	run_rc 1 hdr_boot
+	assert_grep "^luksipc: error: cannot read the size of '/dev/stub/PARTUUID_r'" err
+	assert_no_grep '^luksipc convert' calls
+}
+
+t_header_device_2() {
+	hdr_stubs
+	# rd.luksipc.2.header= is device 2's alone
+	HDR_CMDLINE="rd.luksipc=PARTUUID=r rd.luksipc.state=PARTLABEL=st1 rd.luksipc.2=PARTUUID=d rd.luksipc.2.state=PARTLABEL=st2 rd.luksipc.2.header=LABEL=lipchdr:/data.hdr"
+	export HDR_CMDLINE
+	run_rc 0 hdr_boot
+	cat calls
+	assert_grep '^luksipc convert -d /dev/stub/PARTUUID_r ' calls
+	assert_no_grep '^luksipc convert -d /dev/stub/PARTUUID_r .*--header' calls
+	assert_grep '^cryptsetup open /dev/stub/PARTUUID_r ' calls
+	h=$T/run/hdr.2/data.hdr
+	m=$(line_of "^mount -t ext4 -o rw,nosuid,nodev,noexec /dev/stub/LABEL_lipchdr $T/run/hdr\\.2\$")
+	c=$(line_of "^luksipc convert -d /dev/stub/PARTUUID_d .*--header $h( |\$)")
+	o=$(line_of "^cryptsetup open --header $h /dev/stub/PARTUUID_d ")
+	u=$(line_of "^umount $T/run/hdr\\.2\$")
+	in_order "$m" "$c" "$o" "$u" || fail "device 2: calls out of order: mount $m, convert $c, open $o, umount $u"
+	assert_grep "\\[2\\] opening '/dev/stub/PARTUUID_d' as 'luks-1234abcd' with the header in '$h'" err
+	# and rd.luksipc.header= is the first device's alone: device 2 does
+	# not inherit it
+	hdr_stubs
+	HDR_CMDLINE="rd.luksipc=PARTUUID=r rd.luksipc.state=PARTLABEL=st1 rd.luksipc.header=PARTLABEL=lipchdr rd.luksipc.2=PARTUUID=d rd.luksipc.2.state=PARTLABEL=st2"
+	run_rc 0 hdr_boot
+	cat calls
+	assert_grep '^luksipc convert -d /dev/stub/PARTUUID_r .*--header /dev/stub/PARTLABEL_lipchdr' calls
+	assert_grep '^luksipc convert -d /dev/stub/PARTUUID_d ' calls
+	assert_no_grep '^luksipc convert -d /dev/stub/PARTUUID_d .*--header' calls
+	assert_grep '^cryptsetup open /dev/stub/PARTUUID_d ' calls
+}
+
 run_test "the library under sh, dash, busybox ash and bash: right answers, no leaked variables" t_lib_shells
 run_test "dracut's luksipc-boot with no flag and no credential exits 0 under every shell (no emergency shell)" t_dracut_boot_nothing_to_do
 run_test "several devices: rd.luksipc.N= and rd.luksipc.N.X=, what device N inherits" t_several_devices
@@ -505,4 +805,11 @@ run_test "rd.luksipc.resize=1 shrinks a 75%-full ext4 by exactly the header; fil
 run_test "rd.luksipc.resize=1 refuses a full ext4 with one line, image unchanged" t_refuse_full
 run_test "after the conversion: the manual steps, or on an armed system that finalize finishes (steps kept in a file)" t_notes_armed
 run_test "the crypttab keyscript reads PATH:DEVICE, prints the key, unmounts; one line when it cannot" t_keyscript
+run_test "detached header: rd.luksipc.header=DEVICE and DEVICE:/PATH parsed; DEVICE:relative, empty, no filesystem refused" t_header_spec
+run_test "detached header in a file: mounted -t TYPE rw,nosuid,nodev,noexec, --header to convert and cryptsetup open, unmounted after" t_header_file_run
+run_test "detached header on a raw partition: --header to convert and cryptsetup open, nothing mounted" t_header_raw_run
+run_test "detached header, conversion done: the device found by its recorded path, opened with the header" t_header_done_run
+run_test "detached header with rd.luksipc.mode=reencrypt: refused in one line, nothing run" t_header_reencrypt_refused
+run_test "detached header with rd.luksipc.resize=1: not resizing" t_header_no_resize
+run_test "detached header: rd.luksipc.2.header= for device 2 only, rd.luksipc.header= not inherited" t_header_device_2
 test_done
