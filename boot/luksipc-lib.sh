@@ -904,7 +904,11 @@ lipc_progress() {
     while IFS= read -r line; do
         case $line in
         '{"phase":"header"'*)
-            lipc_log "all data of $LIPC_DEV converted; writing the new LUKS header"
+            if [ "$LIPC_MODE" = decrypt ]; then
+                lipc_log "all data of $LIPC_DEV decrypted; wiping the old LUKS header"
+            else
+                lipc_log "all data of $LIPC_DEV converted; writing the new LUKS header"
+            fi
             ;;
         '{'*'"percent"'*)
             pct=$(lipc_json "$line" percent)

@@ -285,7 +285,7 @@ int job_run_engine(struct job *j)
 	secmem_free(j->vk);
 	secmem_free(j->old_vk);
 	j->vk = j->old_vk = NULL;
-	j->prog = (struct progress){ .json = j->o->progress_json, .quiet = log_level < LOG_INFO };
+	j->prog = (struct progress){ .json = j->o->progress_json, .quiet = log_level < LOG_INFO, .wipe_header = j->st.sb.mode == MODE_DECRYPT };
 	e->header_image = j->st.sb.mode == MODE_DECRYPT ? NULL : j->image;
 	e->header_dev = j->st.sb.detached ? &j->hdr : NULL;
 	e->header_len = j->st.sb.header_len;

@@ -121,7 +121,8 @@ void progress_header(struct progress *p)
 	if (p->json)
 		print_line(p, "header", p->total, now());
 	else
-		fprintf(stderr, "luksipc: all data converted; writing the new LUKS header\n");
+		fprintf(stderr, p->wipe_header ? "luksipc: all data decrypted; wiping the old LUKS header\n"
+					       : "luksipc: all data converted; writing the new LUKS header\n");
 	fflush(stderr);
 }
 

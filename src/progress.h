@@ -12,6 +12,7 @@
 struct progress {
 	int json;
 	int quiet;
+	int wipe_header;     /* --decrypt: the last act wipes the old header instead of writing a new one */
 	uint64_t total;      /* bytes of the whole conversion */
 	uint64_t start_done; /* bytes already done when this run started */
 	uint64_t tail;       /* bytes written after the last step (the new header), counted in the ETA */
