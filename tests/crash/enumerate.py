@@ -15,27 +15,38 @@ or torn (the operations before one pending write applied, that write cut at
 a 512-byte boundary, written as a random subset of its sectors or with one
 garbage sector, the later ones dropped). The state store and the detached
 header file are absent until the trace first touches them (then they exist,
-empty until a size change or write of theirs reaches the disk). Each
-distinct crash state is resumed by running the convert command again; it
-must exit 0 and leave a device that is byte-identical to the reference
-final image (and, with --ref-header, a detached header file byte-identical
-to the uninterrupted run's). A crash state whose device is still the
-original (nothing written to it yet) may instead get a fresh header: then
-the result must decrypt, with the key file, to the original plaintext
-(checked with luksdecrypt.py; with a detached header, the header is read
-from the header file the resume left) and cryptsetup must accept the key.
-The expected plaintext is --plain FILE when given (re-encryption: --orig is
-the LUKS source, --plain its decrypted payload), else --orig; with
---used-ranges FILE ("start end" byte ranges per line, --used-only) only
-those ranges of it are compared.
+empty until a size change or write of theirs reaches the disk); with
+--orig-header FILE the detached header file exists from the start and holds
+FILE's bytes (`convert --decrypt --header`: the LUKS header that the run
+reads and, at its end, wipes). Each distinct crash state is resumed by
+running the convert command again; it must exit 0 and leave a device that
+is byte-identical to the reference final image (and, with --ref-header, a
+detached header file byte-identical to the uninterrupted run's). A crash
+state whose device is still the original (nothing written to it yet) may
+instead get a fresh header: then the result must decrypt, with the key
+file, to the original plaintext (checked with luksdecrypt.py; with a
+detached header, the header is read from the header file the resume left)
+and cryptsetup must accept the key. The expected plaintext is --plain FILE
+when given (re-encryption: --orig is the LUKS source, --plain its decrypted
+payload), else --orig; with --used-ranges FILE ("start end" byte ranges per
+line, --used-only) only those ranges of it are compared.
+
+--deterministic: the conversion has one possible result (`--decrypt`: no
+new header, no new volume key), so there is no fresh-header alternative:
+every resumed state, one whose device is untouched too, must give the
+reference device (and --ref-header) exactly; with --plain, the reference
+device's first --data-length bytes must also be those of --plain (the
+uninterrupted decryption gave the original plaintext back).
 
 Usage:
   enumerate.py --orig IMG --trace TRACE --ref FINAL --key K --data-length P
                --workdir DIR [--ref-state STATE] [--ref-header HDR]
+               [--orig-header HDR0] [--deterministic]
                [--plain FILE] [--jobs 2] [--min-states 2000] [--max-failures N]
                [--seed N] -- CMD... ({dev}, {state} and {hdr} are replaced)
 {hdr} is the per-state path of the detached header file; a command with
-{hdr} needs a trace with target-3 operations, and the other way round.
+{hdr} needs a trace with target-3 operations, and the other way round
+(--orig-header needs both).
 Prints progress and one summary line, `crash states: N run (...), F failed,
 Ts`; exits 0 only when F is 0, at least --min-states distinct states were
 run and nothing else went wrong (any exception exits non-zero too).
@@ -150,9 +161,9 @@ def split_sectors(op):
 
 
 def torn_modes(op, rnd):
-    if op.op != "W":
+    n = len(split_sectors(op)) if op.op == "W" else 0
+    if n == 0:  # not a write, or a write of nothing: it cannot tear
         return []
-    n = len(split_sectors(op))
     modes = []
     if n > 1:
         cuts = sorted({1, n // 2, n - 1, rnd.randrange(1, n)})
@@ -172,12 +183,14 @@ TARGETS = (0, 1, 3)  # device, state store, detached header file
 class Model:
     """Walk the trace; at each boundary expose durable images and pending ops."""
 
-    def __init__(self, ops, orig):
+    def __init__(self, ops, orig, orig_header=None):
         self.ops = ops
         self.has_hdr = any(o.target == 3 for o in ops)
-        self.durable = {0: bytearray(orig), 1: bytearray(), 3: bytearray()}
+        self.durable = {0: bytearray(orig), 1: bytearray(),
+                        3: bytearray(orig_header or b"")}
         self.state_created = False
-        self.hdr_created = False
+        # --orig-header: the header file exists before the run
+        self.hdr_created = orig_header is not None
         self.pending = {t: [] for t in TARGETS}
         self.per_target = {t: [o for o in ops if o.target == t and o.op != "F"] for t in TARGETS}
         self.durable_count = {t: 0 for t in TARGETS}
@@ -280,8 +293,9 @@ def state_key(model, choice):
 
 
 class Runner:
-    def __init__(self, a, cmd, ref, ref_header=None, has_hdr=False):
+    def __init__(self, a, cmd, ref, ref_header=None, has_hdr=False, deterministic=False):
         self.a, self.cmd, self.ref = a, cmd, ref
+        self.deterministic = deterministic
         self.ref_header, self.has_hdr = ref_header, has_hdr
         self.slots = [os.path.join(a.workdir, "w%d" % k) for k in range(a.jobs)]
         for s in self.slots:
@@ -332,8 +346,10 @@ class Runner:
             elif same:
                 with self.lock:
                     self.identical += 1
-            elif touched:
+            elif touched or self.deterministic:
                 why = "device differs from the reference final image"
+                if not touched:
+                    why += " (device untouched; --deterministic: no fresh start allowed)"
             else:
                 why = self.verify_fresh(devp, hdrp if self.has_hdr else None)
                 if why is None:
@@ -444,8 +460,13 @@ def main():
     ap.add_argument("--ref-state")
     ap.add_argument("--ref-header", help="the uninterrupted run's final detached header"
                     " file: a resumed state must leave {hdr} identical to it")
+    ap.add_argument("--orig-header", help="the detached header file as it was before the"
+                    " run (default: absent until the trace first touches it)")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="no fresh-header alternative (--decrypt): every resumed state"
+                    " must give --ref exactly")
     ap.add_argument("--plain", help="expected plaintext for a fresh-header result"
-                    " (default: --orig)")
+                    " (default: --orig); with --deterministic, what --ref must begin with")
     ap.add_argument("--key", required=True)
     ap.add_argument("--used-ranges", help="--used-only: compare a fresh result over these"
                     " byte ranges only")
@@ -491,13 +512,20 @@ def main():
     if a.ref_header and not has_hdr:
         print("FAIL: --ref-header given but the trace has no target-3 operation", flush=True)
         return 1
+    if a.orig_header and not has_hdr:
+        print("FAIL: --orig-header given but the trace has no target-3 operation", flush=True)
+        return 1
     ref_header = None
     if a.ref_header:
         with open(a.ref_header, "rb") as f:
             ref_header = f.read()
+    orig_header = None
+    if a.orig_header:
+        with open(a.orig_header, "rb") as f:
+            orig_header = f.read()
 
     # The trace must be complete: replaying it all gives the reference images.
-    full = Model(ops, orig)
+    full = Model(ops, orig, orig_header)
     for op in ops:
         full.advance(op)
     dev, st, hdr, _ = build(full, [(p, None) for p in full.all_pending()])
@@ -520,9 +548,18 @@ def main():
               % (len(full.all_pending()), full.all_pending()[:4]), flush=True)
     with open(a.ref, "rb") as f:
         ref = f.read()
+    if a.deterministic and a.plain:
+        with open(a.plain, "rb") as f:
+            plain = f.read(a.data_length)
+        if len(plain) != a.data_length or ref[:a.data_length] != plain:
+            bad = next((i for i in range(min(len(plain), len(ref)))
+                        if plain[i] != ref[i]), min(len(plain), len(ref)))
+            print("FAIL: the reference device differs from --plain at byte %d (of the first %d):"
+                  " the uninterrupted run's result is wrong" % (bad, a.data_length), flush=True)
+            return 1
 
     rnd = random.Random(a.seed)
-    runner = Runner(a, a.cmd, ref, ref_header, has_hdr)
+    runner = Runner(a, a.cmd, ref, ref_header, has_hdr, a.deterministic)
     seen = set()
     n = 0
     t0 = time.time()
@@ -554,7 +591,7 @@ def main():
                   flush=True)
 
     def walk(extra):
-        model = Model(ops, orig)
+        model = Model(ops, orig, orig_header)
         for i in range(len(ops) + 1):
             if n >= a.max_states or (extra and n >= a.min_states) or stopped():
                 return

@@ -7,6 +7,16 @@
 # After luksipc the device must be byte-identical to the original
 # plaintext, the header's bytes zeros, and the store say done. Refusals
 # leave the device, the header and the store as they were (hashes).
+#
+# Crash states: one traced --decrypt run, then tests/crash/enumerate.py
+# rebuilds the device, the store and the header file (trace target 3, there
+# before the run: --orig-header) at every write/flush boundary and resumes
+# each; every resume must end byte-identical to the traced run (the
+# original plaintext, the header's bytes zeros). A decryption has one
+# result, so a state whose device is untouched gets no "fresh header"
+# leeway (--deterministic). A negative control shows the enumeration fails.
+# Environment: CRASH_TIER=quick (the LUKS2 case only, every boundary),
+# CRASH_JOBS, CRASH_KEEP=DIR, CRASH_MAX_FAILURES=N, as in t16 and t20.
 # shellcheck source=tests/lib/common.sh
 . "$(dirname "$0")/../lib/common.sh"
 # shellcheck source=tests/lib/mkfs-fixtures.sh
@@ -146,9 +156,131 @@ t_refusals() {
 	check_decrypted
 }
 
+# --- crash states ------------------------------------------------------
+
+# crash_check LOG RC MIN: enumerate.py's exit status RC and its summary in
+# LOG say 0 failed and at least MIN states (as t16 and t20).
+crash_check() {
+	summary=$(grep '^crash states: [0-9]* run' "$1" || true)
+	[ -n "$summary" ] || fail "no summary from enumerate.py (exit $2)"
+	[ "$2" -eq 0 ] || fail "enumerate.py exited $2: $summary"
+	case "$summary" in
+	*"), 0 failed, "*) ;;
+	*) fail "crash states failed: $summary" ;;
+	esac
+	count=$(printf '%s\n' "$summary" | sed -n 's/^crash states: \([0-9]*\) run.*/\1/p')
+	[ "$count" -ge "$3" ] || fail "only $count crash states, need $3"
+}
+
+# traced_fixture TYPE SECTOR KEYBITS: a 6M + 12K ext4 filling its device,
+# encrypted under a detached header (luks_detached; orig.img the ciphertext,
+# orig.hdr the header file before the run), decrypted in one traced run with
+# 1M steps; the result must be the original plaintext, the header wiped.
+traced_fixture() {
+	need_luksipc
+	luks_detached ext4 $((6 * MiB + 3 * 4096)) "$1" "$2" "$3"
+	cp dev.img orig.img
+	cp hdr orig.hdr
+	# shellcheck disable=SC2086 # $CONV_FAST: options
+	run_rc 0 env LUKSIPC_TEST_TRACE="$T/trace" "$LUKSIPC" convert --decrypt -d "$T/dev.img" \
+		--state "$T/st" --header "$T/hdr" --key-file "$T/key" --step-size 1M $CONV_FAST
+	[ -s trace ] || fail "LUKSIPC_TEST_TRACE wrote nothing"
+	check_decrypted
+}
+
+# enum LOG [enumerate options...]: enumerate.py on the traced run in $T,
+# every state resumed with the same --decrypt command; its output in LOG;
+# sets rc. The header file exists before the run (--orig-header) and a
+# decryption has one result (--deterministic): every state must end as the
+# traced run did, the device the original plaintext, the header zeros.
+enum() {
+	log=$1
+	shift
+	rc=0
+	# shellcheck disable=SC2086 # $CONV_FAST: options
+	"$PY" "$TESTS_ROOT/tests/crash/enumerate.py" --orig orig.img --orig-header orig.hdr \
+		--trace trace --ref dev.img --ref-state st --plain plain.img --deterministic \
+		--key key --data-length "$(fsize plain.img)" \
+		--workdir "$T/work" --jobs "${CRASH_JOBS:-3}" \
+		${CRASH_KEEP:+--keep-failures "$CRASH_KEEP"} "$@" \
+		-- "$LUKSIPC" convert --decrypt -d '{dev}' --state '{state}' --header '{hdr}' \
+		--key-file "$T/key" --step-size 1M $CONV_FAST >"$log" 2>&1 || rc=$?
+	rm -rf "$T/work"
+}
+
+# crash_enum TYPE SECTOR KEYBITS MIN: every boundary of the traced run
+# (CRASH_TIER=quick); in the full tier, random states on top up to 2 x MIN.
+crash_enum() {
+	min=$4
+	traced_fixture "$1" "$2" "$3"
+	[ "${CRASH_TIER:-full}" = quick ] || min=$((min * 2))
+	enum enum.log --ref-header hdr --min-states "$min" --boundary-fraction 1 \
+		--max-failures "${CRASH_MAX_FAILURES:-0}"
+	cat enum.log
+	crash_check enum.log "$rc" "$min"
+	grep -q '^trace: .*W3=' enum.log || fail "the trace has no write (the wipe) to the header file"
+	assert_grep ' 0 fresh-header decrypted\)' enum.log
+}
+
+# About 245 states each (76 traced operations).
+t_crash_luks2() { crash_enum luks2 512 512 200; }
+t_crash_luks1() { crash_enum luks1 512 256 200; }
+
+# The enumeration can fail: a reference header with one byte flipped, a
+# --plain that the uninterrupted result is not, and the wipe's flush
+# dropped from the trace (the 'done' record can then reach the disk before
+# the wipe, and a resume after 'done' leaves the header as the cut left it).
+t_crash_negative() {
+	traced_fixture luks2 512 512
+	cp hdr bad.hdr
+	printf '\377' | dd of=bad.hdr bs=1 seek=$((512 * 1024 + 7)) conv=notrunc status=none
+	enum neg1.log --ref-header bad.hdr --min-states 1
+	sed 's/^/neg1| /' neg1.log
+	[ "$rc" -ne 0 ] || fail "enumerate.py passed with a wrong --ref-header"
+	assert_grep "does not give the reference detached header" neg1.log
+	cp plain.img plain.good
+	printf '\377' | dd of=plain.img bs=1 seek=$((3 * MiB + 11)) conv=notrunc status=none
+	enum neg2.log --ref-header hdr --min-states 1
+	sed 's/^/neg2| /' neg2.log
+	[ "$rc" -ne 0 ] || fail "enumerate.py passed with a --plain the result is not"
+	assert_grep "reference device differs from --plain at byte $((3 * MiB + 11)) " neg2.log
+	mv plain.good plain.img
+	"$PY" - trace trace.noflush <<'PYEOF'
+import struct, sys
+buf = open(sys.argv[1], "rb").read()
+out, pos, dropped, after_w3 = bytearray(), 0, 0, False
+while pos < len(buf):
+    op, t, _, n, off = struct.unpack_from("<BBHIQ", buf, pos)
+    size = 16 + (n if op == ord("W") else 0)
+    rec = buf[pos:pos + size]
+    pos += size
+    if t == 3 and op == ord("W"):
+        after_w3 = True
+    elif t == 3 and op == ord("F") and after_w3 and not dropped:
+        dropped = 1
+        continue
+    out += rec
+assert dropped, "no flush of the header file after its wipe"
+open(sys.argv[2], "wb").write(out)
+PYEOF
+	mv trace trace.orig
+	mv trace.noflush trace
+	enum neg3.log --ref-header hdr --min-states 1 --max-failures 3
+	sed 's/^/neg3| /' neg3.log
+	[ "$rc" -ne 0 ] || fail "enumerate.py passed with the wipe's flush dropped from the trace"
+	assert_grep '^FAIL state [0-9]+ .*: detached header file differs from the reference one' neg3.log
+}
+
 run_test "LUKS2 (512-byte sectors) over an XFS that fills the device: decrypted byte for byte, header wiped" t_luks2_xfs
 run_test "LUKS2, 4096-byte sectors, odd size: decrypted byte for byte" t_luks2_4k
 run_test "LUKS1, 256-bit key, a size not a multiple of 4 KiB: decrypted byte for byte" t_luks1
 run_test "kill -9 twelve times during --decrypt, then resumed: byte for byte" t_kill9
 run_test "refusals (wrong key exit 4; no --header, --reencrypt exit 2; not LUKS, the device itself, a data offset, aes-cbc, an attached header, a resume with the device as header exit 3; a resume without --header exit 2): nothing written" t_refusals
+run_test "crash states, --decrypt, LUKS2 512, 1M steps, 1M header file" t_crash_luks2
+# CRASH_TIER=quick: one case, which the mutation check runs per mutant
+# (its pattern "crash states" must select exactly one)
+[ "${CRASH_TIER:-full}" = quick ] ||
+	run_test "crash states, --decrypt, LUKS1 256-bit key, 1M steps" t_crash_luks1
+# not named "crash states": the mutation check runs those cases per mutant
+run_test "negative control: enumerate.py fails on a wrong --ref-header or --plain, a dropped wipe flush" t_crash_negative
 test_done

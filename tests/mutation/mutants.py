@@ -28,7 +28,8 @@ CASES = {
     "t25-journal": ("tests/host/t25-reencrypt-crash.sh", "journal path"),
     "t25-shift": ("tests/host/t25-reencrypt-crash.sh", "shift path"),
     "t20-used": ("tests/host/t20-crash-states.sh", "used-only, fragmented"),
-    "t16-crash": ("tests/host/t16-detached.sh", "crash states"),
+    "t16-crash": ("tests/host/t16-detached.sh", "crash states, LUKS2 512"),
+    "t17-crash": ("tests/host/t17-decrypt.sh", "crash states"),
 }
 
 FLUSH_SITES = {
@@ -73,31 +74,41 @@ FLUSH_SITES = {
                   " data area then differs from the uninterrupted run's",
     },
     "engine.c:commit_step:1": {
-        "kill": ["t20-limit"],
+        "kill": ["t20-limit", "t17-crash"],
         "breaks": "the device flush before the progress record: a record can be"
                   " durable while the step's output is not, so the resume skips"
                   " a step whose output never reached the disk",
     },
     "engine.c:write_header:1": {
+        "kill": ["t17-crash"],
+        "breaks": "the flush of --decrypt's wipe of the detached header"
+                  " before the `done` record: `done` can be durable with the"
+                  " old header still on its target, and the resume, finding"
+                  " `done`, leaves it there: a LUKS header over plaintext",
+    },
+    "engine.c:write_header:2": {
         "kill": ["t16-crash"],
         "breaks": "the flush of a detached header's file before the `done`"
                   " record: `done` can be durable with the header file still"
                   " zeros or torn, and the resume, finding `done`, leaves it so:"
                   " the data can never be opened",
     },
-    "engine.c:write_header:2": {
+    "engine.c:write_header:3": {
         "kill": ["t20-limit"],
         "breaks": "the flush of the new LUKS header before the `done` record:"
                   " `done` can be durable with the header torn or missing, and"
                   " the resume then finds no LUKS header and refuses",
     },
     "job.c:job_prepare_header:1": {
-        "kill": ["t16-crash"],
-        "breaks": "the flush of a new detached header file before the state"
-                  " store is made: a cut can keep the store and lose the file,"
-                  " and the resume, finding no header file, must refuse (the"
-                  " filesystem holding it may be unmounted, so it may not make"
-                  " one)",
+        "outside": "the flush of a new detached header file's size before the"
+                   " state store is made. The crash model has no file creation:"
+                   " a header file the trace touches exists from then on, so a"
+                   " store kept with its header file lost is never produced."
+                   " Were it lost, the resume refuses ('does not exist: mount"
+                   " the filesystem that holds it'), and nothing of the data is"
+                   " at stake: the header is written only at the end, from the"
+                   " store's copy. t16 'HDR an existing empty or all-zero file'"
+                   " and the resume refusals cover the checks themselves",
     },
     "job.c:flush_dir_of:1": {
         "outside": "the directory entry of a new detached header file: the"
@@ -105,13 +116,13 @@ FLUSH_SITES = {
                    " job.c:job_prepare_header:1, stands for both)",
     },
     "state.c:state_write_journal:1": {
-        "kill": ["t25-journal"],
+        "kill": ["t25-journal", "t17-crash"],
         "breaks": "the journal flush before the record naming the journal: the"
                   " record can be durable while the journal holds torn or old"
                   " data, and the replay has no copy of the source",
     },
     "state.c:state_create:1": {
-        "kill": ["t20-limit"],
+        "kill": ["t20-limit", "t17-crash"],
         "breaks": "the flush of the three superblock copies before the header"
                   " image: a cut can leave the header image on the store with"
                   " no valid superblock, which a resume must take for damage"
@@ -125,7 +136,7 @@ FLUSH_SITES = {
                       " the untouched device",
     },
     "state.c:state_commit:1": {
-        "kill": ["t20-limit"],
+        "kill": ["t20-limit", "t17-crash"],
         "breaks": "the state-store flush after a record: the device moves on"
                   " (the next step overwrites a source the record still needs)"
                   " while that record is not durable, so a crash resumes from an"
@@ -164,7 +175,7 @@ ORDER = [
                   " device flush of the step's output; a crash can leave the"
                   " record durable and the output not, and the resume skips the"
                   " step",
-        "kill": ["t20-limit"],
+        "kill": ["t20-limit", "t17-crash"],
         "file": "engine.c",
         "patch": [("""	struct state_rec rec;
 	int r = dev_flush(e->dev);
@@ -204,7 +215,7 @@ ORDER = [
                   " before the journal data is written and flushed; a crash can"
                   " leave a record whose journal does not hold that step's"
                   " source (LUKS to LUKS) or output (a detached header)",
-        "kill": ["t25-journal", "t16-crash"],
+        "kill": ["t25-journal", "t16-crash", "t17-crash"],
         "file": "engine.c",
         "patch": [("""	int r = state_write_journal(e->state, copy, s->f - s->a);
 
@@ -233,7 +244,7 @@ static int engine_step(""")],
                   " source) is written before the step is journaled and"
                   " recorded; a crash mid-write leaves the source overwritten and"
                   " no copy of it",
-        "kill": ["t25-journal", "t16-crash"],
+        "kill": ["t25-journal", "t16-crash", "t17-crash"],
         "file": "engine.c",
         "patch": [("""	if (e->geo->journal) {
 		int r = journal_step(e, s, ahead);
@@ -253,7 +264,7 @@ static int engine_step(""")],
         "breaks": "engine_finish: the `done` record is committed before the new"
                   " LUKS header is written and flushed; a crash leaves `done`"
                   " durable over a device without its header",
-        "kill": ["t20-limit"],
+        "kill": ["t20-limit", "t17-crash"],
         "file": "engine.c",
         "patch": [("""	progress_header(e->progress);
 	r = write_header(e);
@@ -304,7 +315,7 @@ static int engine_step(""")],
                   " image but no valid superblock is damage, never a cut; written"
                   " the other way round, a cut between them leaves such a store"
                   " and the resume refuses it",
-        "kill": ["t20-limit"],
+        "kill": ["t20-limit", "t17-crash"],
         "file": "state.c",
         "patch": [("""	r = write_sb_copies(s);
 	if (r == 0)
@@ -335,7 +346,7 @@ static int engine_step(""")],
         "breaks": "state_commit: every record goes to slot 0 instead of the"
                   " slot not holding the newest one; a torn record write then"
                   " destroys the only valid record",
-        "kill": ["t20-limit"],
+        "kill": ["t20-limit", "t17-crash"],
         "file": "state.c",
         "patch": [("""rec->seq % 2 ? STATE_REC_SLOT1 : STATE_REC_SLOT0""", """STATE_REC_SLOT0""")],
     },
