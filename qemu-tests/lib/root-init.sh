@@ -5,6 +5,8 @@
 # device-mapper: checks /manifest.sha256, finds the device / is mounted
 # from and requires it to be a dm device (a dm-crypt one when the dm uuid
 # says so), prints exactly one "LUKSIPC-VERDICT:" line and powers off.
+# With qt.expect=plain on the kernel command line (a decrypted root, QEMU
+# 32) it requires the opposite: / straight on its partition, no dm.
 # shellcheck disable=SC1091 # installed from lib/guest-lib.sh
 . /lib/qemu-test.sh
 qt_mounts 2>/dev/null
@@ -29,7 +31,12 @@ done
 d=$(stat -c %d /)
 majmin=$((((d >> 8) & 0xfff) | ((d >> 32) & ~0xfff))):$(((d & 0xff) | ((d >> 12) & ~0xff)))
 sysdev=/sys/dev/block/$majmin
-if [ -r "$sysdev/dm/name" ]; then
+expect=crypt
+case " $(cat /proc/cmdline) " in *" qt.expect=plain "*) expect=plain ;; esac
+if [ "$expect" = plain ]; then
+	root=$rootdev
+	[ ! -r "$sysdev/dm/name" ] || reason="${reason:+$reason, }root is on device-mapper device '$(cat "$sysdev/dm/name")', not on its partition"
+elif [ -r "$sysdev/dm/name" ]; then
 	dmname=$(cat "$sysdev/dm/name")
 	dmuuid=$(cat "$sysdev/dm/uuid" 2>/dev/null)
 	case "$dmuuid" in
