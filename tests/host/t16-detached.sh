@@ -417,20 +417,6 @@ t_usage() {
 
 # --- crash states ------------------------------------------------------
 
-# crash_check LOG RC MIN: enumerate.py's exit status RC and its summary in
-# LOG say 0 failed and at least MIN states (as t20).
-crash_check() {
-	summary=$(grep '^crash states: [0-9]* run' "$1" || true)
-	[ -n "$summary" ] || fail "no summary from enumerate.py (exit $2)"
-	[ "$2" -eq 0 ] || fail "enumerate.py exited $2: $summary"
-	case "$summary" in
-	*"), 0 failed, "*) ;;
-	*) fail "crash states failed: $summary" ;;
-	esac
-	count=$(printf '%s\n' "$summary" | sed -n 's/^crash states: \([0-9]*\) run.*/\1/p')
-	[ "$count" -ge "$3" ] || fail "only $count crash states, need $3"
-}
-
 # enum LOG [enumerate options...]: enumerate.py on the traced run in $T,
 # its output in LOG; sets rc.
 enum() {

@@ -17,19 +17,6 @@
 # shellcheck source=tests/lib/mkfs-fixtures.sh
 . "$TESTS_ROOT/tests/lib/mkfs-fixtures.sh"
 
-# crash_check LOG RC MIN: enumerate.py's exit status RC and its summary in LOG.
-crash_check() {
-	summary=$(grep '^crash states: [0-9]* run' "$1" || true)
-	[ -n "$summary" ] || fail "no summary from enumerate.py (exit $2)"
-	[ "$2" -eq 0 ] || fail "enumerate.py exited $2: $summary"
-	case "$summary" in
-	*"), 0 failed, "*) ;;
-	*) fail "crash states failed: $summary" ;;
-	esac
-	count=$(printf '%s\n' "$summary" | sed -n 's/^crash states: \([0-9]*\) run.*/\1/p')
-	[ "$count" -ge "$3" ] || fail "only $count crash states, need $3"
-}
-
 # crash_enum TYPE N H STEP SECTOR MIN_STATES BOUNDARY_FRACTION [slow|used]:
 # with "slow", the traced run's flushes take 20 ms each
 # (tests/crash/slowsync.c); with "used", a --used-only conversion of an ext4

@@ -55,19 +55,6 @@ reenc_enum() {
 	crash_check enum.log "$rc" "$min"
 }
 
-# crash_check LOG RC MIN: enumerate.py's exit status RC and its summary in LOG.
-crash_check() {
-	summary=$(grep '^crash states: [0-9]* run' "$1" || true)
-	[ -n "$summary" ] || fail "no summary from enumerate.py (exit $2)"
-	[ "$2" -eq 0 ] || fail "enumerate.py exited $2: $summary"
-	case "$summary" in
-	*"), 0 failed, "*) ;;
-	*) fail "crash states failed: $summary" ;;
-	esac
-	count=$(printf '%s\n' "$summary" | sed -n 's/^crash states: \([0-9]*\) run.*/\1/p')
-	[ "$count" -ge "$3" ] || fail "only $count crash states, need $3"
-}
-
 quick=
 [ "${CRASH_TIER:-full}" != quick ] || quick=1
 

@@ -301,3 +301,18 @@ rand_between() {
 status_field() {
 	lx status --state "$1" | awk -v k="$2:" '$1 == k {print $2}'
 }
+
+# crash_check LOG RC MIN: the crash tier's verdict on one enumerate.py run
+# (tests/crash/enumerate.py): its exit status RC, and its summary line in
+# LOG says 0 failed and at least MIN states.
+crash_check() {
+	summary=$(grep '^crash states: [0-9]* run' "$1" || true)
+	[ -n "$summary" ] || fail "no summary from enumerate.py (exit $2)"
+	[ "$2" -eq 0 ] || fail "enumerate.py exited $2: $summary"
+	case "$summary" in
+	*"), 0 failed, "*) ;;
+	*) fail "crash states failed: $summary" ;;
+	esac
+	count=$(printf '%s\n' "$summary" | sed -n 's/^crash states: \([0-9]*\) run.*/\1/p')
+	[ "$count" -ge "$3" ] || fail "only $count crash states, need $3"
+}
