@@ -114,7 +114,7 @@ luks1_src() {
 t_reencrypt_journal() {
 	need_luksipc
 	luks1_src $((12 * MiB + 3 * 4096)) $((2 * MiB))
-	FAULT=write:7:EIO lost_state "decrypts with the old key to random data" \
+	FAULT=write:7:EIO lost_state "decrypts to random data, as data a run already converted does" \
 		conv --reencrypt -d dev.img --state st --old-key-file old --key-file key --type luks1 \
 		--step-size $((1 * MiB))
 }
@@ -122,7 +122,7 @@ t_reencrypt_journal() {
 t_reencrypt_shift() {
 	need_luksipc
 	luks1_src $((30 * MiB + 5 * 4096)) $((8 * MiB))
-	FAULT=write:6:EIO lost_state "decrypts with the old key to random data" \
+	FAULT=write:6:EIO lost_state "decrypts to random data, as data a run already converted does" \
 		conv --reencrypt -d dev.img --state st --old-key-file old --key-file key \
 		--header-size $((8 * MiB)) --step-size $((2 * MiB))
 }
