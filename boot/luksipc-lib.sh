@@ -1015,7 +1015,8 @@ lipc_convert_args() {
         printf '%s\n' --note-name "$v"
     fi
     [ -z "$LIPC_NOTEKEY" ] || printf '%s\n' --note-key-file "$LIPC_NOTEKEY"
-    [ -z "$LIPC_HEADER" ] || printf '%s\n' --header "$LIPC_HEADER"
+    # the header where luksipc writes it, and how the booted system finds it (the flag)
+    [ -z "$LIPC_HEADER" ] || printf '%s\n' --header "$LIPC_HEADER" --note-header "$(lipc_arg rd.luksipc.header)"
     printf '%s\n' --note-framework "$LIPC_FRAMEWORK"
 }
 
@@ -1196,6 +1197,8 @@ lipc_main() {
     if [ "$LIPC_PHASE" = 'done' ]; then
         if [ -f "$LIPC_ARMED" ] && [ -z "${LIPC_IDX:-}" ]; then
             lipc_log "'$LIPC_DEV' is already converted; luksipc-finalize.service in the booted system removes the rd.luksipc flags"
+        elif [ -n "$LIPC_HEADER" ]; then
+            lipc_log "'$LIPC_DEV' is already converted; its header is detached ('$LIPC_HEADER'): keep the rd.luksipc flags, they open it at every boot (see: luksipc status --state $LIPC_STATE --notes)"
         else
             lipc_log "'$LIPC_DEV' is already converted; remove rd.luksipc from the kernel command line (see: luksipc status --state $LIPC_STATE --notes)"
         fi

@@ -1687,7 +1687,7 @@ int arm_finalize(int if_done)
 	if (r)
 		return r;
 	if (!store_is_empty(state)) {
-		r = finalize_run(state, device, 1);
+		r = finalize_run(state, device, NULL, 1);
 		if (r < 0)
 			return r;
 	} /* else a cut came after the wipe and before the record went: finish that */

@@ -441,6 +441,7 @@ static void write_notes(struct job *j)
 		.key = kf ? kf : "-",
 		.framework = o->note_framework ? o->note_framework : "",
 		.header = j->st.sb.detached ? j->st.sb.header_path : NULL,
+		.header_spec = j->st.sb.detached ? o->note_header : NULL,
 	};
 
 	if (o->note_name)

@@ -64,6 +64,8 @@ static const char usage_text[] =
 	"      --progress-json       progress as JSON lines on stderr\n"
 	"      --note-name NAME, --note-key-file PATH  mapper name and key file\n"
 	"                            to name in the admin notes (status --notes)\n"
+	"      --note-header SPEC    with --header, where the admin finds the header:\n"
+	"                            DEVICE[:/PATH] (set by the boot hooks)\n"
 	"      --note-framework FW   the boot framework converting: initramfs-tools,\n"
 	"                            dracut or other (set by the boot hooks)\n"
 	"  -l, --loglevel 0..4       0 errors ... 4 debug (default 2)\n"
@@ -92,6 +94,8 @@ static const char usage_text[] =
 	"\n"
 	"finalize options:\n"
 	"      --batch               wipe without asking for confirmation\n"
+	"      --header PATH         a detached header not where it was written (at boot:\n"
+	"                            under /run): where it is now, checked before the wipe\n"
 	"without --state, on an armed system: writes /etc/crypttab, rebuilds the\n"
 	"initramfs, removes the rd.luksipc flags; on the next boot without them,\n"
 	"wipes the state store (luksipc-finalize.service runs it)\n"
@@ -106,7 +110,7 @@ enum {
 	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
 	OPT_REENCRYPT, OPT_OLD_KEY, OPT_READDEV, OPT_NOTE_NAME, OPT_NOTE_KEY, OPT_NOTE_FW, OPT_FRAMEWORK,
 	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION, OPT_DRY_RUN, OPT_IF_DONE,
-	OPT_BOOTSTRAP_KEY, OPT_ENROLL, OPT_RECOVERY_FILE, OPT_USED_ONLY, OPT_HEADER, OPT_DECRYPT,
+	OPT_BOOTSTRAP_KEY, OPT_ENROLL, OPT_RECOVERY_FILE, OPT_USED_ONLY, OPT_HEADER, OPT_DECRYPT, OPT_NOTE_HEADER,
 };
 
 static const struct option long_options[] = {
@@ -134,6 +138,7 @@ static const struct option long_options[] = {
 	{ "used-only", optional_argument, NULL, OPT_USED_ONLY },
 	{ "note-name", required_argument, NULL, OPT_NOTE_NAME },
 	{ "note-key-file", required_argument, NULL, OPT_NOTE_KEY },
+	{ "note-header", required_argument, NULL, OPT_NOTE_HEADER },
 	{ "note-framework", required_argument, NULL, OPT_NOTE_FW },
 	{ "framework", required_argument, NULL, OPT_FRAMEWORK },
 	{ "old-key-file", required_argument, NULL, OPT_OLD_KEY },
@@ -231,6 +236,7 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 		return 0;
 	case OPT_NOTE_NAME: o->note_name = arg; return 0;
 	case OPT_NOTE_KEY: o->note_key = arg; return 0;
+	case OPT_NOTE_HEADER: o->note_header = arg; return 0;
 	case OPT_NOTE_FW:
 		if (strcmp(arg, "other") && !notes_framework_ok(arg))
 			return bad_value("--note-framework", arg, "initramfs-tools, dracut or other");
@@ -370,7 +376,7 @@ static int dispatch(const char *verb, struct cli *cli)
 	}
 	if (!strcmp(verb, "status"))
 		return status_run(cli->c.state, cli->c.device, cli->json, cli->notes, cli->framework);
-	return finalize_run(cli->c.state, cli->c.device, cli->c.batch);
+	return finalize_run(cli->c.state, cli->c.device, cli->c.header, cli->c.batch);
 }
 
 int main(int argc, char **argv)

@@ -52,7 +52,7 @@ int notes_framework_ok(const char *name)
 
 int notes_record(const struct notes_facts *f, char *buf, size_t len)
 {
-	const char *v[] = { f->device, f->uuid, f->name, f->key, f->framework, f->header ? f->header : "" };
+	const char *v[] = { f->device, f->uuid, f->name, f->key, f->framework, f->header ? f->header : "", f->header_spec ? f->header_spec : "" };
 	int n;
 
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
@@ -63,6 +63,8 @@ int notes_record(const struct notes_facts *f, char *buf, size_t len)
 	/* a line older readers skip; only a detached header writes it */
 	if (n >= 0 && (size_t)n < len && f->header && f->header[0])
 		n += snprintf(buf + n, len - (size_t)n, "header=%s\n", f->header);
+	if (n >= 0 && (size_t)n < len && f->header_spec && f->header_spec[0])
+		n += snprintf(buf + n, len - (size_t)n, "header_spec=%s\n", f->header_spec);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
@@ -97,6 +99,8 @@ static int parse_record(char *text, struct notes *n)
 			n->f.framework = val;
 		else if (!strcmp(line, "header"))
 			n->f.header = val;
+		else if (!strcmp(line, "header_spec"))
+			n->f.header_spec = val;
 	}
 	return n->f.device && n->f.uuid && n->f.name && n->f.key ? 0 : -EINVAL;
 }
@@ -284,24 +288,53 @@ static void print_later(FILE *o, const struct notes *n, const char *state)
  */
 static void print_detached(FILE *o, const struct notes *n, const char *state)
 {
-	fprintf(o, "Its LUKS header is not on %s: it is in %s. Without that header nothing can open the data.\n", n->f.device,
-		n->f.header);
+	/* header_spec DEVICE:/PATH (a file, converted at boot): its parts, and DEVICE as a /dev node */
+	char spec_dev[1024] = "", spec_path[1024] = "", spec_node[1024] = "";
+	const char *sep = n->f.header_spec ? strstr(n->f.header_spec, ":/") : NULL;
+
+	if (sep && sep > n->f.header_spec && is_plain(n->f.header_spec)) {
+		snprintf(spec_dev, sizeof(spec_dev), "%.*s", (int)(sep - n->f.header_spec), n->f.header_spec);
+		snprintf(spec_path, sizeof(spec_path), "%s", sep + 1);
+		if (notes_dev_node(spec_dev, spec_node, sizeof(spec_node)) < 0)
+			spec_path[0] = '\0';
+	}
+	if (spec_path[0])
+		fprintf(o, "Its LUKS header is not on %s: it is the file %s in the filesystem %s. Without that header nothing\n"
+			   "can open the data.\n", n->f.device, spec_path, spec_dev);
+	else
+		fprintf(o, "Its LUKS header is not on %s: it is in %s. Without that header nothing can open the data.\n", n->f.device,
+			n->f.header);
 	if (!is_plain(n->f.header) || !is_plain(n->f.device)) {
 		fputs("The paths hold characters these notes do not quote: copy the header elsewhere now, and see\n"
 		      "cryptsetup(8), --header, to open the device.\n", o);
 		return;
 	}
 	fputs("Run each line that starts with \"$\" as root:\n", o);
-	fprintf(o, "1. Keep a copy of the header elsewhere (another disk, offline), now:\n  $ cp %s /root/%s.luks-header && sync\n",
-		n->f.header, n->f.name);
-	fprintf(o, "2. To open it by hand:\n  $ cryptsetup open --header %s %s %s\n", n->f.header, n->f.device, n->f.name);
+	if (spec_path[0]) {
+		/* converted at boot: the header is a file on DEVICE, which the booted system may mount elsewhere (or not) */
+		fputs("1. The boot mounted that filesystem under /run/luksipc/hdr only while it needed it. Keep a copy of the\n"
+		      "   header elsewhere (another disk, offline), now:\n", o);
+		fprintf(o, "  $ mkdir -p /run/luksipc-hdr && mount %s /run/luksipc-hdr\n", spec_node);
+		fprintf(o, "  $ cp /run/luksipc-hdr%s /root/%s.luks-header && sync\n", spec_path, n->f.name);
+		fputs("  $ umount /run/luksipc-hdr\n", o);
+		fprintf(o, "2. By hand (not while it is open): cryptsetup open --header HEADERFILE %s %s\n", n->f.device, n->f.name);
+	} else {
+		fprintf(o, "1. Keep a copy of the header elsewhere (another disk, offline), now:\n  $ cp %s /root/%s.luks-header && sync\n",
+			n->f.header, n->f.name);
+		fprintf(o, "2. To open it by hand:\n  $ cryptsetup open --header %s %s %s\n", n->f.header, n->f.device, n->f.name);
+	}
 	if (n->boot)
 		fprintf(o, "3. Keep the rd.luksipc flags on the kernel command line: at every boot luksipc finds the conversion\n"
 			   "   done and opens '%s' with the header named by rd.luksipc.header=. (A crypttab entry with\n"
 			   "   header= works only with the header file inside the initramfs; luksipc does not set that up yet.)\n",
 			n->f.name);
-	fprintf(o, "Keep the state store (%s) until you have the copy: it holds the header too; 'luksipc finalize --state\n"
-		   "%s' wipes it, and checks first that the header at %s is this conversion's.\n", state, state, n->f.header);
+	if (n->boot)
+		fprintf(o, "Keep the state store (%s) as long as the flags stay: each boot reads it to know that the root is\n"
+			   "converted (without it the boot refuses to convert again, and stops). It holds a copy of the header too.\n", state);
+	else
+		fprintf(o, "Keep the state store (%s) until you have the copy: it holds the header too; 'luksipc finalize --state\n"
+			   "%s' wipes it, and checks first that the header at %s is this conversion's (--header PATH if it moved).\n", state,
+			state, n->f.header);
 }
 
 static void print_steps(FILE *o, struct notes *n, const char *state)

@@ -24,6 +24,7 @@ struct notes_facts {
 	const char *key;        /* as the admin knows it: PATH, PATH:DEVICE, or "-" (a passphrase) */
 	const char *framework;  /* at boot "initramfs-tools", "dracut" or "other"; "" from a running system */
 	const char *header;     /* convert --header: the detached header's path; NULL or "" when none */
+	const char *header_spec; /* DEVICE[:/PATH] the boot named it by (rd.luksipc.header=), or NULL */
 };
 
 /* The record stored on the state store: "luksipc-notes 2" and key=value

@@ -33,6 +33,7 @@ struct convert_opts {
 	unsigned crypt_threads; /* LUKSIPC_CRYPT_THREADS, 1 to ENGINE_THREADS_MAX; 0: one per online CPU */
 	const char *note_name;  /* mapper name for the admin notes; default luks-<UUID> */
 	const char *note_key;   /* key file path for the admin notes; default the key file */
+	const char *note_header; /* --header: DEVICE[:/PATH] of the header for the admin notes (the boot flag) */
 	const char *note_framework; /* the boot framework converting: initramfs-tools, dracut or other */
 };
 

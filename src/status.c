@@ -25,13 +25,13 @@ static const char *phase_name(const struct state *s)
  * A finished conversion with a detached header: the header where it was
  * written is this conversion's. 1 yes, 0 no (or not readable).
  */
-static int detached_header_matches(const struct state *s)
+static int detached_header_matches(const struct state *s, const char *header)
 {
 	struct dev h;
 	char uuid[41];
 	int r;
 
-	if (dev_open(&h, s->sb.header_path, TARGET_OTHER, 0) < 0)
+	if (dev_open(&h, header ? header : s->sb.header_path, TARGET_OTHER, 0) < 0)
 		return 0;
 	r = probe_luks_uuid(&h, uuid) == 0 && strcmp(uuid, s->sb.luks_uuid) == 0;
 	dev_close(&h);
@@ -43,7 +43,7 @@ static int detached_header_matches(const struct state *s)
  * Without the key: the output of the last step (plain SHA-256), not the
  * keyed evidence of what is still to convert (docs/format.md).
  */
-static int matches_device(const struct state *s, const char *path)
+static int matches_device(const struct state *s, const char *path, const char *header)
 {
 	struct dev d;
 	char uuid[41];
@@ -56,7 +56,7 @@ static int matches_device(const struct state *s, const char *path)
 	else if (s->have_rec && s->rec.phase == PHASE_DONE && s->sb.mode == MODE_DECRYPT)
 		r = s->rec.behind.len && engine_check_evidence(&d, s, &s->rec.behind, 0) == 0; /* the header is wiped: the last plaintext written */
 	else if (s->have_rec && s->rec.phase == PHASE_DONE && s->sb.detached)
-		r = detached_header_matches(s);
+		r = detached_header_matches(s, header);
 	else if (s->have_rec && s->rec.phase == PHASE_DONE)
 		r = probe_luks_uuid(&d, uuid) == 0 && strcmp(uuid, s->sb.luks_uuid) == 0;
 	else if (s->have_rec && s->rec.behind.len)
@@ -155,7 +155,7 @@ int status_run(const char *path, const char *device, int json, int notes, const 
 	}
 	if (!device)
 		device = s.sb.device_path;
-	match = matches_device(&s, device);
+	match = matches_device(&s, device, NULL);
 	print_status(&s, path, device, match, json);
 	r = match == 0 ? E_REFUSED : 0;
 out:
@@ -181,7 +181,7 @@ static int confirm_wipe(const char *path, const char *device)
 	return 0;
 }
 
-int finalize_run(const char *path, const char *device, int batch)
+int finalize_run(const char *path, const char *device, const char *header, int batch)
 {
 	struct state s;
 	int r;
@@ -192,7 +192,15 @@ int finalize_run(const char *path, const char *device, int batch)
 		goto out;
 	if (!device)
 		device = s.sb.device_path;
-	if (!s.have_rec || s.rec.phase != PHASE_DONE || matches_device(&s, device) != 1) {
+	/* a detached header named at boot under /run is elsewhere in the booted system: --header says where */
+	if (s.have_rec && s.rec.phase == PHASE_DONE && s.sb.detached && s.sb.mode != MODE_DECRYPT && !header &&
+	    access(s.sb.header_path, F_OK) < 0) {
+		log_error("the header of the conversion in '%s' is not at '%s' (where it was written); give its path now with --header, so that finalize can check it before the store's copy is wiped",
+			  path, s.sb.header_path);
+		r = E_REFUSED;
+		goto out;
+	}
+	if (!s.have_rec || s.rec.phase != PHASE_DONE || matches_device(&s, device, header) != 1) {
 		log_error("the conversion in '%s' is not finished on '%s'; the state is still needed, nothing was wiped", path, device);
 		r = E_REFUSED;
 		goto out;
@@ -204,7 +212,7 @@ int finalize_run(const char *path, const char *device, int batch)
 		log_info("wiped the state in '%s'; '%s' holds plaintext (it was LUKS UUID %s)", path, device, s.sb.luks_uuid);
 	else if (r == 0 && s.sb.detached)
 		log_info("wiped the state in '%s'; '%s' stays LUKS (UUID %s) with its header in '%s', now the only copy: back it up", path, device,
-			 s.sb.luks_uuid, s.sb.header_path);
+			 s.sb.luks_uuid, header ? header : s.sb.header_path);
 	else if (r == 0)
 		log_info("wiped the state in '%s'; '%s' stays LUKS (UUID %s)", path, device, s.sb.luks_uuid);
 	else

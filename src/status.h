@@ -8,6 +8,6 @@ int status_run(const char *state, const char *device, int json, int notes, const
  * Wipes the state of a conversion that is finished on device (NULL: the
  * recorded one), after YES on the terminal unless batch.
  */
-int finalize_run(const char *state, const char *device, int batch);
+int finalize_run(const char *state, const char *device, const char *header, int batch);
 
 #endif

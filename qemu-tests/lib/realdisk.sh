@@ -1,9 +1,9 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # variables set here are read by the scenarios
 # Sourceable by a scenario's run (bash): a real Debian 12 system on one
-# disk image, booted the way its GRUB would boot it. Used by scenarios 21,
-# 22 and 23 (REALROOT_FRAMEWORK=dracut); lib/realroot.sh builds the cached
-# root they start from.
+# disk image, booted the way its GRUB would boot it. Used by scenarios 21
+# to 24, 29 and 31 (23, 29: REALROOT_FRAMEWORK=dracut); lib/realroot.sh
+# builds the cached root they start from.
 #
 # The caller sets T (work dir), R (the unpacked root), KVER, SCEN_DIR (its
 # realboot-check.sh and realboot-check.service: the judge that runs in the
@@ -37,9 +37,16 @@
 #                           BOOT_SWTPM=DIR: a TPM 2.0 with its state in DIR
 #   boot_failed LOG WHAT    empty when the boot passed, else why
 #   expect_pass LOG WHAT    fail unless the boot passed
-#   realdisk_verify         decrypt p4 on the host (tests/lib/luksdecrypt.py,
+#   realdisk_verify [HDR]   decrypt p4 on the host (tests/lib/luksdecrypt.py,
 #                           key file or PASS), e2fsck -fn, every file of the
-#                           manifest equal; sets NFILES
+#                           manifest equal; sets NFILES. HDR: a detached
+#                           LUKS header file (luksdecrypt.py --header HDR).
+#                           The partition stays in $T/root.luks.
+#
+# REALDISK_DRACUT_ADD=1 (with REALROOT_FRAMEWORK=dracut): the admin asks for
+# the module by hand (/etc/dracut.conf.d/90-luksipc.conf,
+# add_dracutmodules+=" luksipc "), as for flags written by hand without
+# arm, so the initrd must carry usr/sbin/luksipc from the start.
 #
 # Partition offsets (MiB): off_state off_keys off_boot off_root.
 
@@ -82,13 +89,22 @@ realdisk_install() {
 # luksipc's module out (only when asked for, or while armed): the scenario
 # checks that arm's own rebuild carries usr/sbin/luksipc.
 realdisk_install_dracut() {
+	if [ "${REALDISK_DRACUT_ADD:-0}" = 1 ]; then
+		mkdir -p "$R/etc/dracut.conf.d"
+		echo 'add_dracutmodules+=" luksipc "' >"$R/etc/dracut.conf.d/90-luksipc.conf"
+	fi
 	realroot_chroot "$R" dracut --force "/boot/initrd.img-$KVER" "$KVER" >"$T/dracut.log" 2>&1 ||
 		fail "dracut --force in the root failed: $(tail -n 5 "$T/dracut.log")"
 	lsinitrd "$R/boot/initrd.img-$KVER" >"$T/initrd.list" 2>/dev/null
 	grep -q 'usr/lib/systemd/systemd-cryptsetup$' "$T/initrd.list" ||
 		fail "the root's dracut initrd is no systemd initrd with systemd-cryptsetup (see $T/dracut.log)"
-	! grep -q 'usr/sbin/luksipc$' "$T/initrd.list" ||
-		fail "the root's dracut initrd has luksipc before arm (the module is only included when armed or asked for)"
+	if [ "${REALDISK_DRACUT_ADD:-0}" = 1 ]; then
+		grep -q 'usr/sbin/luksipc$' "$T/initrd.list" ||
+			fail "the root's dracut initrd lacks usr/sbin/luksipc although add_dracutmodules asks for it (see $T/dracut.log)"
+	else
+		! grep -q 'usr/sbin/luksipc$' "$T/initrd.list" ||
+			fail "the root's dracut initrd has luksipc before arm (the module is only included when armed or asked for)"
+	fi
 	echo "  luksipc installed, dracut --force in the root: $((SECONDS - t))s ($(du -m "$R/boot/initrd.img-$KVER" | cut -f1) MiB initrd)"
 }
 
@@ -254,10 +270,10 @@ expect_pass() { # LOG WHAT
 }
 
 realdisk_verify() {
-	local t=$SECONDS
+	local t=$SECONDS hdr=${1:-}
 	dd if="$T/disk.img" of="$T/root.luks" bs=1M skip="$off_root" count="$ROOT_MIB" status=none ||
 		fail "cannot read the root partition"
-	realdisk_dec() { python3 "$TOP/tests/lib/luksdecrypt.py" "$T/root.luks" --out "$T/root.plain" "$@" >"$T/decrypt.log" 2>&1; }
+	realdisk_dec() { python3 "$TOP/tests/lib/luksdecrypt.py" "$T/root.luks" ${hdr:+--header "$hdr"} --out "$T/root.plain" "$@" >"$T/decrypt.log" 2>&1; }
 	realdisk_dec --key-file "$T/keytree/luksipc.key" || {
 		printf '%s' "$PASS" >"$T/pass"
 		realdisk_dec --key-file "$T/pass"
@@ -270,6 +286,6 @@ realdisk_verify() {
 		head -n 20 "$T/check.log" | sed 's/^/    /'
 		fail "$(grep -c -v ': OK$' "$T/check.log") of $nfiles files differ from the manifest after the conversion"
 	}
-	echo "  host: decrypted, e2fsck -fn clean, $nfiles files equal to the manifest: $((SECONDS - t))s"
+	echo "  host: decrypted${hdr:+ with the header ${hdr##*/}}, e2fsck -fn clean, $nfiles files equal to the manifest: $((SECONDS - t))s"
 	NFILES=$nfiles
 }

@@ -145,6 +145,32 @@ roundtrip() {
 	assert_eq "$(sha hdr)" "$hsum" "a rerun after the end changed the header"
 }
 
+# Converted at boot: the notes name the header the way the booted system
+# finds it (the flag, --note-header), not the initramfs's mount point, and
+# say to keep the flags and the store (the boot reads it every time).
+t_notes_boot() {
+	need_luksipc
+	FX_FILL=1 fx_make ext4 dev.img $((12 * MiB)) 0
+	random_key key
+	run_rc 0 conv -d dev.img --state st --header hdr --header-size 1M --key-file key \
+		--note-header UUID=0b9c-77aa:/luks-root.hdr --note-framework dracut
+	lx status --state st --notes >notes.txt
+	assert_grep "it is the file /luks-root.hdr in the filesystem UUID=0b9c-77aa" notes.txt
+	assert_grep '^  \$ mkdir -p /run/luksipc-hdr && mount /dev/disk/by-uuid/0b9c-77aa /run/luksipc-hdr$' notes.txt
+	assert_grep '^  \$ cp /run/luksipc-hdr/luks-root.hdr /root/' notes.txt
+	assert_grep "Keep the rd.luksipc flags" notes.txt
+	assert_grep "as long as the flags stay" notes.txt
+	assert_no_grep "finalize" notes.txt
+	# finalize finds no header where it was written (moved): it wants --header
+	mv hdr moved.hdr
+	h=$(sha st)
+	run_rc 3 lx finalize --state st --batch
+	assert_grep "give its path now with --header" "$T/err"
+	assert_eq "$(sha st)" "$h" "the store after the refused finalize"
+	run_rc 0 lx finalize --state st --header moved.hdr --batch
+	assert_grep "now the only copy" "$T/err"
+}
+
 t_xfs_fill_luks2_512() {
 	roundtrip xfs $((36 * MiB)) 1 luks2 512 $((1 * MiB)) --step-size $((4 * MiB))
 }
@@ -518,6 +544,7 @@ run_test "HDR holds data (short random, one byte, a LUKS header): refused (3)" t
 run_test "HDR a block device too small or with a signature: refused (3)" t_refuse_hdr_block_device
 run_test "resume without --header, or --header on a plain resume: refused (3)" t_refuse_resume_mismatch
 run_test "--header with --reencrypt or --used-only: usage error (2)" t_usage
+run_test "admin notes: the header by the boot flag's DEVICE:/PATH, mounted to copy it; keep the flags and the store" t_notes_boot
 run_test "crash states, LUKS2 512, marker, 1M steps, 1M header file" t_crash_512_marker
 run_test "crash states, LUKS2 4096, filled device, 1M steps, 1M header file" t_crash_4096_fill
 # not named "crash states": the mutation check runs those cases per mutant

@@ -700,6 +700,8 @@ t_header_file_run() {
 	in_order "$m" "$c" "$o" "$u" || fail "calls out of order: mount $m, convert $c, open $o, umount $u (want mount < convert < open < umount)"
 	assert_eq "$(grep -c "^umount $T/run/hdr\$" calls)" 1 "unmounts of the header device"
 	assert_grep "^luksipc convert .*--header-size 1M" calls
+	# the notes name the header the way the booted system finds it: the flag
+	assert_grep "^luksipc convert .*--header $h --note-header LABEL=lipchdr:/root.hdr( |\$)" calls
 	assert_grep "opening '/dev/stub/PARTUUID_r' as 'luks-1234abcd' with the header in '$h'" err
 	assert_grep "^luksipc: done; continuing the boot" err
 }
