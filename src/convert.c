@@ -69,17 +69,9 @@ static int open_device(struct job *j)
 static int check_creatable(struct job *j, const char *what, const char *path, const char *opt)
 {
 	char dir[4096];
-	char *slash;
 
 	(void)j;
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
+	path_split(path, dir, sizeof(dir));
 	if (access(dir, W_OK | X_OK) == 0)
 		return 0;
 	if (errno == ENOENT || errno == ENOTDIR)
@@ -160,7 +152,7 @@ static int same_path(const char *a, const char *b)
 	char *out[2] = { ra, rb };
 
 	for (int i = 0; i < 2; i++) {
-		char dir[4096], *slash, *res;
+		char dir[4096], *res;
 		const char *base;
 
 		if ((res = realpath(p[i], NULL))) {
@@ -168,15 +160,7 @@ static int same_path(const char *a, const char *b)
 			free(res);
 			continue;
 		}
-		snprintf(dir, sizeof(dir), "%s", p[i]);
-		slash = strrchr(dir, '/');
-		base = slash ? p[i] + (slash - dir) + 1 : p[i];
-		if (!slash)
-			snprintf(dir, sizeof(dir), ".");
-		else if (slash == dir)
-			dir[1] = '\0';
-		else
-			*slash = '\0';
+		base = path_split(p[i], dir, sizeof(dir));
 		res = realpath(dir, NULL);
 		snprintf(out[i], sizeof(ra), "%.4000s/%.4000s", res ? res : dir, base);
 		free(res);

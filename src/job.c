@@ -36,17 +36,9 @@ void job_init(struct job *j, const struct convert_opts *o)
 static int flush_dir_of(const char *path)
 {
 	char dir[4096];
-	char *slash;
 	int fd, r = 0;
 
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
+	path_split(path, dir, sizeof(dir));
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;

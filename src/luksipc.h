@@ -59,6 +59,8 @@ int ask_yes(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Format bytes as a short human string like "16 MiB" or "12345 bytes". */
 const char *fmt_size(uint64_t bytes, char *buf, size_t len);
+/* The directory part of path ("." for a bare name, "/" for a top-level one) into buf; returns the last component. */
+const char *path_split(const char *path, char *buf, size_t len);
 
 /* Load/store little-endian integers. */
 static inline void put_le32(uint8_t *p, uint32_t v)

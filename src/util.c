@@ -106,6 +106,19 @@ const char *fmt_size(uint64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
+const char *path_split(const char *path, char *buf, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(buf, len, ".");
+	else if (slash == path)
+		snprintf(buf, len, "/");
+	else
+		snprintf(buf, len, "%.*s", (int)(slash - path), path);
+	return slash ? slash + 1 : path;
+}
+
 int ask_yes(const char *fmt, ...)
 {
 	char answer[16] = "";
