@@ -486,6 +486,18 @@ lipc_ask_passphrase() {
     [ -n "$LIPC_PASS" ] || { lipc_fail "empty passphrase for '$LIPC_DEV'"; return 1; }
 }
 
+# lipc_fstype DEV: the filesystem type blkid finds on DEV, its module
+# loaded (quietly: it may be built in); false when blkid finds none.
+lipc_fstype() {
+    local fstype
+    fstype=$(blkid -p -s TYPE -o value "$1" 2>/dev/null)
+    [ -n "$fstype" ] || return 1
+    if command -v modprobe >/dev/null 2>&1; then
+        modprobe -q "fs-$fstype" 2>/dev/null || modprobe -q "$fstype" 2>/dev/null || :
+    fi
+    echo "$fstype"
+}
+
 # lipc_mount_ro DEV MNT WHERE: mount the key device DEV read-only on MNT;
 # WHERE names what gave the device ("rd.luksipc.key=", or the crypttab key
 # field) for the message. mount without -t tries only the types the kernel
@@ -494,13 +506,9 @@ lipc_ask_passphrase() {
 # may be built in).
 lipc_mount_ro() {
     local fstype err
-    fstype=$(blkid -p -s TYPE -o value "$1" 2>/dev/null)
-    if [ -z "$fstype" ]; then
+    if ! fstype=$(lipc_fstype "$1"); then
         lipc_fail "key device '$1' holds no filesystem that blkid recognises; check $3 names the device that holds the key file"
         return 1
-    fi
-    if command -v modprobe >/dev/null 2>&1; then
-        modprobe -q "fs-$fstype" 2>/dev/null || modprobe -q "$fstype" 2>/dev/null || :
     fi
     if ! err=$(mount -t "$fstype" -o ro "$1" "$2" 2>&1); then
         lipc_fail "cannot mount key device '$1' ($fstype) read-only: $(lipc_oneline "${err:-mount gave no reason}"); check $3 and that the initramfs has the $fstype module"
@@ -673,13 +681,9 @@ lipc_header_setup() {
         LIPC_HEADER=$dev
         return 0
     fi
-    fstype=$(blkid -p -s TYPE -o value "$dev" 2>/dev/null)
-    if [ -z "$fstype" ]; then
+    if ! fstype=$(lipc_fstype "$dev"); then
         lipc_fail "header device '$dev' holds no filesystem that blkid recognises, so it cannot hold the file '$path'; check rd.luksipc.header="
         return 1
-    fi
-    if command -v modprobe >/dev/null 2>&1; then
-        modprobe -q "fs-$fstype" 2>/dev/null || modprobe -q "$fstype" 2>/dev/null || :
     fi
     mnt=$LIPC_RUN/hdr${LIPC_IDX:+.$LIPC_IDX}
     mkdir -p "$mnt" || { lipc_fail "cannot make '$mnt'"; return 1; }
