@@ -406,8 +406,12 @@ static void plan_marker(struct job *j, struct state_sb *sb)
 		j->geo.data_size = m - h;
 		return;
 	}
-	log_warn("the %s filesystem on '%s' leaves no 4 KiB after it for luksipc's in-progress marker; the conversion runs without one, so keep its state store safe until it is done (shrink the filesystem by %s more to have one)",
-		 sb->fs_type, j->o->device, fmt_size(sb->fs_size - (m > h ? m - h : 0), a, sizeof(a)));
+	if (j->o->header) /* nothing is to shrink in this mode: no advice to */
+		log_warn("the %s filesystem on '%s' leaves no 4 KiB after it for luksipc's in-progress marker; the conversion runs without one, so keep its state store safe until it is done",
+			 sb->fs_type, j->o->device);
+	else
+		log_warn("the %s filesystem on '%s' leaves no 4 KiB after it for luksipc's in-progress marker; the conversion runs without one, so keep its state store safe until it is done (shrink the filesystem by %s more to have one)",
+			 sb->fs_type, j->o->device, fmt_size(sb->fs_size - (m > h ? m - h : 0), a, sizeof(a)));
 }
 
 /* The detached header's path, absolute, for status, finalize and the messages of a resume from elsewhere. */
