@@ -100,7 +100,7 @@ static int finalize_no_tty(void)
 
 	if (pid == 0) {
 		setsid();
-		_exit(finalize_run(st_path, dev_path, 0) == E_REFUSED ? 3 : 1);
+		_exit(finalize_run(st_path, dev_path, NULL, 0) == E_REFUSED ? 3 : 1);
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) < 0)
 		return -1;
@@ -116,7 +116,7 @@ static int finalize_answer(const char *answer)
 	pid_t pid = forkpty(&master, NULL, NULL, NULL);
 
 	if (pid == 0) {
-		int r = finalize_run(st_path, dev_path, 0);
+		int r = finalize_run(st_path, dev_path, NULL, 0);
 		_exit(r == 0 ? 0 : r == E_REFUSED ? 3 : 1);
 	}
 	if (pid < 0)
@@ -182,7 +182,7 @@ int main(void)
 	unlink(dev_path);
 	CHECK(make_finished() == 0);
 	CHECK(store_valid());
-	CHECK(finalize_run(st_path, dev_path, 1) == 0);
+	CHECK(finalize_run(st_path, dev_path, NULL, 1) == 0);
 	CHECK(!store_valid());
 
 	unlink(st_path);

@@ -206,8 +206,21 @@ static void test_xts(void)
 	xts_free(big);
 }
 
+/* path_split: the directory a file is created in, and its name */
+static void test_path_split(void)
+{
+	char d[64];
+
+	CHECK(strcmp(path_split("/boot/luks.hdr", d, sizeof(d)), "luks.hdr") == 0 && strcmp(d, "/boot") == 0);
+	CHECK(strcmp(path_split("/hdr", d, sizeof(d)), "hdr") == 0 && strcmp(d, "/") == 0);
+	CHECK(strcmp(path_split("hdr", d, sizeof(d)), "hdr") == 0 && strcmp(d, ".") == 0);
+	CHECK(strcmp(path_split("a/b/c", d, sizeof(d)), "c") == 0 && strcmp(d, "a/b") == 0);
+	CHECK(strcmp(path_split("dir/", d, sizeof(d)), "") == 0 && strcmp(d, "dir") == 0);
+}
+
 int main(void)
 {
+	test_path_split();
 	test_sizes();
 	test_fs();
 	test_xts();
