@@ -269,6 +269,8 @@ expect_pass() { # LOG WHAT
 	[ -z "$f" ] || fail "$f"
 }
 
+# realdisk_verify [HDR]: HDR, a detached header, is optional; callers without one pass nothing
+# shellcheck disable=SC2120
 realdisk_verify() {
 	local t=$SECONDS hdr=${1:-}
 	dd if="$T/disk.img" of="$T/root.luks" bs=1M skip="$off_root" count="$ROOT_MIB" status=none ||
