@@ -238,24 +238,8 @@ t_crash_negative() {
 	[ "$rc" -ne 0 ] || fail "enumerate.py passed with a --plain the result is not"
 	assert_grep "reference device differs from --plain at byte $((3 * MiB + 11)) " neg2.log
 	mv plain.good plain.img
-	"$PY" - trace trace.noflush <<'PYEOF'
-import struct, sys
-buf = open(sys.argv[1], "rb").read()
-out, pos, dropped, after_w3 = bytearray(), 0, 0, False
-while pos < len(buf):
-    op, t, _, n, off = struct.unpack_from("<BBHIQ", buf, pos)
-    size = 16 + (n if op == ord("W") else 0)
-    rec = buf[pos:pos + size]
-    pos += size
-    if t == 3 and op == ord("W"):
-        after_w3 = True
-    elif t == 3 and op == ord("F") and after_w3 and not dropped:
-        dropped = 1
-        continue
-    out += rec
-assert dropped, "no flush of the header file after its wipe"
-open(sys.argv[2], "wb").write(out)
-PYEOF
+	"$PY" "$TESTS_ROOT/tests/crash/dropflush.py" trace trace.noflush 3 ||
+		fail "the trace has no flush of the header file after its wipe"
 	mv trace trace.orig
 	mv trace.noflush trace
 	enum neg3.log --ref-header hdr --min-states 1 --max-failures 3
