@@ -27,6 +27,8 @@
 #include <unistd.h>
 
 #include "notes.h"
+#include "probe.h"
+#include "testhooks.h"
 
 #define NOTES_MAGIC "luksipc-notes 2\n"
 
@@ -43,6 +45,7 @@ struct notes {
 	const char *keydev;    /* DEVICE of PATH:DEVICE as written, or NULL */
 	char keydev_node[1024];/* DEVICE as a /dev path */
 	int passphrase;
+	int detached;          /* a detached header: crypttab names it, the initramfs carries a copy */
 };
 
 int notes_framework_ok(const char *name)
@@ -167,13 +170,14 @@ static void print_re(FILE *o, const char *s)
 		fprintf(o, *s == '.' ? "\\%c" : "%c", *s);
 }
 
-static void print_crypttab_cmd(FILE *o, const struct notes *n, const char *key, const char *opts)
+/* source: UUID=U, or PARTUUID=P for a detached header (the device carries no LUKS UUID). */
+static void print_crypttab_cmd(FILE *o, const struct notes *n, const char *source, const char *key, const char *opts)
 {
 	/* an older entry for the name or the device (re-encryption) goes */
 	fputs("  $ touch /etc/crypttab && sed -i '/^", o);
 	print_re(o, n->f.name);
-	fprintf(o, "[[:space:]]/d; /^[^#]*[[:space:]]UUID=%s[[:space:]]/d' /etc/crypttab && printf '%%s\\n' '%s UUID=%s %s %s' >>/etc/crypttab\n",
-		n->f.uuid, n->f.name, n->f.uuid, key, opts);
+	fprintf(o, "[[:space:]]/d; /^[^#]*[[:space:]]%s[[:space:]]/d' /etc/crypttab && printf '%%s\\n' '%s %s %s %s' >>/etc/crypttab\n",
+		source, n->f.name, source, key, opts);
 }
 
 /* The key and options fields of the crypttab entry (see the comment at the top). */
@@ -195,7 +199,8 @@ static void crypttab_fields(const struct notes *n, char *key, size_t len, const 
 static void unlock_flags(const struct notes *n, char *buf, size_t len)
 {
 	buf[0] = '\0';
-	if (n->fw != FW_DRACUT)
+	/* a detached header: the initramfs's own crypttab opens it (the device has no LUKS UUID to name) */
+	if (n->fw != FW_DRACUT || n->detached)
 		return;
 	if (n->keydev)
 		snprintf(buf, len, "rd.luks.uuid=%s rd.luks.name=%s=%s rd.luks.key=%s=%s:%s", n->f.uuid, n->f.uuid, n->f.name,
@@ -204,12 +209,13 @@ static void unlock_flags(const struct notes *n, char *buf, size_t len)
 		snprintf(buf, len, "rd.luks.uuid=%s rd.luks.name=%s=%s", n->f.uuid, n->f.uuid, n->f.name);
 }
 
-static void print_crypttab(FILE *o, const struct notes *n, int step)
+static void print_crypttab(FILE *o, const struct notes *n, int step, const char *source, const char *more_opts)
 {
-	char key[2200];
+	char key[2200], all[2400];
 	const char *opts;
 
 	crypttab_fields(n, key, sizeof(key), &opts);
+	snprintf(all, sizeof(all), "%s%s", opts, more_opts);
 	if (n->passphrase)
 		fprintf(o, "%d. The /etc/crypttab entry (the key field none: asked for the passphrase at boot):\n", step);
 	else if (n->keydev && n->fw == FW_ITOOLS)
@@ -222,7 +228,7 @@ static void print_crypttab(FILE *o, const struct notes *n, int step)
 		fprintf(o, "%d. The /etc/crypttab entry, in systemd's spelling (PATH:DEVICE):\n", step);
 	else
 		fprintf(o, "%d. The /etc/crypttab entry (the key file %s must exist in the booted system):\n", step, n->key_path);
-	print_crypttab_cmd(o, n, key, opts);
+	print_crypttab_cmd(o, n, source, key, all);
 	if (!n->passphrase && !n->keydev && n->fw == FW_ITOOLS)
 		fputs("   If this is the root filesystem: initramfs-tools takes no key file from the root filesystem for it;\n"
 		      "   add a passphrase (below) and write none instead of the key file, then do the next steps.\n",
@@ -235,11 +241,11 @@ static void print_flags(FILE *o, const struct notes *n, int step)
 		"%d. Remove the rd.luksipc flags from the kernel command line%s\n"
 		"   (GRUB: /etc/default/grub and /etc/default/grub.d/*.cfg; kernel-install: /etc/kernel/cmdline),\n"
 		"   then update GRUB. Without GRUB, make the same change in your boot loader's entry.\n",
-		step, n->fw == FW_DRACUT ? ", add the rd.luks flags that unlock the root" : "");
+		step, n->fw == FW_DRACUT && !n->detached ? ", add the rd.luks flags that unlock the root" : "");
 	fputs("  $ for f in /etc/default/grub /etc/default/grub.d/*.cfg /etc/kernel/cmdline; do if [ -f \"$f\" ]; then "
 	      "sed -i 's/[[:space:]]*\\<rd\\.luksipc[.a-z-]*=[^[:space:]\"]*//g' \"$f\"; fi; done\n",
 	      o);
-	if (n->fw == FW_DRACUT) {
+	if (n->fw == FW_DRACUT && !n->detached) {
 		char flags[3000];
 
 		unlock_flags(n, flags, sizeof(flags));
@@ -280,13 +286,62 @@ static void print_later(FILE *o, const struct notes *n, const char *state)
 }
 
 /*
- * A detached header: the device carries no LUKS signature, so the steps
- * above (UUID= in crypttab, rd.luks.uuid=) do not apply. What is known to
- * work: cryptsetup open --header, and luksipc opening it at every boot
- * while its flags stay. crypttab's header= needs the file inside the
- * initramfs, which these notes do not automate yet.
+ * A detached header: the device carries no LUKS signature, so it is named by
+ * its PARTUUID, and the initramfs needs its own copy of the header. Neither
+ * Debian's cryptroot hook nor dracut's crypt module copies a header= file
+ * into the image (read in cryptsetup-initramfs 2:2.6.1-4 and dracut 059), so
+ * luksipc's hook and module copy what an entry names under /etc/luksipc/.
+ * The copy lives in the root filesystem (opened by then in the booted
+ * system, so systemd-cryptsetup finds the file and the volume active), not
+ * on /boot, which the booted system mounts only after its crypttab units.
+ * dracut: its crypt module keeps a host-only image's entry only for a
+ * crypto_LUKS device or with "force" (the device has no signature); the
+ * others ignore the unknown option. Without a PARTUUID, a known framework
+ * or a file named at boot, the notes fall back to keeping the flags.
  */
-static void print_detached(FILE *o, const struct notes *n, const char *state)
+#define HDR_DIR "/etc/luksipc"
+
+static void print_detached_handover(FILE *o, struct notes *n, const char *state, const char *spec_node, const char *spec_path,
+				    const char *partuuid)
+{
+	char source[128], opts[1200];
+	int step = 1;
+
+	n->detached = 1;
+	snprintf(source, sizeof(source), "PARTUUID=%s", partuuid);
+	snprintf(opts, sizeof(opts), ",header=" HDR_DIR "/%s.luks-header%s", n->f.name, n->fw == FW_DRACUT ? ",force" : "");
+	fprintf(o, "Next steps for %s: the initramfs opens '%s' from /etc/crypttab with its own copy of the header, and the\n"
+		   "rd.luksipc flags go. Run each line that starts with \"$\" as root, in this order:\n",
+		n->fw == FW_DRACUT ? "dracut" : "initramfs-tools", n->f.name);
+	fprintf(o, "%d. A copy of the header in the root filesystem, which the initramfs build puts into the image:\n", step++);
+	fprintf(o, "  $ mkdir -p /run/luksipc-hdr && mount %s /run/luksipc-hdr\n", spec_node);
+	fprintf(o, "  $ mkdir -p -m 0700 " HDR_DIR " && install -m 0600 /run/luksipc-hdr%s " HDR_DIR "/%s.luks-header\n", spec_path,
+		n->f.name);
+	fputs("  $ umount /run/luksipc-hdr\n", o);
+	fprintf(o, "%d. Keep one more copy off this disk (a USB stick, another machine), now: without a header nothing\n"
+		   "   opens the data. (" HDR_DIR "/%s.luks-header, or %s on %s.)\n", step++, n->f.name, spec_path, spec_node);
+	print_crypttab(o, n, step++, source, opts);
+	if (n->fw == FW_ITOOLS) {
+		fprintf(o, "%d. Rebuild the initramfs, so that it carries the entry%s and the header (made root-only: it holds the\n"
+			   "   keyslots):\n", step++, n->keydev ? ", the keyscript" : "");
+		fputs("  $ printf 'UMASK=0077\\n' >/etc/initramfs-tools/conf.d/luksipc-header\n", o);
+		fputs("  $ update-initramfs -u\n", o);
+	} else {
+		fprintf(o, "%d. Rebuild the initramfs, so that it carries the entry and the header (luksipc's module adds both):\n"
+			   "  $ dracut -f\n", step++);
+	}
+	print_flags(o, n, step++);
+	fprintf(o, "Then reboot: the initramfs opens '%s' %s, with the header in the image, without the rd.luksipc flags.\n",
+		n->f.name, n->passphrase ? "with the passphrase" : "with the key file");
+	fputs("Later, once a boot without the rd.luksipc flags works:\n", o);
+	fprintf(o, "- the state store is no longer needed: 'luksipc finalize --state %s --header " HDR_DIR "/%s.luks-header'\n"
+		   "  wipes it (it checks first that this header is the conversion's).\n", state, n->f.name);
+	fprintf(o, "- a keyslot change (cryptsetup luksAddKey --header " HDR_DIR "/%s.luks-header /dev/disk/by-partuuid/%s) is\n"
+		   "  made in that copy: rebuild the initramfs after it, and renew the other copies; an old copy still\n"
+		   "  opens the data with the keys it holds.\n", n->f.name, partuuid);
+}
+
+static void print_detached(FILE *o, struct notes *n, const char *state)
 {
 	/* header_spec DEVICE:/PATH (a file, converted at boot): its parts, and DEVICE as a /dev node */
 	char spec_dev[1024] = "", spec_path[1024] = "", spec_node[1024] = "";
@@ -308,6 +363,19 @@ static void print_detached(FILE *o, const struct notes *n, const char *state)
 		fputs("The paths hold characters these notes do not quote: copy the header elsewhere now, and see\n"
 		      "cryptsetup(8), --header, to open the device.\n", o);
 		return;
+	}
+	if (n->boot && spec_path[0] && n->fw != FW_NONE && is_plain(n->f.name) && (n->passphrase || is_plain(n->f.key))) {
+		char node[1024], partuuid[64];
+
+		const char *t = test_hook_partuuid();
+		int found = t ? snprintf(partuuid, sizeof(partuuid), "%s", t) >= 0 :
+				notes_dev_node(n->f.device, node, sizeof(node)) == 0 && probe_part_uuid(node, partuuid, sizeof(partuuid)) == 0;
+
+		if (found && partuuid[0] && is_plain(partuuid)) {
+			print_detached_handover(o, n, state, spec_node, spec_path, partuuid);
+			return;
+		}
+		fprintf(o, "(%s has no PARTUUID here, so these notes cannot name it in /etc/crypttab.)\n", n->f.device);
 	}
 	fputs("Run each line that starts with \"$\" as root:\n", o);
 	if (spec_path[0]) {
@@ -343,12 +411,16 @@ static void print_steps(FILE *o, struct notes *n, const char *state)
 	int step = 1;
 
 	if (n->f.decrypt) {
-		fprintf(o, "luksipc decrypted %s: it holds plaintext again, and its LUKS%u header (UUID %s) in %s is wiped.\n"
-			   "Remove what opened it: its /etc/crypttab entry (the one naming that UUID or %s), rd.luks.* flags\n"
+		if (n->f.header && n->f.header[0])
+			fprintf(o, "luksipc decrypted %s: it holds plaintext again, and its LUKS%u header (UUID %s) in %s is wiped.\n",
+				n->f.device, n->f.luks_version, n->f.uuid, n->f.header);
+		else
+			fprintf(o, "luksipc decrypted %s: it holds plaintext again from byte 0; its LUKS%u header (UUID %s) is gone,\n"
+				   "the data moved down into its place.\n", n->f.device, n->f.luks_version, n->f.uuid);
+		fprintf(o, "Remove what opened it: its /etc/crypttab entry (the one naming that UUID or %s), rd.luks.* flags\n"
 			   "naming it, and rebuild the initramfs (update-initramfs -u, or dracut -f); the filesystem is found\n"
 			   "directly on %s. Then 'luksipc finalize --state %s' wipes the state store.\n",
-			n->f.device, n->f.luks_version, n->f.uuid, n->f.header ? n->f.header : "?", n->f.header ? n->f.header : "its header",
-			n->f.device, state);
+			n->f.name, n->f.device, state);
 		return;
 	}
 	fprintf(o, "luksipc %s %s to LUKS%u (LUKS UUID %s), opened as '%s'.\n",
@@ -364,7 +436,12 @@ static void print_steps(FILE *o, struct notes *n, const char *state)
 	}
 	fprintf(o, "Next steps for %s (luksipc status --notes --framework initramfs-tools|dracut for the other).\n"
 		   "Run each line that starts with \"$\" as root, in this order:\n", fw_name[n->fw]);
-	print_crypttab(o, n, step++);
+	{
+		char source[128];
+
+		snprintf(source, sizeof(source), "UUID=%s", n->f.uuid);
+		print_crypttab(o, n, step++, source, "");
+	}
 	if (n->fw == FW_ITOOLS)
 		fprintf(o, "%d. Rebuild the initramfs, so that it carries the entry%s:\n  $ update-initramfs -u\n", step++,
 			n->keydev ? " and the keyscript" : "");

@@ -53,6 +53,26 @@ int probe_signatures(struct dev *d, struct probe_result *ret)
 	return r;
 }
 
+int probe_part_uuid(const char *path, char *out, size_t len)
+{
+	blkid_probe pr = blkid_new_probe_from_filename(path);
+	int r;
+
+	out[0] = '\0';
+	if (!pr)
+		return errno ? -errno : -ENOENT;
+	blkid_probe_enable_superblocks(pr, 0);
+	blkid_probe_enable_partitions(pr, 1);
+	blkid_probe_set_partitions_flags(pr, BLKID_PARTS_ENTRY_DETAILS);
+	r = blkid_do_safeprobe(pr);
+	if (r == 0)
+		lookup(pr, "PART_ENTRY_UUID", out, len);
+	blkid_free_probe(pr);
+	if (r < 0)
+		return -EIO;
+	return out[0] ? 0 : -ENOENT;
+}
+
 static int ext_size(const uint8_t *sb, uint64_t *ret)
 {
 	uint64_t blocks = get_le32(sb + 4);

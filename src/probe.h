@@ -50,6 +50,10 @@ int probe_overlap(const struct dev *a, const struct dev *b);
  */
 int probe_holds(const struct dev *upper, const struct dev *lower);
 
+/* The partition's own UUID (GPT, or the MBR disk id and number) of the block device at path, as
+ * PARTUUID= names it: 0, -ENOENT when it is no partition, -errno. */
+int probe_part_uuid(const char *path, char *out, size_t len);
+
 /* 0 and the UUID if d starts with a LUKS header, -ENOENT if not, -errno. */
 int probe_luks_uuid(struct dev *d, char uuid[41]);
 

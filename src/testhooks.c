@@ -164,6 +164,11 @@ int test_hook_fast_pbkdf(void)
 
 	return v && !strcmp(v, "1");
 }
+
+const char *test_hook_partuuid(void)
+{
+	return getenv("LUKSIPC_TEST_PARTUUID");
+}
 #else
 typedef int testhooks_not_compiled; /* ISO C wants a non-empty file */
 #endif

@@ -31,6 +31,8 @@ void test_hook_delay(enum test_delay which);
 const char *test_hook_sysroot(void);
 /* LUKSIPC_TEST_FAST_PBKDF=1: keyslots that finalize adds use PBKDF2 with 1000 iterations (host tests). */
 int test_hook_fast_pbkdf(void);
+/* LUKSIPC_TEST_PARTUUID: the PARTUUID the admin notes take for the device (host tests have no partitions); NULL when unset. */
+const char *test_hook_partuuid(void);
 #else
 static inline int test_hook_fault(int target, int op)
 {
@@ -61,6 +63,11 @@ static inline const char *test_hook_sysroot(void)
 static inline int test_hook_fast_pbkdf(void)
 {
 	return 0;
+}
+
+static inline const char *test_hook_partuuid(void)
+{
+	return NULL;
 }
 #endif
 

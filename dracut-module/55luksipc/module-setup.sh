@@ -20,6 +20,14 @@ luksipc_binary() {
     return 1
 }
 
+# The /etc/crypttab entries whose detached header= lies under /etc/luksipc
+# (luksipc's notes put the copy there, docs/format.md).
+luksipc_header_entries() {
+    [[ -r $dracutsysrootdir/etc/crypttab ]] || return 0
+    grep -E '^[^#]*[[:space:],]header=/etc/luksipc/[^[:space:],]+' "$dracutsysrootdir/etc/crypttab"
+    return 0
+}
+
 # called by dracut
 check() {
     require_binaries cryptsetup blkid || return 1
@@ -32,6 +40,8 @@ check() {
     # while `luksipc arm`'s record is there (armed, converting, finalizing):
     # arm and finalize rebuild with plain `dracut -f`, as a kernel update does
     [[ -e $dracutsysrootdir/etc/luksipc/armed ]] && return 0
+    # a converted root with a detached header opens from crypttab: install() copies it
+    [[ -n $(luksipc_header_entries) ]] && return 0
     # else only when asked for: --add luksipc or add_dracutmodules+=" luksipc "
     return 255
 }
@@ -78,6 +88,24 @@ install() {
         inst_simple /boot/luksipc/bootstrap.key /etc/luksipc/bootstrap.key
         chmod 0600 "$initdir/etc/luksipc/bootstrap.key"
     fi
+
+    # Detached headers: dracut's crypt module copies no header= file, and
+    # keeps the entry only in a host-only image (with "force": the device
+    # has no signature). Without the file the image could not open the
+    # device, so a missing one fails the build.
+    local _line _hdr
+    while IFS= read -r _line; do
+        _hdr=$(printf '%s\n' "$_line" | sed -n 's|^[^#]*[[:space:],]header=\(/etc/luksipc/[^[:space:],]*\).*$|\1|p')
+        if [[ ! -f $dracutsysrootdir$_hdr ]]; then
+            derror "luksipc: /etc/crypttab names the LUKS header $_hdr, which does not exist; put the header there (luksipc status --notes)"
+            return 1
+        fi
+        inst_simple "$_hdr" "$_hdr"
+        chmod 0700 "$initdir/etc/luksipc"
+        chmod 0600 "$initdir$_hdr"
+        grep -qxF -- "$_line" "$initdir/etc/crypttab" 2>/dev/null ||
+            printf '%s\n' "$_line" >>"$initdir/etc/crypttab"
+    done < <(luksipc_header_entries)
 
     if dracut_module_included systemd; then
         inst_multiple -o systemd-ask-password

@@ -171,6 +171,51 @@ t_notes_boot() {
 	assert_grep "now the only copy" "$T/err"
 }
 
+# Converted at boot, the device a partition (its PARTUUID from the test
+# hook): the notes hand the root over to crypttab with header= and a copy
+# of the header under /etc/luksipc that the initramfs carries, and remove
+# the flags. dracut: ",force" (its host-only filter), no rd.luks flags (the
+# device has no LUKS UUID); initramfs-tools: the keyscript, a root-only image.
+t_notes_handover() {
+	need_luksipc
+	FX_FILL=1 fx_make ext4 dev.img $((12 * MiB)) 0
+	random_key key
+	run_rc 0 conv -d dev.img --state st --header hdr --header-size 1M --key-file key \
+		--note-header UUID=0b9c-77aa:/luks-root.hdr --note-framework initramfs-tools --note-key-file /k.key:LABEL=KEYS \
+		--note-name root
+	pu=4d1e2f3a-0b1c-4d5e-8f90-a1b2c3d4e5f6
+	LUKSIPC_TEST_PARTUUID=$pu lx status --state st --notes >itools.txt
+	LUKSIPC_TEST_PARTUUID=$pu lx status --state st --notes --framework dracut >dracut.txt
+	for f in itools.txt dracut.txt; do
+		assert_grep '^  \$ mkdir -p /run/luksipc-hdr && mount /dev/disk/by-uuid/0b9c-77aa /run/luksipc-hdr$' $f
+		assert_grep '^  \$ mkdir -p -m 0700 /etc/luksipc && install -m 0600 /run/luksipc-hdr/luks-root.hdr /etc/luksipc/root.luks-header$' $f
+		assert_grep "^  \\$ umount /run/luksipc-hdr\$" $f
+		assert_grep "Keep one more copy off this disk" $f
+		assert_grep "Remove the rd.luksipc flags from the kernel command line\$" $f
+		assert_grep '^  \$ update-grub$' $f
+		assert_no_grep "Keep the rd.luksipc flags" $f
+		assert_no_grep "rd\\.luks\\.uuid" $f
+		assert_grep "finalize --state st --header /etc/luksipc/root.luks-header" $f
+	done
+	assert_grep "printf '%s\\\\n' 'root PARTUUID=$pu /k.key:LABEL=KEYS luks,keyscript=/usr/lib/luksipc/keydev,header=/etc/luksipc/root.luks-header' >>/etc/crypttab\$" itools.txt
+	assert_grep "^  \\$ printf 'UMASK=0077\\\\n' >/etc/initramfs-tools/conf.d/luksipc-header\$" itools.txt
+	assert_grep '^  \$ update-initramfs -u$' itools.txt
+	assert_grep "printf '%s\\\\n' 'root PARTUUID=$pu /k.key:LABEL=KEYS luks,header=/etc/luksipc/root.luks-header,force' >>/etc/crypttab\$" dracut.txt
+	assert_grep '^  \$ dracut -f$' dracut.txt
+	# the lines run in order as sh, against a scratch root: crypttab gets
+	# exactly one entry for the name, an older one for it goes
+	printf 'root UUID=old none luks\nother PARTUUID=zz none luks\n' >crypttab
+	sed -n 's/^  \$ //p' itools.txt | grep crypttab | sed "s|/etc/crypttab|$T/crypttab|g" >cmds.sh
+	run_rc 0 sh -e cmds.sh
+	assert_eq "$(grep -c '^root ' crypttab)" 1 "entries for root in crypttab"
+	assert_grep '^other PARTUUID=zz none luks$' crypttab
+	assert_grep "^root PARTUUID=$pu " crypttab
+	# no PARTUUID (an image file here): the notes fall back to keeping the flags
+	lx status --state st --notes >none.txt
+	assert_grep "has no PARTUUID here" none.txt
+	assert_grep "Keep the rd.luksipc flags" none.txt
+}
+
 t_xfs_fill_luks2_512() {
 	roundtrip xfs $((36 * MiB)) 1 luks2 512 $((1 * MiB)) --step-size $((4 * MiB))
 }
@@ -529,6 +574,7 @@ run_test "HDR a block device too small or with a signature: refused (3)" t_refus
 run_test "resume without --header, or --header on a plain resume: refused (3)" t_refuse_resume_mismatch
 run_test "--header with --reencrypt or --used-only: usage error (2)" t_usage
 run_test "admin notes: the header by the boot flag's DEVICE:/PATH, mounted to copy it; keep the flags and the store" t_notes_boot
+run_test "admin notes, a partition: crypttab with PARTUUID= and header=, the copy in /etc/luksipc for the initramfs, the flags removed" t_notes_handover
 run_test "crash states, LUKS2 512, marker, 1M steps, 1M header file" t_crash_512_marker
 run_test "crash states, LUKS2 4096, filled device, 1M steps, 1M header file" t_crash_4096_fill
 # not named "crash states": the mutation check runs those cases per mutant

@@ -2,17 +2,22 @@
 # shellcheck source-path=SCRIPTDIR
 # Scenario 31's judge, run by realboot-check.service in the booted Debian
 # root once multi-user.target is reached, at every boot that gets there.
-# It does NOT follow the admin notes: for a detached header they say to keep
-# the rd.luksipc flags (luksipc opens the root with the header at every
-# boot), and their "cryptsetup open" line would fail on the open root. It
-# only shows them on the console. It checks:
+# At every such boot it checks:
 # - / is on a dm-crypt mapping with data offset 0 (the header is detached);
-# - the command line still has the rd.luksipc flags with the header;
-# - the initramfs unmounted the header's filesystem: nothing is mounted on
-#   /run/luksipc/hdr (initramfs-tools and dracut move /run into the root),
-#   and /boot is mounted once, by the system's fstab;
+# - nothing is mounted under /run/luksipc (the initramfs unmounted the
+#   header's filesystem) and /boot is mounted once, by the system's fstab;
 # - /boot/luks-root.hdr exists, is LUKS, mode 0600;
 # - no unit failed.
+# First such boot (the one that finished the conversion, flags on the
+# command line): then the admin notes are followed literally, as in
+# scenario 21: every line of `luksipc status --notes` that starts with
+# exactly "  $ " is run in order with sh -c as root. Notes without such a
+# line are a FAIL. The notes must name a crypttab entry with header=.
+# Next boot (after the notes): the command line must have no rd.luksipc
+# flag; crypttab's entry opened the root with the header copy
+# /etc/luksipc/<name>.luks-header (mode 0600, equal to /boot's), and that
+# copy is in the initramfs the system booted (root-only image for
+# initramfs-tools).
 # shellcheck source=../../lib/realboot-judge.sh
 . /usr/local/lib/realboot-judge.sh
 
@@ -25,9 +30,6 @@ st=$(cryptsetup status "$src" 2>&1)
 printf '%s\n' "$st" | sed 's/^/realboot: status| /'
 printf '%s\n' "$st" | grep -q -E '^[[:space:]]*offset:[[:space:]]+0 sectors' ||
 	verdict "FAIL the root mapping '$src' does not start at offset 0 (no detached header?)"
-
-grep -q 'rd\.luksipc\.header=' /proc/cmdline ||
-	verdict "FAIL the kernel command line lost rd.luksipc.header: $(cat /proc/cmdline)"
 
 if mountpoint -q /run/luksipc/hdr 2>/dev/null || grep -q ' /run/luksipc' /proc/self/mounts; then
 	grep ' /run/luksipc' /proc/self/mounts | sed 's/^/realboot: mounts| /'
@@ -44,13 +46,50 @@ mode=$(stat -c %a "$hdr")
 [ "$mode" = 600 ] || verdict "FAIL $hdr has mode $mode, not 0600"
 cryptsetup isLuks "$hdr" || verdict "FAIL $hdr is not a LUKS header"
 say "$hdr: LUKS, mode $mode, $(stat -c %s "$hdr") bytes; /boot is $bootdev"
-
-# the notes, shown only (a detached header: keep the flags)
-notes=$(luksipc status --state "$state" --notes 2>&1) || say "luksipc status --notes exited $?"
-printf '%s\n' "$notes" | sed 's/^/realboot: notes| /'
-# where the notes say the header is (the initramfs's mount point, gone now)
-nh=$(printf '%s\n' "$notes" | sed -n 's/^Its LUKS header is not on .*: it is in \(.*\)\. Without.*/\1/p' | head -n 1)
-[ -z "$nh" ] || say "the header path in the notes, $nh, $([ -e "$nh" ] && echo exists || echo 'does not exist') in the booted system"
-
 judge_no_failed_units "multi-user boot $n"
-verdict "PASS multi-user boot $n: multi-user, / on dm-crypt ($src, detached header, offset 0), $hdr mode 0600, header filesystem unmounted by the initramfs"
+
+if [ -e /var/lib/realboot/notes-followed ]; then
+	! grep -q 'rd\.luksipc' /proc/cmdline ||
+		verdict "FAIL after the notes the kernel command line still has rd.luksipc flags: $(cat /proc/cmdline)"
+	name=${src##*/}
+	copy=/etc/luksipc/$name.luks-header
+	[ -f "$copy" ] || verdict "FAIL no header copy $copy in the root"
+	cmode=$(stat -c %a "$copy")
+	[ "$cmode" = 600 ] || verdict "FAIL $copy has mode $cmode, not 0600"
+	cmp -s "$copy" "$hdr" || verdict "FAIL $copy differs from $hdr"
+	line=$(grep -E "^${name}[[:space:]]" /etc/crypttab)
+	say "crypttab: $line"
+	case "$line" in *"header=$copy"*) ;; *) verdict "FAIL the crypttab entry for $name does not name header=$copy: $line" ;; esac
+	img=/boot/initrd.img-$(uname -r)
+	if command -v lsinitramfs >/dev/null; then
+		lsinitramfs "$img" | grep -qx "${copy#/}" || verdict "FAIL the initramfs $img does not carry $copy"
+	else
+		lsinitrd "$img" | grep -q " ${copy#/}\$" || verdict "FAIL the initramfs $img does not carry $copy"
+	fi
+	imode=$(stat -c %a "$img")
+	[ "$imode" = 600 ] || verdict "FAIL the initramfs $img, which holds the header, has mode $imode, not 0600"
+	say "the flagless boot: $copy mode $cmode equal to $hdr, in $img (mode $imode)"
+	verdict "PASS flagless multi-user boot $n: / on dm-crypt ($src, detached header, offset 0) opened from /etc/crypttab with header=$copy"
+fi
+
+grep -q 'rd\.luksipc\.header=' /proc/cmdline ||
+	verdict "FAIL the kernel command line lost rd.luksipc.header: $(cat /proc/cmdline)"
+notes=$(luksipc status --state "$state" --notes) ||
+	verdict "FAIL luksipc status --state $state --notes failed (exit $?)"
+printf '%s\n' "$notes" | sed 's/^/realboot: notes| /'
+printf '%s\n' "$notes" | sed -n 's/^  \$ //p' >/run/realboot-cmds
+[ -s /run/realboot-cmds ] ||
+	verdict "FAIL the admin notes have no '  \$ cmd' line to follow (luksipc status --notes)"
+grep -q 'header=/etc/luksipc/' /run/realboot-cmds ||
+	verdict "FAIL the admin notes name no crypttab entry with the header under /etc/luksipc"
+k=0
+while IFS= read -r cmd <&3; do
+	k=$((k + 1))
+	say "note command $k: $cmd"
+	sh -c "$cmd" </dev/null
+	rc=$?
+	say "note command $k exited $rc"
+	[ "$rc" = 0 ] || verdict "FAIL note command $k failed (exit $rc): $cmd"
+done 3</run/realboot-cmds
+touch /var/lib/realboot/notes-followed
+verdict "PASS multi-user boot $n: / on dm-crypt ($src, detached header, offset 0), $hdr mode 0600, header filesystem unmounted by the initramfs; followed $k note commands"
