@@ -1153,10 +1153,7 @@ lipc_main() {
     case $LIPC_MODE in
     encrypt) ;;
     decrypt)
-        if [ -z "$(lipc_arg rd.luksipc.header)" ]; then
-            lipc_fail "rd.luksipc.mode=decrypt needs rd.luksipc.header= (the detached header); a header on the device cannot be decrypted yet"
-            return 1
-        fi
+        # with rd.luksipc.header=: the detached header; without: the one on the device
         if [ "$LIPC_DEVSPEC" = root ]; then
             lipc_fail "rd.luksipc=root cannot name a LUKS device before it is decrypted (root= names the filesystem inside); use rd.luksipc=PARTUUID= or PARTLABEL="
             return 1

@@ -133,7 +133,7 @@ static int open_state(struct job *j)
 	}
 	r = state_read_sb(&j->st);
 	if (r == -EPROTO) {
-		log_error("state store '%s': format version %u, this luksipc reads versions %u and %u; finish that conversion with the luksipc that started it",
+		log_error("state store '%s': format version %u, this luksipc reads versions %u to %u; finish that conversion with the luksipc that started it",
 			  j->o->state, j->st.found_format, STATE_FORMAT_PLAIN, STATE_FORMAT);
 		return E_REFUSED;
 	}
@@ -431,10 +431,159 @@ static int set_header_path(struct job *j, struct state_sb *sb)
 }
 
 /*
+ * --reencrypt --header PATH: a device that carries its header gets a new
+ * volume key and a detached header at PATH. The payload moves down by the
+ * old data offset into the old header's place (the forward walk, decrypted
+ * with the old key and encrypted with the new one; geometry.h, forward),
+ * so the new header says data offset 0. The old header goes to the state
+ * store first; the new one goes to PATH last. Every refusal before anything
+ * is written.
+ */
+static int reencrypt_detached_start(struct job *j)
+{
+	const struct convert_opts *o = j->o;
+	struct state_sb sb;
+	struct luks_info li;
+	uint64_t ho, s;
+	uint32_t ss;
+	char a[32];
+	int r;
+
+	memset(&sb, 0, sizeof(sb));
+	if (same_path(o->header, o->state)) {
+		log_error("header target '%s' is the state store; name another file or partition with --header", o->header);
+		return E_REFUSED;
+	}
+	if ((r = reencrypt_read_device_header(j, &li, 0)) < 0)
+		return r;
+	ho = li.data_offset;
+	ss = li.sector_size > o->sector_size ? li.sector_size : o->sector_size;
+	if (ho % 4096 || ho % ss) {
+		log_error("the LUKS header of '%s' puts the data at byte %llu, which is no multiple of %u; luksipc cannot move it there: nothing was written",
+			  o->device, (unsigned long long)ho, ss < 4096 ? 4096 : ss);
+		return E_REFUSED;
+	}
+	s = o->step_size ? o->step_size : ho < JOB_STEP_MAX ? ho : JOB_STEP_MAX;
+	r = geometry_init(&j->geo, j->dev.size, 0, ho, s, ss);
+	if (r == -ENOSPC) {
+		log_error("device '%s' is too small (%llu bytes) for its header and one %u-byte sector; nothing to re-encrypt", o->device,
+			  (unsigned long long)j->dev.size, ss);
+		return E_REFUSED;
+	}
+	if (r < 0) {
+		log_error("step size %llu does not fit: it must be a multiple of the sector size (%u) and at most the data offset (%s)",
+			  (unsigned long long)s, ss, fmt_size(ho, a, sizeof(a)));
+		return E_USAGE;
+	}
+	if ((r = open_header_target(j, job_header_size(j), NULL, 0, 0)) < 0)
+		return r;
+	sb.mode = MODE_REENCRYPT;
+	sb.geo = j->geo;
+	sb.detached = 1;
+	sb.header_len = j->hdr_len;
+	sb.old_header_len = ho;
+	if ((r = set_header_path(j, &sb)) < 0 || (r = job_check_state_store(j, state_plan(&sb))) < 0)
+		return r;
+	if (!o->batch && (r = job_confirm(o->device)) < 0)
+		return r;
+	if ((r = reencrypt_unlock_device_old(j, &li)) < 0 || (r = reencrypt_check_decrypted(j, j->old_vk, j->old_vk_len, &li, &sb)) < 0)
+		return r;
+	if ((r = job_get_key(j, 1)) < 0)
+		return r;
+	if (!o->uuid)
+		j->keep_uuid = li.uuid;
+	sb.sector_size = o->sector_size;
+	sb.luks_version = (uint32_t)o->luks_version;
+	sb.old_sector_size = li.sector_size;
+	sb.old_key_bytes = li.key_bytes;
+	sb.old_luks_version = (uint32_t)li.version;
+	snprintf(sb.old_luks_uuid, sizeof(sb.old_luks_uuid), "%s", li.uuid);
+	return job_start(j, &sb);
+}
+
+/*
+ * --decrypt of a header on the device: the payload moves down by the data
+ * offset into the header's place, from the start toward the end (geometry.h,
+ * forward; engine.c, forward_steps). The header (its data offset's bytes)
+ * goes to the state store first; the first steps overwrite it on the
+ * device, and a resume opens the store's copy. Every refusal before
+ * anything is written.
+ */
+static int decrypt_attached_start(struct job *j)
+{
+	const struct convert_opts *o = j->o;
+	struct state_sb sb;
+	struct luks_info li;
+	uint64_t ho, s;
+	char a[32];
+	int r;
+
+	memset(&sb, 0, sizeof(sb));
+	if ((r = reencrypt_read_device_header(j, &li, 1)) < 0)
+		return r;
+	free(j->image);
+	j->image = j->old_image; /* the store's header image: the header being removed */
+	j->old_image = NULL;
+	ho = li.data_offset;
+	if (ho % 4096) {
+		log_error("the LUKS header of '%s' puts the data at byte %llu, which is no multiple of 4096; luksipc cannot move it there (cryptsetup reencrypt --decrypt can): nothing was written",
+			  o->device, (unsigned long long)ho);
+		return E_REFUSED;
+	}
+	s = o->step_size ? o->step_size : ho < JOB_STEP_MAX ? ho : JOB_STEP_MAX;
+	r = geometry_init(&j->geo, j->dev.size, 0, ho, s, li.sector_size);
+	if (r == -ENOSPC) {
+		log_error("device '%s' is too small (%llu bytes) for its header and one %u-byte sector; nothing to decrypt", o->device,
+			  (unsigned long long)j->dev.size, li.sector_size);
+		return E_REFUSED;
+	}
+	if (r < 0) {
+		log_error("step size %llu does not fit: it must be a multiple of the sector size (%u) and at most the data offset (%s)",
+			  (unsigned long long)s, li.sector_size, fmt_size(ho, a, sizeof(a)));
+		return E_USAGE;
+	}
+	sb.mode = MODE_DECRYPT;
+	sb.geo = j->geo;
+	sb.header_len = ho;
+	if ((r = job_check_state_store(j, state_plan(&sb))) < 0)
+		return r;
+	if (!o->batch) {
+		r = ask_yes("This decrypts '%s' in place: afterwards anyone with the disk reads its data. Have a backup. Type YES to continue: ", o->device);
+		if (r <= 0) {
+			log_error(r < 0 ? "no terminal to confirm the decryption of '%s'; use --batch" : "decryption of '%s' not confirmed; nothing was written",
+				  o->device);
+			return E_REFUSED;
+		}
+	}
+	if ((r = job_get_key(j, 0)) < 0)
+		return r;
+	j->vk_len = li.key_bytes;
+	j->vk = secmem_alloc(j->vk_len);
+	if (!j->vk)
+		return -ENOMEM;
+	r = luks_unlock_image(j->image, ho, j->key.data, j->key.len, j->vk, &j->vk_len);
+	key_free(&j->key); /* its last use */
+	if (r == -EPERM) {
+		log_error("the key does not open the LUKS header of '%s'; give its key with --key-file (or type its passphrase): nothing was written", o->device);
+		return E_KEY;
+	}
+	if (r < 0) {
+		log_error("cannot open the LUKS header of '%s': %s", o->device, luks_last_error()[0] ? luks_last_error() : strerror(-r));
+		return E_REFUSED;
+	}
+	if ((r = reencrypt_check_decrypted(j, j->vk, j->vk_len, &li, &sb)) < 0)
+		return r;
+	sb.sector_size = li.sector_size;
+	sb.luks_version = (uint32_t)li.version;
+	snprintf(sb.luks_uuid, sizeof(sb.luks_uuid), "%s", li.uuid);
+	return job_start_existing(j, &sb);
+}
+
+/*
  * --decrypt --header: LUKS to plaintext where the data lies (data offset 0),
  * each step journaled as its old ciphertext, never its plaintext; at the
  * end the header is wiped on its target, then "done". dev_uuid: the
- * device's own LUKS UUID when it carries a header (not supported yet).
+ * device's own LUKS UUID when it carries a header: decrypt_attached_start.
  * Every refusal before anything is written.
  */
 static int decrypt_start(struct job *j, const char *dev_uuid)
@@ -447,9 +596,15 @@ static int decrypt_start(struct job *j, const char *dev_uuid)
 	int dynamic = 1, r;
 
 	memset(&sb, 0, sizeof(sb));
+	if (dev_uuid && !o->header)
+		return decrypt_attached_start(j);
 	if (dev_uuid) {
-		log_error("device '%s' carries its own LUKS header (UUID %s); --decrypt works with a detached header only so far: nothing was written",
+		log_error("device '%s' carries its own LUKS header (UUID %s), so --header names no header of it; drop --header to decrypt it with its own: nothing was written",
 			  o->device, dev_uuid);
+		return E_REFUSED;
+	}
+	if (!o->header) {
+		log_error("device '%s' carries no LUKS header; if its header is detached, give it with --header PATH: nothing was written", o->device);
 		return E_REFUSED;
 	}
 	if (same_path(o->header, o->state)) {
@@ -550,14 +705,26 @@ static int start(struct job *j)
 	}
 	if (o->decrypt)
 		return decrypt_start(j, r == 0 ? uuid : NULL);
-	if (r == 0 && o->reencrypt)
+	if (r == 0 && o->reencrypt && o->old_header) {
+		log_error("device '%s' carries its own LUKS header (UUID %s), so --old-header names no header of it; drop --old-header to re-encrypt it with its own: nothing was written",
+			  o->device, uuid);
+		return E_REFUSED;
+	}
+	if (r == 0 && o->reencrypt && o->header)
+		return reencrypt_detached_start(j);
+	if (o->reencrypt && o->header) {
+		log_error("device '%s' carries no LUKS header; --reencrypt --header moves a header off the device (a detached header's data with a new detached header is not supported yet): nothing was written",
+			  o->device);
+		return E_REFUSED;
+	}
+	if (o->reencrypt && (r == 0 || o->old_header))
 		return reencrypt_start(j);
 	if (r == 0) {
 		log_error("device '%s' is already LUKS (UUID %s) and '%s' holds no conversion state for it; to re-encrypt it use --reencrypt", o->device, uuid, o->state);
 		return E_REFUSED;
 	}
 	if (o->reencrypt) {
-		log_error("device '%s' is not LUKS, so there is nothing to re-encrypt; drop --reencrypt to encrypt it", o->device);
+		log_error("device '%s' is not LUKS, so there is nothing to re-encrypt: if its LUKS header is detached, give it with --old-header PATH; to encrypt plaintext, drop --reencrypt", o->device);
 		return E_REFUSED;
 	}
 	if ((r = plan_geometry(j)) < 0)
@@ -647,6 +814,27 @@ static int check_layout(struct job *j)
 	return 0;
 }
 
+/*
+ * Mode, header and journal agree with the geometry. Attached: the header is
+ * the data offset. Detached (H = 0 from byte 0): each step goes through the
+ * journal. Forward (H = 0 < src): --decrypt of an attached header (the store
+ * holds the old header, the data offset's bytes), or --reencrypt --header
+ * (the new header detached, the old one's data offset backed up); no
+ * journal either way.
+ */
+static int layout_consistent(const struct state_sb *sb, const struct geometry *g)
+{
+	if (g->forward)
+		return sb->journal_len == 0 &&
+		       (sb->detached ? sb->mode == MODE_REENCRYPT && sb->header_len >= 4096 && sb->header_len % 4096 == 0 &&
+					       sb->old_header_len == g->src_offset
+				     : sb->mode == MODE_DECRYPT && sb->header_len == g->src_offset);
+	if (sb->detached)
+		return g->header_size == 0 && sb->mode != MODE_REENCRYPT && sb->header_len >= 4096 &&
+		       (sb->mode != MODE_ENCRYPT || sb->header_len % 4096 == 0) && sb->journal_len == g->step_size;
+	return g->header_size != 0 && sb->header_len == g->header_size && sb->mode != MODE_DECRYPT;
+}
+
 /* Everything in the superblock that must agree with the device. */
 static int check_identity(struct job *j)
 {
@@ -670,10 +858,9 @@ static int check_identity(struct job *j)
 	}
 	if (sb->marker_off)
 		g.data_size = sb->marker_off - g.header_size;
-	/* attached: the header is the data offset; detached: H = 0, and each step goes through the journal */
-	if (sb->detached ? g.header_size != 0 || sb->mode == MODE_REENCRYPT || sb->header_len < 4096 ||
-				   (sb->mode == MODE_ENCRYPT && sb->header_len % 4096) || sb->journal_len != g.step_size
-			 : g.header_size == 0 || sb->header_len != sb->geo.header_size || sb->mode == MODE_DECRYPT) {
+	/* attached: the header is the data offset; detached: H = 0, and each step goes through the journal;
+	   --decrypt of an attached header: forward, the store holds the old header (the data offset's bytes) */
+	if (!layout_consistent(sb, &g)) {
 		log_error("state store '%s' records impossible parameters; it is damaged", j->o->state);
 		return E_REFUSED;
 	}
@@ -776,7 +963,13 @@ static int check_prepared_device(struct job *j)
 			  j->o->state, j->o->device, uuid, strcmp(uuid, sb->luks_uuid) == 0 ? ", the UUID this state prepared: it was converted since" : "");
 		return E_REFUSED;
 	}
-	if (sb->mode == MODE_REENCRYPT) {
+	/* --old-header: the old header was detached (source offset 0); the device carried none */
+	if (sb->mode == MODE_REENCRYPT && sb->geo.src_offset == 0 && r == 0) {
+		log_error("state store '%s' holds a re-encryption of a device with a detached header, prepared but never started, yet '%s' carries a LUKS header now (UUID %s); the state is a stale copy or belongs to another device: nothing was written",
+			  j->o->state, j->o->device, uuid);
+		return E_REFUSED;
+	}
+	if (sb->mode == MODE_REENCRYPT && sb->geo.src_offset > 0) {
 		buf = dev_buf_alloc(sb->old_header_len);
 		if (!buf)
 			return -ENOMEM;

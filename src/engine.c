@@ -105,12 +105,19 @@ int engine_first_record(struct dev *d, const struct state *s, const struct geome
 	ret->time = (uint64_t)time(NULL);
 	if (s->have_map)
 		return used_evidence(d, s, g, &s->map, p, &ret->ahead);
+	if (g->forward) /* the first step's source is the payload's start */
+		len = min_u64(min_u64(g->step_size, p), EVIDENCE_MAX);
 	buf = malloc(len);
 	if (!buf)
 		return -ENOMEM;
-	r = dev_pread_full(d, buf, len, g->src_offset + p - len);
-	if (r == 0)
+	r = dev_pread_full(d, buf, len, g->src_offset + (g->forward ? 0 : p - len));
+	if (r == 0 && g->forward) {
+		ret->ahead.off = g->src_offset;
+		ret->ahead.len = len;
+		state_evidence_mac(s, buf, len, ret->ahead.sha256);
+	} else if (r == 0) {
 		source_evidence(s, g, buf, p - len, p, &ret->ahead);
+	}
 	free(buf);
 	return r;
 }
@@ -671,13 +678,17 @@ static int write_header(struct engine *e)
 	return r < 0 ? r : dev_flush(e->dev);
 }
 
+static int forward_wipe_tail(struct engine *e);
+
 static int engine_finish(struct engine *e)
 {
 	struct state_rec rec = e->state->rec;
 	int r;
 
 	progress_header(e->progress);
-	r = write_header(e);
+	r = e->geo->forward ? forward_wipe_tail(e) : write_header(e);
+	if (r == 0 && e->geo->forward && e->header_dev) /* --reencrypt --header: the new detached header, last */
+		r = write_header(e);
 	if (r == 0 && e->marker_off)
 		r = wipe_marker(e);
 	if (r < 0)
@@ -1017,6 +1028,110 @@ static int run_pipeline(struct engine *e, struct pipeline *p, uint64_t f)
 	return r;
 }
 
+/*
+ * The forward walk (geometry.h, forward; docs/format.md, "Decrypting a
+ * header on the device"): --decrypt of a header on the device moves the
+ * payload down by src_offset into the header's place. Serial, step by step,
+ * so the crash-safety argument stays that of the serial form above:
+ *   1. read the source [src + a, src + b) (read before the previous step's
+ *      write: it lies above that output, b - a <= S <= src),
+ *   2. decrypt it, write it to [a, b),
+ *   3. flush, record "frontier = P - b" with the evidence of the next
+ *      source's first bytes (keyed) and of this output's last bytes, flush.
+ * The output [a, b) overwrites only sources of steps already recorded (and,
+ * in the first steps, the old header, which the state store holds). A
+ * crash leaves the newest record in force; the next step's source is
+ * untouched until that step is recorded, so the resume redoes from there.
+ * A stale record is caught by its ahead evidence: the outputs after it
+ * cover [b, c) contiguously, so once any of them reaches the source region
+ * at src + b, it has overwritten src + b itself.
+ */
+static int forward_evidence(struct engine *e, const uint8_t *buf, uint64_t src_off, uint64_t len, struct evidence *ev)
+{
+	ev->off = src_off;
+	ev->len = min_u64(len, EVIDENCE_MAX);
+	state_evidence_mac(e->state, buf, ev->len, ev->sha256);
+	return 0;
+}
+
+/* After the last step: [P, N), the old ciphertext's tail and any keyslot the data did not cover, becomes zeros. */
+static int forward_wipe_tail(struct engine *e)
+{
+	const struct geometry *g = e->geo;
+	uint64_t off = g->data_size, len = g->device_size - off;
+	uint8_t *zeros;
+	int r = 0;
+
+	if (len == 0)
+		return 0;
+	zeros = dev_buf_alloc(min_u64(len, g->step_size));
+	if (!zeros)
+		return -ENOMEM;
+	memset(zeros, 0, min_u64(len, g->step_size));
+	while (r == 0 && len > 0) {
+		uint64_t n = min_u64(len, g->step_size);
+
+		r = dev_pwrite_full(e->dev, zeros, n, off);
+		off += n;
+		len -= n;
+	}
+	free(zeros);
+	return r < 0 ? r : dev_flush(e->dev);
+}
+
+static int forward_steps(struct engine *e)
+{
+	const struct geometry *g = e->geo;
+	uint64_t p = g->data_size, s = g->step_size, f = e->state->rec.frontier, a = p - f;
+	uint8_t *cur = dev_buf_alloc(s), *next = dev_buf_alloc(s);
+	int r = cur && next ? 0 : -ENOMEM;
+
+	if (r == 0 && (f > p || (a % s && f > 0)))
+		r = -EBADMSG;
+	if (r == 0 && a < p)
+		r = dev_pread_full(e->dev, cur, min_u64(s, p - a), g->src_offset + a);
+	while (r == 0 && a < p) {
+		uint64_t b = min_u64(a + s, p);
+		struct commit c;
+		uint8_t *t;
+
+		memset(&c, 0, sizeof(c));
+		c.a = p - b;
+		if (b < p) { /* the next source, before this output is written (it lies below) */
+			r = dev_pread_full(e->dev, next, min_u64(s, p - b), g->src_offset + b);
+			if (r == 0)
+				r = forward_evidence(e, next, g->src_offset + b, min_u64(s, p - b), &c.ahead);
+		}
+		if (r == 0) /* --decrypt: no new key, the output is the plaintext */
+			r = transform(e->enc, e->dec, cur, a, b, 1);
+		if (r == 0) {
+			c.behind.len = min_u64(b - a, EVIDENCE_MAX);
+			c.behind.off = b - c.behind.len;
+			SHA256(cur + (b - a - c.behind.len), c.behind.len, c.behind.sha256);
+			r = dev_pwrite_full(e->dev, cur, b - a, a);
+		}
+		if (r == 0)
+			r = commit_step(e, &c);
+		if (r < 0)
+			break;
+		t = cur;
+		cur = next;
+		next = t;
+		a = b;
+		progress_update(e->progress, a, 0);
+		test_hook_delay(TEST_DELAY_STEP);
+		if (interrupted && a < p)
+			r = -EINTR;
+	}
+	if (cur)
+		explicit_bzero(cur, s);
+	if (next)
+		explicit_bzero(next, s);
+	free(cur);
+	free(next);
+	return r;
+}
+
 int engine_run(struct engine *e)
 {
 	uint64_t f = e->state->rec.frontier;
@@ -1028,14 +1143,19 @@ int engine_run(struct engine *e)
 	log_debug("converting: %llu bytes left", (unsigned long long)f);
 	memset(&e->work, 0, sizeof(e->work));
 	progress_init(e->progress, work_total(e), work_done(e, f), e->progress->json, e->progress->quiet);
-	progress_set_tail(e->progress, e->geo->header_size);
-	/* A journaled step is redone first (nothing was read ahead then). */
-	r = e->state->rec.journal_f ? replay_journal(e) : 0;
-	f = e->state->rec.frontier;
-	if (r == 0 && f > 0)
-		r = run_pipeline(e, ahead, f);
-	else
+	progress_set_tail(e->progress, e->geo->forward ? e->geo->device_size - e->geo->data_size : e->geo->header_size);
+	if (e->geo->forward) {
 		pipeline_free(ahead);
+		r = e->state->rec.journal_f ? -EBADMSG : forward_steps(e);
+	} else {
+		/* A journaled step is redone first (nothing was read ahead then). */
+		r = e->state->rec.journal_f ? replay_journal(e) : 0;
+		f = e->state->rec.frontier;
+		if (r == 0 && f > 0)
+			r = run_pipeline(e, ahead, f);
+		else
+			pipeline_free(ahead);
+	}
 	if (r == 0)
 		r = engine_finish(e);
 	if (r == 0)

@@ -11,6 +11,21 @@ int geometry_init(struct geometry *ret, uint64_t n, uint64_t h, uint64_t src_off
 
 	if (sector_size != 512 && sector_size != 4096)
 		return -EINVAL;
+	if (h == 0 && src_offset > 0) { /* --decrypt of an attached header: forward, never journaled */
+		if (src_offset % 4096 || src_offset % sector_size || s == 0 || s % sector_size || s > src_offset)
+			return -EINVAL;
+		if (n < src_offset + sector_size)
+			return -ENOSPC;
+		memset(&g, 0, sizeof(g));
+		g.device_size = n;
+		g.src_offset = src_offset;
+		g.step_size = s;
+		g.sector_size = sector_size;
+		g.data_size = (n - src_offset) / sector_size * sector_size;
+		g.forward = 1;
+		*ret = g;
+		return 0;
+	}
 	/* h == 0: a detached header, plaintext in place (always journaled) */
 	if (h % 4096 || h % sector_size || src_offset % 512 || src_offset > h)
 		return -EINVAL;

@@ -21,6 +21,14 @@
  * encrypted where it lies) sets journal too: every step overwrites exactly
  * its own source. Then the engine journals the step's output (the new
  * ciphertext), a redo log, never the plaintext source.
+ *
+ * H = 0 with src_offset > 0 (convert --decrypt of a header on the device)
+ * sets forward: the payload moves DOWN by src_offset into the header's
+ * place, so the walk goes from payload offset 0 upward, step [a, b) read
+ * at src_offset + a and written at a. S <= src_offset keeps each output
+ * below its own source and every later one; P is N - src_offset rounded
+ * down to the sector size. The frontier counts the payload left, P - b, as
+ * it does for the backward walk, so progress and status read it alike.
  */
 #ifndef LUKSIPC_GEOMETRY_H
 #define LUKSIPC_GEOMETRY_H
@@ -35,13 +43,16 @@ struct geometry {
 	uint64_t data_size;   /* P: payload bytes converted */
 	uint32_t sector_size; /* step alignment: the larger encryption sector size */
 	int journal;          /* output overlaps its own source: journal it */
+	int forward;          /* H = 0 < src_offset: the payload moves down, the walk goes up */
 };
 
 /*
  * Validates the parameters and fills *ret. P is N - H rounded down to the
- * sector size. H = 0 (a detached header) needs src_offset 0. Returns 0, or
- * -EINVAL (bad alignment, src_offset > H, or S > H > 0 with src_offset 0), or -ENOSPC (the device is too small for a header
- * and one sector).
+ * sector size. H = 0 with src_offset 0: a detached header; H = 0 with
+ * src_offset > 0 (a multiple of 4096): forward, S <= src_offset. Returns 0,
+ * or -EINVAL (bad alignment, 0 < H < src_offset, S > H > 0 with src_offset
+ * 0, or S > src_offset forward), or -ENOSPC (the device is too small for a
+ * header and one sector).
  */
 int geometry_init(struct geometry *ret, uint64_t n, uint64_t h, uint64_t src_offset,
 		  uint64_t s, uint32_t sector_size);

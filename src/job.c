@@ -285,7 +285,10 @@ int job_run_engine(struct job *j)
 	e->progress = &j->prog;
 	r = engine_run(e);
 	engine_release(j);
-	if (r == 0 && j->st.sb.mode == MODE_DECRYPT)
+	if (r == 0 && j->st.sb.mode == MODE_DECRYPT && !j->st.sb.detached)
+		log_info("decrypted '%s' in place: it holds plaintext again from byte 0, where its LUKS header (UUID %s) was; the data moved down by %s",
+			 j->o->device, j->st.sb.luks_uuid, fmt_size(j->geo.src_offset, a, sizeof(a)));
+	else if (r == 0 && j->st.sb.mode == MODE_DECRYPT)
 		log_info("decrypted '%s' in place: it holds plaintext again; the LUKS header in '%s' (UUID %s) is wiped", j->o->device,
 			 j->o->header, j->st.sb.luks_uuid);
 	else if (r == 0 && j->st.sb.detached)

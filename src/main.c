@@ -47,9 +47,14 @@ static const char usage_text[] =
 	"  -k, --key-file FILE       key is the whole file ('-' = stdin)\n"
 	"      --generate-key-file PATH  4096 random bytes, mode 0600\n"
 	"      --reencrypt           LUKS to LUKS: new volume key and parameters\n"
-	"      --decrypt             LUKS to plaintext in place (with --header: the\n"
-	"                            detached header of DEVICE; it is wiped at the end)\n"
+	"      --decrypt             LUKS to plaintext in place: the data moves down\n"
+	"                            into the header's place (with --header: the\n"
+	"                            detached header of DEVICE, wiped at the end)\n"
 	"      --old-key-file FILE   key of the current header (default: --key-file)\n"
+	"      --old-header PATH     with --reencrypt: the current header is detached,\n"
+	"                            in PATH; the new one goes onto DEVICE (the data\n"
+	"                            shifts up by its size: the filesystem must leave\n"
+	"                            that much free at the end)\n"
 	"      --readdev MAPPING     with --reencrypt: read the plaintext from this\n"
 	"                            open dm-crypt mapping of DEVICE (luksipc's mode)\n"
 	"      --used-only[=wipe]    ext2/3/4 or vfat: read and encrypt only the blocks\n"
@@ -110,7 +115,7 @@ enum {
 	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
 	OPT_REENCRYPT, OPT_OLD_KEY, OPT_READDEV, OPT_NOTE_NAME, OPT_NOTE_KEY, OPT_NOTE_FW, OPT_FRAMEWORK,
 	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION, OPT_DRY_RUN, OPT_IF_DONE,
-	OPT_BOOTSTRAP_KEY, OPT_ENROLL, OPT_RECOVERY_FILE, OPT_USED_ONLY, OPT_HEADER, OPT_DECRYPT, OPT_NOTE_HEADER,
+	OPT_BOOTSTRAP_KEY, OPT_ENROLL, OPT_RECOVERY_FILE, OPT_USED_ONLY, OPT_HEADER, OPT_DECRYPT, OPT_NOTE_HEADER, OPT_OLD_HEADER,
 };
 
 static const struct option long_options[] = {
@@ -142,6 +147,7 @@ static const struct option long_options[] = {
 	{ "note-framework", required_argument, NULL, OPT_NOTE_FW },
 	{ "framework", required_argument, NULL, OPT_FRAMEWORK },
 	{ "old-key-file", required_argument, NULL, OPT_OLD_KEY },
+	{ "old-header", required_argument, NULL, OPT_OLD_HEADER },
 	{ "batch", no_argument, NULL, OPT_BATCH },
 	{ "i-know-what-im-doing", no_argument, NULL, OPT_BATCH },
 	{ "no-seatbelt", no_argument, NULL, OPT_NO_SEATBELT },
@@ -248,6 +254,7 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 		cli->framework = arg;
 		return 0;
 	case OPT_OLD_KEY: o->old_key_file = arg; return 0;
+	case OPT_OLD_HEADER: o->old_header = arg; return 0;
 	case OPT_BATCH: o->batch = 1; return 0;
 	case OPT_NO_SEATBELT: o->no_seatbelt = 1; return 0;
 	case OPT_FORCE_STATE: o->force_state = 1; return 0;
@@ -310,12 +317,12 @@ static int check_convert_opts(const struct convert_opts *o)
 		log_error("--decrypt goes with none of --reencrypt, --used-only, --generate-key-file and --readdev; drop them");
 		return E_USAGE;
 	}
-	if (o->decrypt && !o->header) {
-		log_error("--decrypt works with a detached header only so far: give it with --header PATH (a header on the device itself cannot be decrypted yet)");
+	if (o->header && o->old_header) {
+		log_error("--header with --old-header (a detached header replaced by another detached one) is not supported yet; use one of them");
 		return E_USAGE;
 	}
-	if (o->header && o->reencrypt) {
-		log_error("--header with --reencrypt is not supported yet; re-encrypt without --header");
+	if (o->old_header && (!o->reencrypt || o->readdev || !o->old_header[0])) {
+		log_error("--old-header PATH names the detached header of a device that --reencrypt gives a header of its own; it goes with --reencrypt, without --readdev");
 		return E_USAGE;
 	}
 	if (o->header && o->used_only) {

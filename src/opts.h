@@ -25,6 +25,7 @@ struct convert_opts {
 	int decrypt;                 /* LUKS to plaintext (with --header only, so far) */
 	int used_only;               /* 0; 1 --used-only; 2 --used-only=wipe (USED_ONLY_* of state.h) */
 	const char *old_key_file;    /* key of the current header; default: key_file */
+	const char *old_header;      /* --reencrypt --old-header: the current header is detached, in this file or partition */
 	const char *readdev;         /* LUKS to LUKS: read the plaintext from this open mapping */
 	int batch;
 	int no_seatbelt;

@@ -38,7 +38,7 @@ static int get_old_key(struct job *j)
 	return key_prompt("the current LUKS header", 0, &j->old_key);
 }
 
-static int unlock_old_image(struct job *j, uint32_t key_bytes, const char *where)
+static int unlock_old_image(struct job *j, uint32_t key_bytes, uint64_t len, const char *where)
 {
 	int r;
 
@@ -46,8 +46,7 @@ static int unlock_old_image(struct job *j, uint32_t key_bytes, const char *where
 	j->old_vk = secmem_alloc(key_bytes);
 	if (!j->old_vk)
 		return -ENOMEM;
-	r = luks_unlock_image(j->old_image, j->st.sb.old_header_len ? j->st.sb.old_header_len : j->geo.src_offset,
-			      j->old_key.data, j->old_key.len, j->old_vk, &j->old_vk_len);
+	r = luks_unlock_image(j->old_image, len, j->old_key.data, j->old_key.len, j->old_vk, &j->old_vk_len);
 	key_free(&j->old_key); /* its last use */
 	if (r == -EPERM) {
 		log_error("the old key does not open the LUKS header %s; give it with --old-key-file", where);
@@ -109,11 +108,11 @@ int reencrypt_unlock_old(struct job *j)
 		return 0;
 	if (r == 0)
 		r = get_old_key(j);
-	return r < 0 ? r : unlock_old_image(j, j->st.sb.old_key_bytes, "backed up in the state store");
+	return r < 0 ? r : unlock_old_image(j, j->st.sb.old_key_bytes, j->st.sb.old_header_len, "backed up in the state store");
 }
 
 /* Reads and describes the current header; refuses what luksipc cannot read. */
-static int read_old_header(struct job *j, struct luks_info *info)
+static int read_old_header(struct job *j, struct luks_info *info, const char *verb)
 {
 	const char *dev = j->o->device;
 	uint64_t h_old = 0;
@@ -133,10 +132,43 @@ static int read_old_header(struct job *j, struct luks_info *info)
 		return r == -EINVAL ? (log_error("cannot read the LUKS header of '%s'", dev), E_REFUSED) : r;
 	if (strcmp(info->cipher, LUKS_CIPHER) || strcmp(info->cipher_mode, LUKS_CIPHER_MODE) || (info->key_bytes != 32 && info->key_bytes != 64) ||
 	    info->unsupported || info->data_offset != h_old) {
-		log_error("'%s' uses %s-%s with a %u-bit key%s; luksipc re-encrypts only " LUKS_CIPHER_SPEC " without integrity or an unfinished reencryption",
-			  dev, info->cipher, info->cipher_mode, info->key_bytes * 8, info->unsupported ? " and unsupported features" : "");
+		log_error("'%s' uses %s-%s with a %u-bit key%s; luksipc %s only " LUKS_CIPHER_SPEC " without integrity or an unfinished reencryption",
+			  dev, info->cipher, info->cipher_mode, info->key_bytes * 8, info->unsupported ? " and unsupported features" : "", verb);
 		return E_REFUSED;
 	}
+	return 0;
+}
+
+/*
+ * --old-header: the current header is detached (data offset 0, a data
+ * segment to the device's end); its whole image goes to the state store as
+ * the old header backup, *len its length. The device must carry no header.
+ */
+static int read_old_detached(struct job *j, struct luks_info *info, uint64_t *len)
+{
+	const char *path = j->o->old_header;
+	size_t n = 0;
+	int dynamic = 1;
+	int r = luks_read_detached(path, &j->old_image, &n, &dynamic);
+
+	if (r == 0)
+		r = luks_inspect_image(j->old_image, n, info);
+	if (r < 0) {
+		log_error("cannot read a LUKS header in '%s' (--old-header): %s", path, luks_last_error()[0] ? luks_last_error() : strerror(-r));
+		return E_REFUSED;
+	}
+	if (strcmp(info->cipher, LUKS_CIPHER) || strcmp(info->cipher_mode, LUKS_CIPHER_MODE) || (info->key_bytes != 32 && info->key_bytes != 64) ||
+	    info->unsupported) {
+		log_error("the LUKS header in '%s' uses %s-%s with a %u-bit key%s; luksipc re-encrypts only " LUKS_CIPHER_SPEC " without integrity or an unfinished reencryption",
+			  path, info->cipher, info->cipher_mode, info->key_bytes * 8, info->unsupported ? " and unsupported features" : "");
+		return E_REFUSED;
+	}
+	if (info->data_offset != 0 || !dynamic) {
+		log_error("the LUKS header in '%s' puts the data %s; with --old-header luksipc takes a detached header's data from byte 0 to the end of '%s' only",
+			  path, info->data_offset ? "at a data offset" : "in a segment of fixed size", j->o->device);
+		return E_REFUSED;
+	}
+	*len = n;
 	return 0;
 }
 
@@ -289,6 +321,18 @@ static int check_plaintext(struct job *j, const uint8_t *vk, size_t vk_len, cons
 	return r;
 }
 
+int reencrypt_read_device_header(struct job *j, struct luks_info *info, int decrypt)
+{
+	return read_old_header(j, info, decrypt ? "decrypts" : "re-encrypts");
+}
+
+int reencrypt_unlock_device_old(struct job *j, const struct luks_info *old)
+{
+	int r = get_old_key(j);
+
+	return r < 0 ? r : unlock_old_image(j, old->key_bytes, old->data_offset, "on the device");
+}
+
 int reencrypt_check_decrypted(struct job *j, const uint8_t *vk, size_t vk_len, const struct luks_info *hdr, struct state_sb *sb)
 {
 	return check_plaintext(j, vk, vk_len, hdr, sb);
@@ -299,13 +343,18 @@ int reencrypt_start(struct job *j)
 	const struct convert_opts *o = j->o;
 	struct luks_info old;
 	struct state_sb sb;
+	uint64_t old_len = 0;
 	int r;
 
 	memset(&sb, 0, sizeof(sb));
-	if ((r = read_old_header(j, &old)) < 0 || (r = plan_reencrypt(j, &old)) < 0)
+	if (o->old_header)
+		r = read_old_detached(j, &old, &old_len);
+	else if ((r = read_old_header(j, &old, "re-encrypts")) == 0)
+		old_len = old.data_offset;
+	if (r < 0 || (r = plan_reencrypt(j, &old)) < 0)
 		return r;
 	sb.header_len = j->geo.header_size;
-	sb.old_header_len = old.data_offset;
+	sb.old_header_len = old_len;
 	sb.journal_len = j->geo.journal ? j->geo.step_size : 0;
 	if ((r = job_check_state_store(j, state_plan(&sb))) < 0)
 		return r;
@@ -315,7 +364,7 @@ int reencrypt_start(struct job *j)
 		return r;
 	/* Through a mapping, only a journal replay needs the old key. */
 	if (!j->have_readdev || j->geo.journal) {
-		if ((r = get_old_key(j)) < 0 || (r = unlock_old_image(j, old.key_bytes, "on the device")) < 0)
+		if ((r = get_old_key(j)) < 0 || (r = unlock_old_image(j, old.key_bytes, old_len, o->old_header ? "in --old-header" : "on the device")) < 0)
 			return r;
 	}
 	if (j->have_readdev) {

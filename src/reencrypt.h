@@ -9,6 +9,10 @@
 
 /* A fresh start: checks the LUKS device, then plans, prepares and runs it. */
 int reencrypt_start(struct job *j);
+/* --decrypt, or --reencrypt --header, of a device that carries its header: reads it into j->old_image (its data offset's bytes) and describes it; refuses what luksipc cannot read. */
+int reencrypt_read_device_header(struct job *j, struct luks_info *info, int decrypt);
+/* The old key (--old-key-file, --key-file or a prompt) opens the header read by reencrypt_read_device_header: j->old_vk. */
+int reencrypt_unlock_device_old(struct job *j, const struct luks_info *old);
 /*
  * --decrypt shares the check of what the header's key decrypts to: a
  * filesystem that fits j->geo.data_size, and no sign of a run that already

@@ -22,13 +22,24 @@ static const uint8_t rec_magic[8] = "LIPCREC";
  * 6: a detached header (convert --header); only such stores say 6, so that
  * a luksipc that cannot finish them refuses them, and every other store is
  * still written as 5 (records are 5 in both).
+ * 7: the forward walk (the payload moves down: --decrypt of a header on
+ * the device, --reencrypt --header); only such stores say 7, for the same
+ * reason.
  */
 #define SB_VERSION STATE_FORMAT_PLAIN
-#define SB_VERSION_DETACHED STATE_FORMAT
+#define SB_VERSION_DETACHED STATE_FORMAT_DETACHED
+#define SB_VERSION_FORWARD STATE_FORMAT
+#define KNOWN_VERSION(v) ((v) == SB_VERSION || (v) == SB_VERSION_DETACHED || (v) == SB_VERSION_FORWARD)
 #define REC_VERSION STATE_FORMAT_PLAIN
 #define SB_SUM_OFF (STATE_SB_SIZE - 32)
 #define REC_HMAC_OFF 416
 #define REC_SUM_OFF 448
+
+/* the forward walk (geometry.h): --decrypt of a header on the device, or --reencrypt --header */
+static int sb_forward(const struct state_sb *sb)
+{
+	return sb->geo.header_size == 0 && sb->geo.src_offset > 0;
+}
 
 static void put_str(uint8_t *p, size_t cap, const char *s)
 {
@@ -64,7 +75,7 @@ void state_sb_encode(const struct state_sb *sb, uint8_t out[STATE_SB_SIZE])
 {
 	memset(out, 0, STATE_SB_SIZE);
 	memcpy(out, sb_magic, 8);
-	put_le32(out + 8, sb->detached ? SB_VERSION_DETACHED : SB_VERSION);
+	put_le32(out + 8, sb_forward(sb) ? SB_VERSION_FORWARD : sb->detached ? SB_VERSION_DETACHED : SB_VERSION);
 	put_le32(out + 12, sb->mode);
 	memcpy(out + 16, sb->state_uuid, 16);
 	put_le64(out + 32, sb->geo.device_size);
@@ -120,7 +131,7 @@ int state_sb_decode(const uint8_t in[STATE_SB_SIZE], struct state_sb *ret)
 	if (memcmp(sum, in + SB_SUM_OFF, 32) != 0)
 		return -EINVAL;
 	/* Every version keeps magic, version and checksum where version 1 had them. */
-	if (get_le32(in + 8) != SB_VERSION && get_le32(in + 8) != SB_VERSION_DETACHED)
+	if (!KNOWN_VERSION(get_le32(in + 8)))
 		return -EPROTO;
 	memset(&sb, 0, sizeof(sb));
 	sb.mode = get_le32(in + 12);
@@ -157,7 +168,9 @@ int state_sb_decode(const uint8_t in[STATE_SB_SIZE], struct state_sb *ret)
 	sb.marker_off = get_le64(in + 756);
 	sb.detached = get_le32(in + 764);
 	get_str(in + 768, 256, sb.header_path, sizeof(sb.header_path));
-	if (sb.started > 1 || sb.detached != (get_le32(in + 8) == SB_VERSION_DETACHED))
+	/* 7 says forward (detached or not), 6 detached and not forward, 5 neither */
+	if (sb.started > 1 || sb_forward(&sb) != (get_le32(in + 8) == SB_VERSION_FORWARD) ||
+	    (!sb_forward(&sb) && sb.detached != (get_le32(in + 8) == SB_VERSION_DETACHED)))
 		return -EINVAL;
 	sb.used_only = get_le32(in + 660);
 	sb.map_off = get_le64(in + 668);
@@ -370,9 +383,9 @@ int state_find_remnants(struct state *s, char *what, size_t len)
 			break;
 		if ((r = sb_magic_at(s, copies[i], &version)) < 0)
 			return r;
-		if (r && version != SB_VERSION && version != SB_VERSION_DETACHED) {
-			snprintf(what, len, "a superblock (copy %s) marked state format %u (this luksipc reads formats %u and %u)",
-				 copy_name[i], version, SB_VERSION, SB_VERSION_DETACHED);
+		if (r && !KNOWN_VERSION(version)) {
+			snprintf(what, len, "a superblock (copy %s) marked state format %u (this luksipc reads formats %u to %u)",
+				 copy_name[i], version, SB_VERSION, SB_VERSION_FORWARD);
 			return 1;
 		}
 		if (r && bad_copy < 0)

@@ -35,9 +35,12 @@
 
 /*
  * The store's newest format version (docs/format.md): 6 only for a
- * detached header; every other superblock, and every record, is 5.
+ * detached header, 7 only for the forward walk (--decrypt of a header on
+ * the device, --reencrypt --header); every other superblock, and every
+ * record, is 5.
  */
-#define STATE_FORMAT 6
+#define STATE_FORMAT 7
+#define STATE_FORMAT_DETACHED 6
 #define STATE_FORMAT_PLAIN 5
 
 #define MODE_ENCRYPT 1

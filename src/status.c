@@ -82,7 +82,7 @@ static int open_store(struct state *s, const char *path, int rw)
 		return r;
 	r = state_read_sb(s);
 	if (r == -EPROTO) {
-		log_error("state store '%s': format version %u, this luksipc reads versions %u and %u; use the luksipc that started the conversion",
+		log_error("state store '%s': format version %u, this luksipc reads versions %u to %u; use the luksipc that started the conversion",
 			  path, s->found_format, STATE_FORMAT_PLAIN, STATE_FORMAT);
 		return E_REFUSED;
 	}

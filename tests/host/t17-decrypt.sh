@@ -110,8 +110,8 @@ t_refusals() {
 	refused 4 -d dev.img --state st --header hdr --key-file wrong --decrypt
 	assert_grep "does not open" "$T/err"
 	[ ! -e st ] || fail "a refused start left a state store"
-	refused 2 -d dev.img --state st --key-file key --decrypt
-	assert_grep "detached header only" "$T/err"
+	refused 3 -d dev.img --state st --key-file key --decrypt
+	assert_grep "carries no LUKS header; if its header is detached, give it with --header" "$T/err"
 	refused 2 -d dev.img --state st --header hdr --key-file key --decrypt --reencrypt
 	head -c 1M /dev/urandom >junk
 	cp junk junk.orig
@@ -138,7 +138,7 @@ t_refusals() {
 	# luks_detached made a new key in other/: the header opens with that one
 	refused 3 -d dev.img --state st --header other/hdr --key-file other/key --decrypt
 	assert_grep "does not decrypt 'dev.img' to a filesystem" "$T/err"
-	# a device that carries its own header: not supported yet
+	# a device that carries its own header, with --header: decrypted with its own (t18), not this one
 	truncate -s 12M att.img
 	cryptsetup luksFormat -q --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file key --luks2-metadata-size 16k \
 		--luks2-keyslots-size 1m att.img 2>/dev/null || fail "luksFormat failed"
@@ -156,8 +156,8 @@ t_refusals() {
 	wait "$BG_PID" 2>/dev/null || true
 	unset LUKSIPC_TEST_DELAY_MS
 	assert_eq "$(status_field st phase)" converting "phase after the kill"
-	refused 2 -d dev.img --state st --key-file key --decrypt
-	assert_grep "give it with --header" "$T/err"
+	refused 3 -d dev.img --state st --key-file key --decrypt
+	assert_grep "run the same command with --header" "$T/err"
 	refused 3 -d dev.img --state st --key-file key --header dev.img --decrypt
 	run_rc 0 conv -d dev.img --state st --header hdr --key-file key --decrypt --step-size 1M
 	check_decrypted
@@ -252,7 +252,7 @@ run_test "LUKS2 (512-byte sectors) over an XFS that fills the device: decrypted 
 run_test "LUKS2, 4096-byte sectors, odd size: decrypted byte for byte" t_luks2_4k
 run_test "LUKS1, 256-bit key, a size not a multiple of 4 KiB: decrypted byte for byte" t_luks1
 run_test "kill -9 twelve times during --decrypt, then resumed: byte for byte" t_kill9
-run_test "refusals (wrong key exit 4; no --header, --reencrypt exit 2; not LUKS, the device itself, a data offset, aes-cbc, another device's header, an attached header, a resume with the device as header exit 3; a resume without --header exit 2): nothing written" t_refusals
+run_test "refusals (wrong key exit 4; --reencrypt exit 2; no --header, not LUKS, the device itself, a data offset, aes-cbc, another device's header, an attached header, a resume with the device as header, a resume without --header exit 3): nothing written" t_refusals
 run_test "crash states, --decrypt, LUKS2 512, 1M steps, 1M header file" t_crash_luks2
 # CRASH_TIER=quick: one case, which the mutation check runs per mutant
 # (its pattern "crash states" must select exactly one)

@@ -110,7 +110,7 @@ t_remnants() {
 	printf '\001' | dd of=st bs=1 seek=8 conv=notrunc 2>/dev/null
 	printf '\001' | dd of=st bs=1 seek=4104 conv=notrunc 2>/dev/null
 	printf '\001' | dd of=st bs=1 seek=$((tail + 8)) conv=notrunc 2>/dev/null
-	refused3 "holds a superblock \(copy A\) marked state format 1 \(this luksipc reads formats [0-9]+ and [0-9]+\) but no valid superblock, so" c1 st
+	refused3 "holds a superblock \(copy A\) marked state format 1 \(this luksipc reads formats [0-9]+ to [0-9]+\) but no valid superblock, so" c1 st
 	# a prepared state (the device never written) with its superblocks
 	# lost: --force-state starts afresh
 	cp orig.img dev.img

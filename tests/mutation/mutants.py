@@ -30,6 +30,8 @@ CASES = {
     "t20-used": ("tests/host/t20-crash-states.sh", "used-only, fragmented"),
     "t16-crash": ("tests/host/t16-detached.sh", "crash states, LUKS2 512"),
     "t17-crash": ("tests/host/t17-decrypt.sh", "crash states"),
+    "t18-crash": ("tests/host/t18-decrypt-attached.sh", "crash states"),
+    "t19-crash": ("tests/host/t19-reencrypt-detached.sh", "crash states, --reencrypt --header"),
 }
 
 FLUSH_SITES = {
@@ -74,10 +76,18 @@ FLUSH_SITES = {
                   " data area then differs from the uninterrupted run's",
     },
     "engine.c:commit_step:1": {
-        "kill": ["t20-limit", "t17-crash"],
+        "kill": ["t20-limit", "t17-crash", "t18-crash"],
         "breaks": "the device flush before the progress record: a record can be"
                   " durable while the step's output is not, so the resume skips"
                   " a step whose output never reached the disk",
+    },
+    "engine.c:forward_wipe_tail:1": {
+        "kill": ["t18-crash"],
+        "breaks": "the flush of the zeros after the moved-down data (--decrypt"
+                  " of a header on the device) before the `done` record: `done`"
+                  " can be durable with the old ciphertext's tail and any"
+                  " keyslot left there, and the resume, finding `done`, leaves"
+                  " them",
     },
     "engine.c:write_header:1": {
         "kill": ["t17-crash"],
@@ -87,7 +97,7 @@ FLUSH_SITES = {
                   " `done`, leaves it there: a LUKS header over plaintext",
     },
     "engine.c:write_header:2": {
-        "kill": ["t16-crash"],
+        "kill": ["t16-crash", "t19-crash"],
         "breaks": "the flush of a detached header's file before the `done`"
                   " record: `done` can be durable with the header file still"
                   " zeros or torn, and the resume, finding `done`, leaves it so:"
@@ -169,6 +179,26 @@ FLUSH_SITES = {
 # try first, and its patch: (file, [(old, new), ...]), every old text found
 # exactly once in the pristine file.
 ORDER = [
+    {
+        "name": "forward-record-before-write",
+        "breaks": "forward_steps: the progress record of a step of the forward"
+                  " walk (--decrypt of a header on the device) is committed"
+                  " before the step's output is written; a crash can leave the"
+                  " record durable and the output never written, and the resume"
+                  " skips the step",
+        "kill": ["t18-crash", "t19-crash"],
+        "file": "engine.c",
+        "patch": [("""			r = dev_pwrite_full(e->dev, cur, b - a, a);
+		}
+		if (r == 0)
+			r = commit_step(e, &c);
+""", """		}
+		if (r == 0)
+			r = commit_step(e, &c);
+		if (r == 0)
+			r = dev_pwrite_full(e->dev, cur, b - a, a);
+""")],
+    },
     {
         "name": "record-before-data-flush",
         "breaks": "commit_step: the progress record is committed before the"
@@ -264,16 +294,16 @@ static int engine_step(""")],
         "breaks": "engine_finish: the `done` record is committed before the new"
                   " LUKS header is written and flushed; a crash leaves `done`"
                   " durable over a device without its header",
-        "kill": ["t20-limit", "t17-crash"],
+        "kill": ["t20-limit", "t17-crash", "t18-crash"],
         "file": "engine.c",
         "patch": [("""	progress_header(e->progress);
-	r = write_header(e);
+	r = e->geo->forward ? forward_wipe_tail(e) : write_header(e);
 """, """	progress_header(e->progress);
 	rec.phase = PHASE_DONE;
 	rec.time = (uint64_t)time(NULL);
 	r = state_commit(e->state, &rec);
 	if (r == 0)
-		r = write_header(e);
+		r = e->geo->forward ? forward_wipe_tail(e) : write_header(e);
 """), ("""	rec.phase = PHASE_DONE;
 	rec.time = (uint64_t)time(NULL);
 	return state_commit(e->state, &rec);

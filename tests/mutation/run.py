@@ -10,7 +10,7 @@ of src/ in BUILD/mutants/NAME/src, compiled with the flags make passes in
 from an unpatched build with the same flags (BUILD/mutants/base).
 
 First the unpatched build must pass the whole crash tier (CRASH_TIER=quick
-runs of t20, t25, t16 and t17; see CASES in mutants.py). Then each mutant runs the
+runs of t20, t25, t16, t17 and t18; see CASES in mutants.py). Then each mutant runs the
 cases, its own first, until one fails: the mutant is killed. A mutant
 for which every case passes survived. A case that is skipped, or a patch
 that does not apply exactly once, or a build that fails, is an error.
@@ -275,7 +275,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", "2")))
     ap.add_argument("--crash-jobs", type=int, default=1)
     ap.add_argument("--max-failures", type=int, default=3)
-    ap.add_argument("--tier", nargs="+", default=["t20-limit", "t25-journal", "t20-used", "t16-crash", "t17-crash"],
+    ap.add_argument("--tier", nargs="+", default=["t20-limit", "t25-journal", "t20-used", "t16-crash", "t17-crash", "t18-crash"],
                     help="the crash-tier cases every mutant must fail one of")
     ap.add_argument("--only", nargs="+")
     ap.add_argument("--all", action="store_true")

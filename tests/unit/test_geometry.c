@@ -50,6 +50,37 @@ static void walk(const struct geometry *g)
 	CHECK(steps == steps_left(g, g->data_size));
 }
 
+/*
+ * The forward walk (--decrypt of an attached header): steps [a, b) upward
+ * from 0, output at [a, b), source at [src + a, src + b). An output never
+ * overlaps its own source nor the source of a later step, only sources of
+ * steps already done; the steps cover [0, P) once; output and source stay
+ * on the device.
+ */
+static void walk_forward(const struct geometry *g)
+{
+	uint64_t a = 0, covered = 0;
+
+	CHECK(g->forward && !g->journal && g->header_size == 0);
+	while (a < g->data_size) {
+		uint64_t b = a + g->step_size < g->data_size ? a + g->step_size : g->data_size;
+
+		CHECK(a % g->sector_size == 0 && b % g->sector_size == 0);
+		CHECK(b <= g->src_offset + a);              /* not its own source */
+		CHECK(g->src_offset + b <= g->device_size); /* the source is on the device */
+		for (uint64_t x = 0; x < g->data_size; x += g->step_size) {
+			uint64_t y = x + g->step_size < g->data_size ? x + g->step_size : g->data_size;
+			int overlaps = g->src_offset + x < b && g->src_offset + y > a;
+
+			if (overlaps)
+				CHECK(y <= a); /* only a step already recorded */
+		}
+		covered += b - a;
+		a = b;
+	}
+	CHECK(covered == g->data_size);
+}
+
 int main(void)
 {
 	struct geometry g;
@@ -108,5 +139,21 @@ int main(void)
 		for (uint64_t s = 512; s <= 4096 * 3; s += 512)
 			if (geometry_init(&g, n, 0, 0, s, 512) == 0)
 				walk(&g);
+	/* forward (H = 0 < src): S at most src, src a multiple of 4096, P = N - src rounded */
+	CHECK(geometry_init(&g, (64 << 20) + 1000, 0, 16 << 20, 16 << 20, 512) == 0);
+	CHECK(g.forward && !g.journal && g.data_size == (48 << 20) + 512);
+	walk_forward(&g);
+	CHECK(geometry_init(&g, 64 << 20, 0, 16 << 20, (16 << 20) + 512, 512) == -EINVAL); /* S > src */
+	CHECK(geometry_init(&g, 64 << 20, 0, (2 << 20) + 512, 1 << 20, 512) == -EINVAL);   /* src not 4K */
+	CHECK(geometry_init(&g, 64 << 20, 0, 2 << 20, 0, 512) == -EINVAL);
+	CHECK(geometry_init(&g, 64 << 20, 0, 2 << 20, 2048 + 512, 4096) == -EINVAL);
+	CHECK(geometry_init(&g, (2 << 20) + 511, 0, 2 << 20, 1 << 20, 512) == -ENOSPC);
+	CHECK(geometry_init(&g, (2 << 20) + 8192 + 100, 0, 2 << 20, 1 << 20, 4096) == 0 && g.data_size == 8192);
+	walk_forward(&g);
+	for (uint64_t n = 4096 * 2; n < 4096 * 40; n += 512 * 7)
+		for (uint64_t src = 4096; src <= 4096 * 4; src += 4096)
+			for (uint64_t st = 512; st <= src; st += 512)
+				if (geometry_init(&g, n, 0, src, st, 512) == 0)
+					walk_forward(&g);
 	UNIT_DONE("geometry");
 }

@@ -1,9 +1,16 @@
 /* State store encoding: round trips, checksums, HMAC, uuid binding, torn bytes. */
 #include <errno.h>
+#include <openssl/sha.h>
 #include <string.h>
 
 #include "state.h"
 #include "unit.h"
+
+/* The superblock's checksum over what the test changed by hand. */
+static void reseal(uint8_t *buf)
+{
+	SHA256(buf, STATE_SB_SIZE - 32, buf + STATE_SB_SIZE - 32);
+}
 
 static struct state_sb sample_sb(void)
 {
@@ -67,11 +74,37 @@ static void test_sb(void)
 	sb.detached = 1;
 	snprintf(sb.header_path, sizeof(sb.header_path), "/boot/luks-root.hdr");
 	state_sb_encode(&sb, buf);
-	CHECK(buf[8] == STATE_FORMAT && buf[8] == 6);
+	CHECK(buf[8] == STATE_FORMAT_DETACHED && buf[8] == 6);
 	CHECK(state_sb_decode(buf, &out) == 0 && out.detached == 1 && strcmp(out.header_path, sb.header_path) == 0);
 	sb.detached = 0;
 	state_sb_encode(&sb, buf);
 	CHECK(buf[8] == STATE_FORMAT_PLAIN && state_sb_decode(buf, &out) == 0 && out.detached == 0 && out.header_path[0] == '/');
+	/* the forward walk (--decrypt of a header on the device, --reencrypt --header): format 7; a 7 that is no forward walk is refused */
+	{
+		struct state_sb f = sb;
+
+		f.mode = MODE_DECRYPT;
+		f.geo.header_size = 0;
+		f.geo.src_offset = 16 * 1024 * 1024;
+		state_sb_encode(&f, buf);
+		CHECK(buf[8] == STATE_FORMAT && buf[8] == 7);
+		CHECK(state_sb_decode(buf, &out) == 0 && out.mode == MODE_DECRYPT && out.geo.src_offset == f.geo.src_offset);
+		f.mode = MODE_REENCRYPT;
+		f.detached = 1;
+		state_sb_encode(&f, buf);
+		CHECK(buf[8] == 7 && state_sb_decode(buf, &out) == 0 && out.detached == 1);
+		f.geo.src_offset = 0; /* detached, not forward: 6 */
+		state_sb_encode(&f, buf);
+		CHECK(buf[8] == 6);
+		buf[8] = 7;
+		reseal(buf);
+		CHECK(state_sb_decode(buf, &out) == -EINVAL);
+		state_sb_encode(&sb, buf); /* attached, not forward: 5 */
+		CHECK(buf[8] == STATE_FORMAT_PLAIN);
+		buf[8] = 7;
+		reseal(buf);
+		CHECK(state_sb_decode(buf, &out) == -EINVAL);
+	}
 }
 
 static void test_rec(void)
