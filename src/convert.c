@@ -475,6 +475,12 @@ static int reencrypt_detached_start(struct job *j)
 			  (unsigned long long)s, ss, fmt_size(ho, a, sizeof(a)));
 		return E_USAGE;
 	}
+	/* the new header's data segment is the whole device, from byte 0: dm-crypt opens it only in whole sectors */
+	if (o->sector_size > 512 && j->dev.size % o->sector_size) {
+		log_error("device '%s' has %llu bytes, no whole number of %u-byte sectors for a detached header's data; use --sector-size 512",
+			  o->device, (unsigned long long)j->dev.size, o->sector_size);
+		return E_REFUSED;
+	}
 	if ((r = open_header_target(j, job_header_size(j), NULL, 0, 0)) < 0)
 		return r;
 	sb.mode = MODE_REENCRYPT;

@@ -317,6 +317,10 @@ static int check_convert_opts(const struct convert_opts *o)
 		log_error("--decrypt goes with none of --reencrypt, --used-only, --generate-key-file and --readdev; drop them");
 		return E_USAGE;
 	}
+	if (o->header && o->readdev) {
+		log_error("--readdev does not go with --header: the data is read from DEVICE and decrypted with the old key; drop --readdev");
+		return E_USAGE;
+	}
 	if (o->header && o->old_header) {
 		log_error("--header with --old-header (a detached header replaced by another detached one) is not supported yet; use one of them");
 		return E_USAGE;

@@ -478,7 +478,8 @@ t_usage() {
 	ss=512
 	fixture ext4 $N_REF 0
 	cp key old.key
-	refuse 2 "--header with --reencrypt" dev.img st hdr -- \
+	# plaintext: --reencrypt --header moves an existing header off a LUKS device (t19)
+	refuse 3 "carries no LUKS header; --reencrypt --header moves a header off the device" dev.img st hdr -- \
 		hconv -d dev.img --state st --header hdr --key-file key --reencrypt --old-key-file old.key
 	refuse 2 "--used-only does not work with --header" dev.img st hdr -- \
 		hconv -d dev.img --state st --header hdr --key-file key --used-only
@@ -572,7 +573,7 @@ run_test "HDR is the state store: refused (3)" t_refuse_hdr_is_state
 run_test "HDR holds data (short random, one byte, a LUKS header): refused (3)" t_refuse_hdr_has_data
 run_test "HDR a block device too small or with a signature: refused (3)" t_refuse_hdr_block_device
 run_test "resume without --header, or --header on a plain resume: refused (3)" t_refuse_resume_mismatch
-run_test "--header with --reencrypt or --used-only: usage error (2)" t_usage
+run_test "--header with --reencrypt on plaintext (3) or --used-only (2): refused" t_usage
 run_test "admin notes: the header by the boot flag's DEVICE:/PATH, mounted to copy it; keep the flags and the store" t_notes_boot
 run_test "admin notes, a partition: crypttab with PARTUUID= and header=, the copy in /etc/luksipc for the initramfs, the flags removed" t_notes_handover
 run_test "crash states, LUKS2 512, marker, 1M steps, 1M header file" t_crash_512_marker

@@ -149,12 +149,15 @@ t_refusals() {
 # --- crash states ------------------------------------------------------
 
 # traced_fixture TYPE SECTOR KEYBITS: a 5M + 12K ext4 under a 1 MiB data
-# offset (luks_attached; orig.img the device before the run), decrypted in
-# one traced run with 256K steps; the result must be the original
-# plaintext, zeros after it.
+# offset (2 MiB for LUKS1, whose keyslots take more than 1 MiB)
+# (luks_attached; orig.img the device before the run), decrypted in one
+# traced run with 256K steps; the result must be the original plaintext,
+# zeros after it.
 traced_fixture() {
 	need_luksipc
-	luks_attached ext4 $((5 * MiB + 3 * 4096)) $((1 * MiB)) "$1" "$2" "$3"
+	ho=$((1 * MiB))
+	[ "$1" != luks1 ] || ho=$((2 * MiB))
+	luks_attached ext4 $((5 * MiB + 3 * 4096)) "$ho" "$1" "$2" "$3"
 	cp dev.img orig.img
 	# shellcheck disable=SC2086 # $CONV_FAST: options
 	run_rc 0 env LUKSIPC_TEST_TRACE="$T/trace" "$LUKSIPC" convert --decrypt -d "$T/dev.img" \
