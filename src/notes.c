@@ -393,8 +393,8 @@ static void print_detached(FILE *o, struct notes *n, const char *state)
 	}
 	if (n->boot)
 		fprintf(o, "3. Keep the rd.luksipc flags on the kernel command line: at every boot luksipc finds the conversion\n"
-			   "   done and opens '%s' with the header named by rd.luksipc.header=. (A crypttab entry with\n"
-			   "   header= works only with the header file inside the initramfs; luksipc does not set that up yet.)\n",
+			   "   done and opens '%s' with the header named by rd.luksipc.header=. (These notes hand a root over\n"
+			   "   to /etc/crypttab only on a partition with a PARTUUID, with initramfs-tools or dracut.)\n",
 			n->f.name);
 	if (n->boot)
 		fprintf(o, "Keep the state store (%s) as long as the flags stay: each boot reads it to know that the root is\n"
