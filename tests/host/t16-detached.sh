@@ -332,8 +332,10 @@ t_resume_kill9() {
 	while [ "$kills" -lt 8 ]; do
 		runs=$((runs + 1))
 		[ "$runs" -le 24 ] || fail "only $kills kills in $runs runs"
+		# 80 steps of 40 ms at least: 3.2 s of work, more than 8 sleeps of at
+		# most 250 ms can use up (at 15 ms a run once completed, CI 2026-12-03)
 		# shellcheck disable=SC2086
-		LUKSIPC_TEST_DELAY_MS=15 "$LUKSIPC" convert "$@" $FAST >>bg.log 2>&1 &
+		LUKSIPC_TEST_DELAY_MS=40 "$LUKSIPC" convert "$@" $FAST >>bg.log 2>&1 &
 		pid=$!
 		sleep "0.$(printf '%03d' "$(rand_between 5 250)")"
 		kill -9 "$pid" 2>/dev/null || true

@@ -79,15 +79,11 @@ t_luks1() { roundtrip ext4 $((20 * MiB + 3 * 512)) luks1 512 256; }
 t_kill9() {
 	need_luksipc
 	luks_detached ext4 $((40 * MiB)) luks2 512 512
-	i=0 kills=0
-	while [ "$i" -lt 12 ]; do
-		conv_bg -d dev.img --state st --header hdr --key-file key --decrypt --step-size 1M
-		sleep "0.$(rand_between 05 40)"
-		kill -9 "$BG_PID" 2>/dev/null && kills=$((kills + 1))
-		wait "$BG_PID" 2>/dev/null || true
-		i=$((i + 1))
-	done
-	echo "killed $kills times"
+	# 40 steps of 1M, 60 ms each at least: 2.4 s of work, more than 12 kills after at most 150 ms
+	LUKSIPC_TEST_DELAY_MS=60
+	export LUKSIPC_TEST_DELAY_MS
+	kill_loop 12 150 st -d dev.img --state st --header hdr --key-file key --decrypt --step-size 1M
+	unset LUKSIPC_TEST_DELAY_MS
 	run_rc 0 conv -d dev.img --state st --header hdr --key-file key --decrypt --step-size 1M
 	check_decrypted
 }

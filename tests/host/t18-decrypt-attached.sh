@@ -82,15 +82,11 @@ t_small() { roundtrip ext4 $((3 * MiB + 4096)) $((4 * MiB)) luks2 512 512; }
 t_kill9() {
 	need_luksipc
 	luks_attached ext4 $((40 * MiB)) $((1 * MiB)) luks2 512 512
-	i=0 kills=0
-	while [ "$i" -lt 12 ]; do
-		conv_bg -d dev.img --state st --key-file key --decrypt --step-size 512K
-		sleep "0.$(rand_between 05 40)"
-		kill -9 "$BG_PID" 2>/dev/null && kills=$((kills + 1))
-		wait "$BG_PID" 2>/dev/null || true
-		i=$((i + 1))
-	done
-	echo "killed $kills times"
+	# 80 steps of 30 ms at least: 2.4 s of work, more than 12 kills after at most 150 ms
+	LUKSIPC_TEST_DELAY_MS=30
+	export LUKSIPC_TEST_DELAY_MS
+	kill_loop 12 150 st -d dev.img --state st --key-file key --decrypt --step-size 512K
+	unset LUKSIPC_TEST_DELAY_MS
 	run_rc 0 conv -d dev.img --state st --key-file key --decrypt --step-size 512K
 	check_decrypted
 }

@@ -90,15 +90,11 @@ t_xfs() { roundtrip xfs $((320 * MiB)) $((16 * MiB)) luks2 4096 512; }
 t_kill9() {
 	need_luksipc
 	luks_detached ext4 $((48 * MiB)) $((2 * MiB)) luks2 512 512
-	i=0 kills=0
-	while [ "$i" -lt 10 ]; do
-		conv_bg -d dev.img --state st --reencrypt --old-header hdr --old-key-file key --key-file newkey --header-size 2M --step-size 1M
-		sleep "0.$(rand_between 05 40)"
-		kill -9 "$BG_PID" 2>/dev/null && kills=$((kills + 1))
-		wait "$BG_PID" 2>/dev/null || true
-		i=$((i + 1))
-	done
-	echo "killed $kills times"
+	# 46 steps of 1M, 60 ms each at least: 2.7 s of work, more than 10 kills after at most 150 ms
+	LUKSIPC_TEST_DELAY_MS=60
+	export LUKSIPC_TEST_DELAY_MS
+	kill_loop 10 150 st -d dev.img --state st --reencrypt --old-header hdr --old-key-file key --key-file newkey --header-size 2M --step-size 1M
+	unset LUKSIPC_TEST_DELAY_MS
 	run_rc 0 conv -d dev.img --state st --reencrypt --old-header hdr --old-key-file key --key-file newkey --header-size 2M --step-size 1M
 	check_reencrypted
 }
@@ -232,15 +228,11 @@ t_to_detached_luks1_4k() { to_detached ext4 $((32 * MiB + 8192)) $((2 * MiB)) lu
 t_to_detached_kill9() {
 	need_luksipc
 	luks_attached ext4 $((40 * MiB)) $((1 * MiB)) luks2 512 512
-	i=0 kills=0
-	while [ "$i" -lt 10 ]; do
-		conv_bg -d dev.img --state st --reencrypt --header new.hdr --old-key-file key --key-file newkey --header-size 1M --step-size 512K
-		sleep "0.$(rand_between 05 40)"
-		kill -9 "$BG_PID" 2>/dev/null && kills=$((kills + 1))
-		wait "$BG_PID" 2>/dev/null || true
-		i=$((i + 1))
-	done
-	echo "killed $kills times"
+	# 80 steps of 512K, 30 ms each at least: 2.4 s of work, more than 10 kills after at most 150 ms
+	LUKSIPC_TEST_DELAY_MS=30
+	export LUKSIPC_TEST_DELAY_MS
+	kill_loop 10 150 st -d dev.img --state st --reencrypt --header new.hdr --old-key-file key --key-file newkey --header-size 1M --step-size 512K
+	unset LUKSIPC_TEST_DELAY_MS
 	run_rc 0 conv -d dev.img --state st --reencrypt --header new.hdr --old-key-file key --key-file newkey --header-size 1M --step-size 512K
 	check_detached
 }

@@ -218,6 +218,35 @@ conv_bg() {
 	BG_PID=$!
 }
 
+# kill_loop N MAX_MS STATE convert-args...: N runs of `luksipc convert ARGS`,
+# each killed with -9 after 5 to MAX_MS ms; every run must die by the kill
+# (a run that completes or fails first fails the case: the caller makes the
+# work, with LUKSIPC_TEST_DELAY_MS, longer than N * MAX_MS). Then STATE must
+# record a conversion under way: some done, not all.
+kill_loop() {
+	_kn=$1 _kmax=$2 _kst=$3
+	shift 3
+	_kills=0
+	while [ "$_kills" -lt "$_kn" ]; do
+		conv_bg "$@"
+		sleep "$(awk -v ms="$(rand_between 5 "$_kmax")" 'BEGIN { printf "%.3f", ms / 1000 }')"
+		kill -9 "$BG_PID" 2>/dev/null || true
+		_krc=0
+		wait "$BG_PID" || _krc=$?
+		case "$_krc" in
+		137) _kills=$((_kills + 1)) ;;
+		0) fail "run $((_kills + 1)) completed before $_kn kills; make the conversion slower" ;;
+		*) cat "$T/bg.log" >&2; fail "run $((_kills + 1)) exited $_krc before it was killed" ;;
+		esac
+	done
+	_kd=$(status_field "$_kst" "done")
+	_kp=$(status_field "$_kst" data-size)
+	echo "$_kills kills; done before the final run: $_kd of $_kp"
+	if [ -z "$_kd" ] || [ "$_kd" -le 0 ] || [ "$_kd" -ge "$_kp" ]; then
+		fail "after $_kills kills done is '$_kd' of '$_kp': the kills did not land mid-conversion"
+	fi
+}
+
 # Errors are one line: `luksipc: error: <what>: <why>[; <what to do>]`;
 # by default only the prefix and the single line are checked.
 # Progress lines (`luksipc:  0:12 ...` or JSON objects) are ignored.
