@@ -431,6 +431,51 @@ static int set_header_path(struct job *j, struct state_sb *sb)
 }
 
 /*
+ * --decrypt, both forms, once the plan and the store are checked: the
+ * confirmation, the key, the header's volume key (where: "of 'DEVICE'" or
+ * "in 'PATH'" for the messages), and the check that it decrypts to a whole
+ * filesystem (a header of another device would write noise over the data).
+ */
+static int decrypt_begin(struct job *j, struct state_sb *sb, const struct luks_info *li, uint64_t len, const char *where)
+{
+	const struct convert_opts *o = j->o;
+	int r;
+
+	if (!o->batch) {
+		r = ask_yes("This decrypts '%s' in place: afterwards anyone with the disk reads its data. Have a backup. Type YES to continue: ", o->device);
+		if (r <= 0) {
+			log_error(r < 0 ? "no terminal to confirm the decryption of '%s'; use --batch" : "decryption of '%s' not confirmed; nothing was written",
+				  o->device);
+			return E_REFUSED;
+		}
+	}
+	if ((r = job_get_key(j, 0)) < 0)
+		return r;
+	j->vk_len = li->key_bytes;
+	j->vk = secmem_alloc(j->vk_len);
+	if (!j->vk)
+		return -ENOMEM;
+	r = luks_unlock_image(j->image, len, j->key.data, j->key.len, j->vk, &j->vk_len);
+	key_free(&j->key); /* its last use */
+	if (r == -EPERM) {
+		log_error("the key does not open the LUKS header %s; give its key with --key-file (or type its passphrase): nothing was written", where);
+		return E_KEY;
+	}
+	if (r < 0) {
+		log_error("cannot open the LUKS header %s: %s", where, luks_last_error()[0] ? luks_last_error() : strerror(-r));
+		return E_REFUSED;
+	}
+	if ((r = reencrypt_check_decrypted(j, j->vk, j->vk_len, li, sb)) < 0)
+		return r;
+	sb->mode = MODE_DECRYPT;
+	sb->geo = j->geo;
+	sb->sector_size = li->sector_size;
+	sb->luks_version = (uint32_t)li->version;
+	snprintf(sb->luks_uuid, sizeof(sb->luks_uuid), "%s", li->uuid);
+	return job_start_existing(j, sb);
+}
+
+/*
  * --reencrypt --header PATH: a device that carries its header gets a new
  * volume key and a detached header at PATH. The payload moves down by the
  * old data offset into the old header's place (the forward walk, decrypted
@@ -521,7 +566,7 @@ static int decrypt_attached_start(struct job *j)
 	struct state_sb sb;
 	struct luks_info li;
 	uint64_t ho, s;
-	char a[32];
+	char a[32], where[4200];
 	int r;
 
 	memset(&sb, 0, sizeof(sb));
@@ -553,36 +598,8 @@ static int decrypt_attached_start(struct job *j)
 	sb.header_len = ho;
 	if ((r = job_check_state_store(j, state_plan(&sb))) < 0)
 		return r;
-	if (!o->batch) {
-		r = ask_yes("This decrypts '%s' in place: afterwards anyone with the disk reads its data. Have a backup. Type YES to continue: ", o->device);
-		if (r <= 0) {
-			log_error(r < 0 ? "no terminal to confirm the decryption of '%s'; use --batch" : "decryption of '%s' not confirmed; nothing was written",
-				  o->device);
-			return E_REFUSED;
-		}
-	}
-	if ((r = job_get_key(j, 0)) < 0)
-		return r;
-	j->vk_len = li.key_bytes;
-	j->vk = secmem_alloc(j->vk_len);
-	if (!j->vk)
-		return -ENOMEM;
-	r = luks_unlock_image(j->image, ho, j->key.data, j->key.len, j->vk, &j->vk_len);
-	key_free(&j->key); /* its last use */
-	if (r == -EPERM) {
-		log_error("the key does not open the LUKS header of '%s'; give its key with --key-file (or type its passphrase): nothing was written", o->device);
-		return E_KEY;
-	}
-	if (r < 0) {
-		log_error("cannot open the LUKS header of '%s': %s", o->device, luks_last_error()[0] ? luks_last_error() : strerror(-r));
-		return E_REFUSED;
-	}
-	if ((r = reencrypt_check_decrypted(j, j->vk, j->vk_len, &li, &sb)) < 0)
-		return r;
-	sb.sector_size = li.sector_size;
-	sb.luks_version = (uint32_t)li.version;
-	snprintf(sb.luks_uuid, sizeof(sb.luks_uuid), "%s", li.uuid);
-	return job_start_existing(j, &sb);
+	snprintf(where, sizeof(where), "of '%s'", o->device);
+	return decrypt_begin(j, &sb, &li, ho, where);
 }
 
 /*
@@ -599,6 +616,7 @@ static int decrypt_start(struct job *j, const char *dev_uuid)
 	struct luks_info li;
 	size_t len = 0;
 	uint64_t s;
+	char where[4200];
 	int dynamic = 1, r;
 
 	memset(&sb, 0, sizeof(sb));
@@ -658,39 +676,8 @@ static int decrypt_start(struct job *j, const char *dev_uuid)
 	sb.journal_len = j->geo.step_size;
 	if ((r = job_check_state_store(j, state_plan(&sb))) < 0)
 		return r;
-	if (!o->batch) {
-		r = ask_yes("This decrypts '%s' in place: afterwards anyone with the disk reads its data. Have a backup. Type YES to continue: ", o->device);
-		if (r <= 0) {
-			log_error(r < 0 ? "no terminal to confirm the decryption of '%s'; use --batch" : "decryption of '%s' not confirmed; nothing was written",
-				  o->device);
-			return E_REFUSED;
-		}
-	}
-	if ((r = job_get_key(j, 0)) < 0)
-		return r;
-	j->vk_len = li.key_bytes;
-	j->vk = secmem_alloc(j->vk_len);
-	if (!j->vk)
-		return -ENOMEM;
-	r = luks_unlock_image(j->image, len, j->key.data, j->key.len, j->vk, &j->vk_len);
-	key_free(&j->key); /* its last use */
-	if (r == -EPERM) {
-		log_error("the key does not open the LUKS header in '%s'; give its key with --key-file (or type its passphrase): nothing was written", o->header);
-		return E_KEY;
-	}
-	if (r < 0) {
-		log_error("cannot open the LUKS header in '%s': %s", o->header, luks_last_error()[0] ? luks_last_error() : strerror(-r));
-		return E_REFUSED;
-	}
-	/* what the key decrypts must be a filesystem, whole: a header of another device would write noise over the data */
-	if ((r = reencrypt_check_decrypted(j, j->vk, j->vk_len, &li, &sb)) < 0)
-		return r;
-	sb.mode = MODE_DECRYPT;
-	sb.geo = j->geo;
-	sb.sector_size = li.sector_size;
-	sb.luks_version = (uint32_t)li.version;
-	snprintf(sb.luks_uuid, sizeof(sb.luks_uuid), "%s", li.uuid);
-	return job_start_existing(j, &sb);
+	snprintf(where, sizeof(where), "in '%s'", o->header);
+	return decrypt_begin(j, &sb, &li, len, where);
 }
 
 static int start(struct job *j)
