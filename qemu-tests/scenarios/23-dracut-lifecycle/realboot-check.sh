@@ -4,7 +4,8 @@
 # luksipc-finalize.service. Everything goes to the serial console, the
 # verdict channel (one LUKSIPC-VERDICT line), then power off.
 #
-# The first boot (plain root, no flag): `luksipc arm` as an admin would,
+# The first boot (plain root, no flag, the kernel booted by the host):
+# grub-install /dev/vda, then `luksipc arm` as an admin would,
 # with the key file on the KEYS partition (framework: dracut, detected);
 # then /var/lib/realboot/armed.
 # Later boots, the root on dm-crypt:
@@ -21,6 +22,7 @@ say "luksipc-finalize.service: $(systemctl show -p ActiveState,Result --value lu
 
 if ! [ -e /var/lib/realboot/armed ]; then
 	[ "$type" = part ] || verdict "FAIL the first boot's root '$src' is not a plain partition (type '$type')"
+	judge_grub_install
 	luksipc arm --state PARTLABEL=luksipc-state --key-file /luksipc.key:LABEL=KEYS --dry-run ||
 		verdict "FAIL luksipc arm --dry-run exited $?"
 	t=$(date +%s)

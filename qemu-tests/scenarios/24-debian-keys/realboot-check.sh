@@ -4,7 +4,8 @@
 # luksipc-finalize.service. Everything goes to the serial console, the
 # verdict channel (one LUKSIPC-VERDICT line), then power off.
 #
-# The first boot (plain root, no flag): `luksipc arm --bootstrap-key
+# The first boot (plain root, no flag, the kernel booted by the host):
+# grub-install /dev/vda, `luksipc arm --bootstrap-key
 # --enroll passphrase,recovery`; then /var/lib/realboot/armed.
 # Later boots, the root on dm-crypt:
 #  - while /etc/luksipc/armed is there, finalize must have done its first
@@ -20,6 +21,7 @@ say "luksipc-finalize.service: $(systemctl show -p ActiveState,Result --value lu
 
 if ! [ -e /var/lib/realboot/armed ]; then
 	[ "$type" = part ] || verdict "FAIL the first boot's root '$src' is not a plain partition (type '$type')"
+	judge_grub_install
 	luksipc arm --state PARTLABEL=luksipc-state --bootstrap-key --enroll passphrase,recovery ||
 		verdict "FAIL luksipc arm exited $?"
 	sed 's/^/realboot: armed| /' /etc/luksipc/armed

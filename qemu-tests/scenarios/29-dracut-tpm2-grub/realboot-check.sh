@@ -27,8 +27,7 @@ say "TPM: $(cat /sys/class/tpm/tpm0/tpm_version_major 2>/dev/null || echo none);
 
 if ! [ -e /var/lib/realboot/armed ]; then
 	[ "$type" = part ] || verdict "FAIL the first boot's root '$src' is not a plain partition (type '$type')"
-	grub-install --target=i386-pc /dev/vda 2>&1 | sed 's/^/realboot: grub-install| /'
-	[ -s /boot/grub/i386-pc/core.img ] || verdict "FAIL grub-install /dev/vda left no /boot/grub/i386-pc/core.img"
+	judge_grub_install
 	t=$(date +%s)
 	luksipc arm --state PARTLABEL=luksipc-state --bootstrap-key --enroll recovery,tpm2 \
 		--recovery-key-file /root/recovery.key || verdict "FAIL luksipc arm exited $?"
