@@ -25,8 +25,16 @@
 #                           ext4 that fills the partition, FULL_PCT full,
 #                           random files at its very end; the manifest of
 #                           /usr and /srv in $T/manifest.sha256
+#                           REALDISK_DATA_MIB=M (REALDISK_DATA_UUID): p6
+#                           "data", an ext4 of M MiB mounted on /srv/data
+#                           (fstab by UUID) holding data.bin (a quarter of it,
+#                           random) and data.sha256, and p7 "state-data",
+#                           STATE_MIB, empty: a second device for
+#                           luksipc arm --also
 #                           REALDISK_BIOS_GRUB=1: p5, 1 MiB, a BIOS boot
 #                           partition (EF02) for grub-install in the guest
+#                           (the judge's judge_grub_install in boot 0), and
+#                           GRUB's menu on the serial console too
 #   boot_entry              the kernel, initramfs and command line of the
 #                           disk's first grub.cfg entry (KERNEL, INITRD,
 #                           CMDLINE): the host plays the boot loader
@@ -35,6 +43,15 @@
 #                           BIOS_BOOT=1: SeaBIOS boots GRUB from the disk
 #                           instead (installed there by the guest);
 #                           BOOT_SWTPM=DIR: a TPM 2.0 with its state in DIR
+#   grub_booted LOG [FLAG|!FLAG]
+#                           fail unless GRUB from the disk started the
+#                           kernel (its command line begins BOOT_IMAGE=,
+#                           which only GRUB writes) with FLAG on it, or
+#                           with no word containing FLAG (!FLAG)
+#   typed_boot LOG PROMPT ANSWER ... -- ARGS...
+#                           boot with lib/type-at-console.py as the admin at
+#                           the serial console (each ANSWER typed once
+#                           PROMPT shows); TYPER_RC
 #   boot_failed LOG WHAT    empty when the boot passed, else why
 #   expect_pass LOG WHAT    fail unless the boot passed
 #   realdisk_verify [HDR]   decrypt p4 on the host (tests/lib/luksdecrypt.py,
@@ -48,7 +65,11 @@
 # add_dracutmodules+=" luksipc "), as for flags written by hand without
 # arm, so the initrd must carry usr/sbin/luksipc from the start.
 #
-# Partition offsets (MiB): off_state off_keys off_boot off_root.
+#   realdisk_verify_data    decrypt p6 with the key file, e2fsck -fn, data.bin
+#                           as written; the state-data partition empty
+#
+# Partition offsets (MiB): off_state off_keys off_boot off_root, and with
+# REALDISK_DATA_MIB off_data off_state2.
 
 realdisk_install() {
 	local t=$SECONDS
@@ -58,6 +79,10 @@ realdisk_install() {
 	UUID=$ROOT_UUID / ext4 errors=remount-ro 0 1
 	UUID=$BOOT_UUID /boot ext4 defaults 0 2
 	EOF
+	if [ "${REALDISK_DATA_MIB:-0}" -gt 0 ]; then
+		mkdir -p "$R/srv/data"
+		echo "UUID=$REALDISK_DATA_UUID /srv/data ext4 defaults 0 2" >>"$R/etc/fstab"
+	fi
 	install -m 755 "$SCEN_DIR/realboot-check.sh" "$R/usr/local/sbin/realboot-check"
 	install -D -m 644 "$QTEST_DIR/lib/realboot-judge.sh" "$R/usr/local/lib/realboot-judge.sh"
 	install -m 644 "$SCEN_DIR/realboot-check.service" "$R/etc/systemd/system/realboot-check.service"
@@ -71,6 +96,13 @@ realdisk_install() {
 		-e 's|^GRUB_CMDLINE_LINUX_DEFAULT=.*|GRUB_CMDLINE_LINUX_DEFAULT="console=ttyS0"|' \
 		-e 's|^GRUB_TIMEOUT=.*|GRUB_TIMEOUT=0|' "$R/etc/default/grub"
 	chmod 600 "$R/etc/realboot.pass"
+	if [ "${REALDISK_BIOS_GRUB:-0}" = 1 ]; then
+		# GRUB on the serial console too, so a boot loader that stops shows in the log
+		cat >>"$R/etc/default/grub" <<-'EOG'
+		GRUB_TERMINAL="serial console"
+		GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+		EOG
+	fi
 	if [ "${REALROOT_FRAMEWORK:-initramfs-tools}" = dracut ]; then
 		realdisk_install_dracut
 		return
@@ -124,6 +156,11 @@ realdisk_build() {
 	}
 	EOF
 	head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/keytree/luksipc.key"
+	if [ "${REALDISK_DATA_MIB:-0}" -gt 0 ]; then
+		mkdir -p "$T/datatree"
+		head -c $((REALDISK_DATA_MIB * 1048576 / 4)) /dev/urandom >"$T/datatree/data.bin"
+		(cd "$T/datatree" && sha256sum data.bin >data.sha256)
+	fi
 	(cd "$R" && find usr srv -type f -print0 | sort -z | xargs -0 sha256sum) >"$T/manifest.sha256" ||
 		fail "cannot hash the root's files"
 
@@ -183,17 +220,26 @@ realdisk_build() {
 	# GPT: 1 MiB in front, 1 MiB behind for the backup.
 	off_state=1 off_keys=$((1 + STATE_MIB)) off_boot=$((1 + STATE_MIB + KEYS_MIB))
 	off_root=$((off_boot + BOOT_MIB))
-	local bios=()
-	[ "${REALDISK_BIOS_GRUB:-0}" = 0 ] ||
-		bios=(-n "5:$(((off_root + ROOT_MIB) * 2048)):+1M" -c 5:bios -t 5:ef02)
-	truncate -s $(((off_root + ROOT_MIB + 1 + ${#bios[@]} / 6) * 1048576)) "$T/disk.img"
+	local more=() end=$((off_root + ROOT_MIB))
+	if [ "${REALDISK_BIOS_GRUB:-0}" = 1 ]; then
+		more+=(-n "5:$((end * 2048)):+1M" -c 5:bios -t 5:ef02)
+		end=$((end + 1))
+	fi
+	if [ "${REALDISK_DATA_MIB:-0}" -gt 0 ]; then
+		realdisk_mkfs "$T/data.ext4" "$REALDISK_DATA_MIB" data "$REALDISK_DATA_UUID" "$T/datatree"
+		off_data=$end off_state2=$((end + REALDISK_DATA_MIB))
+		more+=(-n "6:$((off_data * 2048)):+${REALDISK_DATA_MIB}M" -c 6:data -t 6:8300
+			-n "7:$((off_state2 * 2048)):+${STATE_MIB}M" -c 7:state-data -t 7:8300)
+		end=$((off_state2 + STATE_MIB))
+	fi
+	truncate -s $(((end + 1) * 1048576)) "$T/disk.img"
 	sgdisk -o \
 		-n "1:$((off_state * 2048)):+${STATE_MIB}M" -c 1:luksipc-state -t 1:8300 \
 		-n "2:$((off_keys * 2048)):+${KEYS_MIB}M" -c 2:keys -t 2:8300 \
 		-n "3:$((off_boot * 2048)):+${BOOT_MIB}M" -c 3:boot -t 3:8300 \
 		-n "4:$((off_root * 2048)):+${ROOT_MIB}M" -c 4:root -t 4:8304 \
-		"${bios[@]}" "$T/disk.img" >"$T/sgdisk.log" 2>&1 || fail "sgdisk failed: $(cat "$T/sgdisk.log")"
-	for p in keys:$off_keys boot:$off_boot root:$off_root; do
+		"${more[@]}" "$T/disk.img" >"$T/sgdisk.log" 2>&1 || fail "sgdisk failed: $(cat "$T/sgdisk.log")"
+	for p in keys:$off_keys boot:$off_boot root:$off_root ${off_data:+data:$off_data}; do
 		dd if="$T/${p%%:*}.ext4" of="$T/disk.img" bs=1M seek="${p#*:}" conv=notrunc,sparse status=none ||
 			fail "cannot write the ${p%%:*} partition"
 	done
@@ -256,6 +302,33 @@ boot() { # LOG run-qemu-args...: boot the disk's GRUB entry
 		fail "${log##*/}: $(boot_errors "$log" | head -n 1)"
 	fi
 }
+# grub_booted LOG [FLAG|!FLAG]: the kernel was started by the GRUB on the
+# disk, with (or without) FLAG on its command line
+grub_booted() {
+	local cl
+	cl=$(grep -a -m1 -o 'Command line: .*' "$1" | tr -d '\r')
+	case "$cl" in
+	"Command line: BOOT_IMAGE="*) ;;
+	*) qemu_log_tail "$1" 20; fail "${1##*/}: the kernel was not started by GRUB from the disk (${cl:-no command line on the console})" ;;
+	esac
+	case "${2:-}" in
+	"") ;;
+	!*) case "$cl" in *"${2#!}"*) fail "${1##*/}: the command line GRUB gave still has ${2#!}: $cl" ;; esac ;;
+	*) case "$cl " in *" $2 "*) ;; *) fail "${1##*/}: the command line GRUB gave lacks $2: $cl" ;; esac ;;
+	esac
+}
+# typed_boot LOG PROMPT ANSWER ... -- run-qemu-args: boot with the admin at the console
+typed_boot() {
+	local log=$1 pairs=() typer
+	shift
+	while [ "$1" != -- ]; do pairs+=("$1"); shift; done
+	shift
+	TYPE_AT_CONSOLE_TIMEOUT=$BOOT_TIMEOUT python3 "$QTEST_DIR/lib/type-at-console.py" "$T/console.sock" "${pairs[@]}" >"$log.typer" 2>&1 &
+	typer=$!
+	boot "$log" --serial-sock "$T/console.sock" "$@"
+	wait "$typer"
+	TYPER_RC=$?
+}
 # boot_failed LOG WHAT: empty when the boot powered off with a PASS verdict,
 # else what went wrong (the log's tail goes to stdout)
 boot_failed() {
@@ -290,4 +363,23 @@ realdisk_verify() {
 	}
 	echo "  host: decrypted${hdr:+ with the header ${hdr##*/}}, e2fsck -fn clean, $nfiles files equal to the manifest: $((SECONDS - t))s"
 	NFILES=$nfiles
+}
+
+# realdisk_verify_data: the second device (REALDISK_DATA_MIB), on the host
+realdisk_verify_data() {
+	dd if="$T/disk.img" of="$T/data.luks" bs=1M skip="$off_data" count="$REALDISK_DATA_MIB" status=none ||
+		fail "cannot read the data partition"
+	python3 "$TOP/tests/lib/luksdecrypt.py" "$T/data.luks" --key-file "$T/keytree/luksipc.key" --out "$T/data.plain" >"$T/decrypt-data.log" 2>&1 ||
+		fail "luksdecrypt.py cannot decrypt the data partition with the key file: $(tail -n 3 "$T/decrypt-data.log")"
+	e2fsck -fn "$T/data.plain" >"$T/e2fsck-data.log" 2>&1 || fail "e2fsck -fn on the decrypted data partition: $(tail -n 5 "$T/e2fsck-data.log")"
+	rm -rf "$T/dataout" && mkdir -p "$T/dataout"
+	debugfs -R "dump /data.bin $T/dataout/data.bin" "$T/data.plain" >/dev/null 2>&1
+	(cd "$T/dataout" && sha256sum --quiet -c "$T/datatree/data.sha256") >/dev/null 2>&1 ||
+		fail "data.bin on the decrypted data partition differs from what was written"
+	dd if="$T/disk.img" of="$T/state2.img" bs=1M skip="$off_state2" count="$STATE_MIB" status=none ||
+		fail "cannot read the state-data partition"
+	if "$TOP/build/luksipc" status --state "$T/state2.img" >"$T/status2.log" 2>&1; then
+		fail "the state-data partition still holds a conversion: $(head -n 3 "$T/status2.log")"
+	fi
+	echo "  host: the data partition decrypted, e2fsck -fn clean, data.bin equal; the state-data partition holds no conversion"
 }
