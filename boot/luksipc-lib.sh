@@ -464,7 +464,11 @@ lipc_ask() {
 
 lipc_ask_passphrase() {
     local again
-    if [ "$LIPC_PHASE" != none ]; then
+    if [ "$LIPC_PHASE" = 'done' ]; then
+        # converted already: the flags stay until finalize; this only opens it
+        LIPC_PASS=$(lipc_ask "Passphrase to open $LIPC_DEV (converted):") ||
+            { lipc_fail "no passphrase entered for '$LIPC_DEV'"; return 1; }
+    elif [ "$LIPC_PHASE" != none ]; then
         LIPC_PASS=$(lipc_ask "Passphrase to resume converting $LIPC_DEV:") ||
             { lipc_fail "no passphrase entered for '$LIPC_DEV'"; return 1; }
     elif [ "$LIPC_MODE" = reencrypt ] && [ -z "$LIPC_OLDKEYFILE" ]; then
@@ -1068,12 +1072,26 @@ lipc_convert() {
     esac
 }
 
+# lipc_armed_here: luksipc arm planned this device (its record is in the
+# image): the first device, or device N when the record has device.N=
+# (luksipc arm --also); luksipc-finalize.service then finishes it.
+lipc_armed_here() {
+    local line
+    [ -f "$LIPC_ARMED" ] || return 1
+    [ -n "${LIPC_IDX:-}" ] || return 0
+    while IFS= read -r line; do
+        case $line in
+        "device.$LIPC_IDX="*) return 0 ;;
+        esac
+    done <"$LIPC_ARMED"
+    return 1
+}
+
 lipc_notes() {
     local fw line
     fw=
     [ "$LIPC_FRAMEWORK" = other ] || fw=$LIPC_FRAMEWORK
-    # luksipc arm covers the first device only
-    if [ -f "$LIPC_ARMED" ] && [ -z "${LIPC_IDX:-}" ]; then
+    if lipc_armed_here; then
         "$LIPC_BIN" status --state "$LIPC_STATE" --notes ${fw:+--framework "$fw"} \
             >"$LIPC_RUN/notes${LIPC_IDX:+.$LIPC_IDX}" 2>/dev/null
         lipc_log "'$LIPC_DEV' is now LUKS; luksipc-finalize.service finishes in the booted system (crypttab, keys, boot flags; luksipc status shows its steps)"
@@ -1196,7 +1214,7 @@ lipc_main() {
         return 0
     fi
     if [ "$LIPC_PHASE" = 'done' ]; then
-        if [ -f "$LIPC_ARMED" ] && [ -z "${LIPC_IDX:-}" ]; then
+        if lipc_armed_here; then
             lipc_log "'$LIPC_DEV' is already converted; luksipc-finalize.service in the booted system removes the rd.luksipc flags"
         elif [ -n "$LIPC_HEADER" ]; then
             lipc_log "'$LIPC_DEV' is already converted; its header is detached ('$LIPC_HEADER'): keep the rd.luksipc flags, they open it at every boot (see: luksipc status --state $LIPC_STATE --notes)"

@@ -49,6 +49,7 @@ struct plan {
 	char dev_spec[256];      /* rd.luksipc= */
 	char state[PATH_MAX];    /* the state store's node or file */
 	char state_spec[256];
+	char name[128];          /* --also: rd.luksipc.N.name= ("" for the boot's default, luks-<UUID>) */
 	char fs_type[32];
 	uint64_t dev_size, fs_size, header, free_bytes;
 	int resize;
@@ -313,16 +314,17 @@ static int is_ext(const char *type)
 }
 
 /* The device to convert: what it holds and whether it fits the header in. */
-static int check_device(const struct arm_opts *o, struct plan *p)
+/* The device to convert: spec (-d or --also), or NULL for the root filesystem's. */
+static int check_device(const char *spec, struct plan *p)
 {
 	struct dev d;
 	struct probe_result pr;
 	char fs[16], why[256];
 	int r;
 
-	if (o->device) {
-		if (resolve_spec(o->device, p->device, sizeof(p->device)) < 0) {
-			log_error("device '%s' not found; name the device to convert with -d", o->device);
+	if (spec) {
+		if (resolve_spec(spec, p->device, sizeof(p->device)) < 0) {
+			log_error("device '%s' not found; name the device to convert with -d (or --also)", spec);
 			return E_REFUSED;
 		}
 	} else if (root_device(p->device, sizeof(p->device)) < 0) {
@@ -332,7 +334,7 @@ static int check_device(const struct arm_opts *o, struct plan *p)
 	{
 		char rootdev[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
 
-		p->is_root = !o->device || (root_device(rootdev, sizeof(rootdev)) == 0 && realpath(rootdev, a) &&
+		p->is_root = !spec || (root_device(rootdev, sizeof(rootdev)) == 0 && realpath(rootdev, a) &&
 					    realpath(p->device, b) && !strcmp(a, b));
 	}
 	if (p->is_root) {
@@ -416,7 +418,7 @@ out:
 }
 
 /* The state store: found, not the device, empty, large enough. */
-static int check_state(const struct arm_opts *o, struct plan *p)
+static int check_state(const char *state, struct plan *p)
 {
 	struct state s;
 	struct probe_result pr;
@@ -426,8 +428,8 @@ static int check_state(const struct arm_opts *o, struct plan *p)
 	int r;
 
 	memset(&s, 0, sizeof(s));
-	if (resolve_spec(o->state, p->state, sizeof(p->state)) < 0) {
-		log_error("state store '%s' not found; name a small empty partition, e.g. --state PARTLABEL=luksipc-state", o->state);
+	if (resolve_spec(state, p->state, sizeof(p->state)) < 0) {
+		log_error("state store '%s' not found; name a small empty partition, e.g. --state PARTLABEL=luksipc-state", state);
 		return E_REFUSED;
 	}
 	r = dev_open(&s.dev, p->state, TARGET_OTHER, 0);
@@ -440,27 +442,27 @@ static int check_state(const struct arm_opts *o, struct plan *p)
 		int same = probe_overlap(&dv, &s.dev);
 		dev_close(&dv);
 		if (same) {
-			log_error("state store '%s' lies on the device to convert '%s'; name a partition elsewhere", o->state, p->device);
+			log_error("state store '%s' lies on the device to convert '%s'; name a partition elsewhere", state, p->device);
 			r = E_REFUSED;
 			goto out;
 		}
 	}
 	if (state_read_sb(&s) != -ENOENT || state_find_remnants(&s, what, sizeof(what)) != 0) {
-		log_error("state store '%s' holds a luksipc conversion already; see luksipc status --state %s", o->state, p->state);
+		log_error("state store '%s' holds a luksipc conversion already; see luksipc status --state %s", state, p->state);
 		r = E_REFUSED;
 		goto out;
 	}
 	r = probe_signatures(&s.dev, &pr);
 	if (r < 0 || pr.type[0] || pr.pttype[0]) {
 		log_error("state store '%s' holds %s%s; name an empty partition, or wipe this one (wipefs -a) if nothing on it is needed",
-			  o->state, r < 0 ? "nothing readable" : pr.type[0] ? "a " : "a partition table ",
+			  state, r < 0 ? "nothing readable" : pr.type[0] ? "a " : "a partition table ",
 			  r < 0 ? "" : pr.type[0] ? pr.type : pr.pttype);
 		r = E_REFUSED;
 		goto out;
 	}
 	need = STATE_HEADER_OFF + p->header + STATE_SB_SIZE;
 	if (s.dev.size < need) {
-		log_error("state store '%s' has %s; it needs at least %s", o->state, fmt_size(s.dev.size, a, sizeof(a)),
+		log_error("state store '%s' has %s; it needs at least %s", state, fmt_size(s.dev.size, a, sizeof(a)),
 			  fmt_size(need, b, sizeof(b)));
 		r = E_REFUSED;
 		goto out;
@@ -469,6 +471,104 @@ static int check_state(const struct arm_opts *o, struct plan *p)
 out:
 	dev_close(&s.dev);
 	return r;
+}
+
+/*
+ * The names the kernel command line gives the device and its state store:
+ * "root" for the root filesystem's device; a path becomes PARTUUID= where
+ * udev knows one (/dev names can change between boots); a NAME=value spec
+ * stays as given. -ENAMETOOLONG when one does not fit.
+ */
+static int boot_specs(const char *state_arg, struct plan *p)
+{
+	if (p->is_root)
+		set_str(p->dev_spec, sizeof(p->dev_spec), "root");
+	else if (partuuid_of(p->device, p->dev_spec, sizeof(p->dev_spec)) < 0 &&
+		 set_str(p->dev_spec, sizeof(p->dev_spec), p->device) < 0)
+		return -ENAMETOOLONG;
+	if (strchr(state_arg, '=') && !strchr(state_arg, '/'))
+		return set_str(p->state_spec, sizeof(p->state_spec), state_arg);
+	if (partuuid_of(p->state, p->state_spec, sizeof(p->state_spec)) < 0)
+		return set_str(p->state_spec, sizeof(p->state_spec), p->state);
+	return 0;
+}
+
+/* 1 when the two paths share blocks: the same partition or file, or a disk and its partition. */
+static int nodes_overlap(const char *a, const char *b)
+{
+	struct dev da, db;
+	int r = 0;
+
+	if (dev_open(&da, a, TARGET_OTHER, 0) < 0)
+		return 0;
+	if (dev_open(&db, b, TARGET_OTHER, 0) == 0) {
+		r = probe_overlap(&da, &db);
+		dev_close(&db);
+	}
+	dev_close(&da);
+	return r;
+}
+
+/*
+ * --also DEVICE,STATE[,NAME]: each other device is checked as the first one
+ * is (check_device, check_state), must not be the root's, and no two of all
+ * the devices and state stores may share blocks. also[i] is rd.luksipc.(i+2).
+ */
+static int check_also(const struct arm_opts *o, const struct plan *p, struct plan *also)
+{
+	int r;
+
+	if (o->n_also && (o->bootstrap || o->enroll)) {
+		log_error("--also goes with --key-file or a passphrase typed at boot: --bootstrap-key and --enroll change the keys of one device; add keys to the others after finalize (cryptsetup luksAddKey)");
+		return E_USAGE;
+	}
+	for (int i = 0; i < o->n_also; i++) {
+		char buf[1024], *dev = buf, *state, *name = NULL;
+		struct plan *a = &also[i];
+		int ok = set_str(buf, sizeof(buf), o->also[i]) == 0 && (state = strchr(buf, ',')) != NULL;
+
+		if (ok) {
+			*state++ = '\0';
+			if ((name = strchr(state, ',')) != NULL)
+				*name++ = '\0';
+			ok = *dev && *state && (!name || (*name && !strchr(name, ',') && !strchr(name, '/') &&
+							  is_plain_word(name) && set_str(a->name, sizeof(a->name), name) == 0));
+		}
+		if (!ok) {
+			log_error("--also '%s': give DEVICE,STATE[,NAME], e.g. --also PARTLABEL=home,PARTLABEL=state-home,home (NAME: a plain word)",
+				  o->also[i]);
+			return E_USAGE;
+		}
+		if ((r = check_device(dev, a)))
+			return r;
+		if (a->is_root) {
+			log_error("--also '%s' is the root filesystem's device; arm converts it as the first device (rd.luksipc=root): leave it out of --also",
+				  dev);
+			return E_REFUSED;
+		}
+		if ((r = check_state(state, a)))
+			return r;
+		if (boot_specs(state, a) < 0 || !is_plain_word(a->dev_spec) || !is_plain_word(a->state_spec)) {
+			log_error("--also '%s': a device or state name the kernel command line cannot carry; use PARTUUID= names", o->also[i]);
+			return E_USAGE;
+		}
+	}
+	/* no two devices or stores may share blocks: a store on a converted device would be overwritten */
+	for (int i = -1; i < o->n_also; i++) {
+		const struct plan *x = i < 0 ? p : &also[i];
+
+		for (int j = i + 1; j < o->n_also; j++) {
+			const struct plan *y = &also[j];
+
+			if (nodes_overlap(x->device, y->device) || nodes_overlap(x->state, y->state) ||
+			    nodes_overlap(x->device, y->state) || nodes_overlap(x->state, y->device)) {
+				log_error("--also '%s': its device or state store shares blocks with %s or its state store '%s'; each device needs its own state partition, on none of the converted devices",
+					  o->also[j], x->device, x->state);
+				return E_REFUSED;
+			}
+		}
+	}
+	return 0;
 }
 
 static const char *detect_framework(const char *override)
@@ -482,8 +582,8 @@ static const char *detect_framework(const char *override)
 	return NULL;
 }
 
-/* Builds p->flags and checks the boot integration and boot loader. */
-static int plan_boot(const struct arm_opts *o, struct plan *p)
+/* Builds p->flags (the --also devices' after the first's) and checks the boot integration and boot loader. */
+static int plan_boot(const struct arm_opts *o, struct plan *p, const struct plan *also)
 {
 	const char *hook = NULL;
 
@@ -502,24 +602,26 @@ static int plan_boot(const struct arm_opts *o, struct plan *p)
 	p->grub = sys_exists("/etc/default/grub") && in_path("update-grub");
 	p->kernel_cmdline = sys_exists("/etc/kernel/cmdline");
 
-	if (p->is_root)
-		set_str(p->dev_spec, sizeof(p->dev_spec), "root");
-	else if (partuuid_of(p->device, p->dev_spec, sizeof(p->dev_spec)) < 0 &&
-		 set_str(p->dev_spec, sizeof(p->dev_spec), p->device) < 0)
+	if (boot_specs(o->state, p) < 0)
 		goto too_long;
-	/* a path becomes PARTUUID= where udev knows one: /dev names can change between boots */
-	if (strchr(o->state, '=') && !strchr(o->state, '/')) {
-		if (set_str(p->state_spec, sizeof(p->state_spec), o->state) < 0)
-			goto too_long;
-	} else if (partuuid_of(p->state, p->state_spec, sizeof(p->state_spec)) < 0 &&
-		   set_str(p->state_spec, sizeof(p->state_spec), p->state) < 0) {
-		goto too_long;
-	}
 	if (o->key && strlen(o->key) >= 1024)
 		goto too_long;
 	snprintf(p->flags, sizeof(p->flags), "rd.luksipc=%s rd.luksipc.state=%s%s%s%s", p->dev_spec, p->state_spec,
 		 o->key || o->bootstrap ? " rd.luksipc.key=" : "", o->key ? o->key : o->bootstrap ? ARM_BOOTSTRAP_KEY_IMAGE : "",
 		 p->resize ? " rd.luksipc.resize=1" : "");
+	for (int i = 0; i < o->n_also; i++) {
+		const struct plan *a = &also[i];
+		char one[1024];
+
+		snprintf(one, sizeof(one), " rd.luksipc.%d=%s rd.luksipc.%d.state=%s", i + 2, a->dev_spec, i + 2, a->state_spec);
+		if (a->name[0])
+			snprintf(one + strlen(one), sizeof(one) - strlen(one), " rd.luksipc.%d.name=%s", i + 2, a->name);
+		if (a->resize)
+			snprintf(one + strlen(one), sizeof(one) - strlen(one), " rd.luksipc.%d.resize=1", i + 2);
+		if (strlen(p->flags) + strlen(one) >= sizeof(p->flags))
+			goto too_long;
+		strcat(p->flags, one);
+	}
 	if (!is_plain_word(p->dev_spec) || !is_plain_word(p->state_spec) || (o->key && !is_plain_word(o->key))) {
 		log_error("a device, state or key name holds characters a kernel command line cannot carry unquoted; use PARTUUID= names");
 		return E_USAGE;
@@ -666,7 +768,7 @@ static int check_tpm2(const struct arm_opts *o, const struct plan *p)
 	return 0;
 }
 
-static void print_plan(const struct plan *p, const struct arm_opts *o)
+static void print_plan(const struct plan *p, const struct arm_opts *o, const struct plan *also)
 {
 	char a[16], b[16];
 
@@ -689,6 +791,13 @@ static void print_plan(const struct plan *p, const struct arm_opts *o)
 		       o->recovery_file ? " (the recovery key written to the file named, not shown)" : "",
 		       (enroll_mask(o->enroll) & ENROLL_TPM2) ? " (TPM2 sealed to PCR " ARM_TPM2_PCRS ")" : "",
 		       o->key ? "the key file (its device mounted read-only for a moment)" : "the passphrase, asked again");
+	for (int i = 0; i < o->n_also; i++) {
+		const struct plan *x = &also[i];
+
+		printf("also (%d):    %s (%s, %s of %s), state store %s (%s), opened as %s%s\n", i + 2, x->device, x->fs_type,
+		       fmt_size(x->fs_size, a, sizeof(a)), fmt_size(x->dev_size, b, sizeof(b)), x->state_spec, x->state,
+		       x->name[0] ? x->name : "luks-<its LUKS UUID>", x->resize ? "; its filesystem shrunk at boot (resize=1)" : "");
+	}
 	printf("flags:       %s\n", p->flags);
 	printf("initramfs:   %s: %s\n", p->framework,
 	       !strcmp(p->framework, "dracut") ? "dracut -f --regenerate-all" : "update-initramfs -u -k all");
@@ -847,7 +956,7 @@ static int remove_bootstrap_key(void)
 
 int arm_run(const struct arm_opts *o)
 {
-	struct plan p;
+	struct plan p, *also;
 	char text[16384];
 	int r;
 
@@ -860,13 +969,15 @@ int arm_run(const struct arm_opts *o)
 		log_error("already armed (%s); run luksipc disarm first to change the plan", ARM_RECORD);
 		return E_REFUSED;
 	}
-	if ((r = check_key(o)) || (r = check_device(o, &p)) || (r = check_state(o, &p)) || (r = plan_boot(o, &p)) ||
-	    (r = check_tpm2(o, &p)))
-		return r;
-	print_plan(&p, o);
+	if (!(also = calloc(ARM_ALSO_MAX, sizeof(*also))))
+		return -ENOMEM;
+	if ((r = check_key(o)) || (r = check_device(o->device, &p)) || (r = check_state(o->state, &p)) ||
+	    (r = check_also(o, &p, also)) || (r = plan_boot(o, &p, also)) || (r = check_tpm2(o, &p)))
+		goto out;
+	print_plan(&p, o, also);
 	if (o->dry_run) {
 		printf("dry run: nothing written\n");
-		return 0;
+		goto out;
 	}
 	snprintf(text, sizeof(text),
 		 "# Written by luksipc arm: the next boot converts %s. luksipc disarm undoes it\n"
@@ -880,6 +991,13 @@ int arm_run(const struct arm_opts *o)
 		snprintf(text + strlen(text), sizeof(text) - strlen(text), "enroll=%s\n%s%s%s", o->enroll,
 			 o->recovery_file ? "recovery_file=" : "", o->recovery_file ? o->recovery_file : "",
 			 o->recovery_file ? "\n" : "");
+	if (o->n_also)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "also=%d\n", o->n_also);
+	for (int i = 0; i < o->n_also; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "device.%d=%s\nstate.%d=%s\n", i + 2, also[i].device,
+			 i + 2, also[i].state);
+	free(also);
+	also = NULL;
 	r = write_file(ARM_RECORD, text, 0600);
 	if (r < 0) {
 		log_error("cannot write %s: %s", ARM_RECORD, strerror(-r));
@@ -910,6 +1028,9 @@ int arm_run(const struct arm_opts *o)
 partial:
 	log_error("arm stopped part way (%s is written); run luksipc disarm to undo it, fix the cause and run arm again", ARM_RECORD);
 	return -EIO;
+out:
+	free(also);
+	return r;
 }
 
 /* A value of the arm record, the last line for key (finalize appends its steps); "" when absent. */
@@ -923,23 +1044,47 @@ static void record_get(const char *rec, const char *key, char *buf, size_t len)
 			snprintf(buf, len, "%.*s", (int)strcspn(l + kl + 1, "\n"), l + kl + 1);
 }
 
-int disarm_run(const struct arm_opts *o)
+/* The --also devices in the record: device.N and state.N for N = 2 .. also+1. NULL (logged) on a bad record. */
+struct also_rec {
+	int n;
+	char device[ARM_ALSO_MAX][PATH_MAX], state[ARM_ALSO_MAX][PATH_MAX];
+};
+
+static struct also_rec *record_also(const char *rec)
 {
-	char *rec = read_file(ARM_RECORD);
-	char state[PATH_MAX], fw[32], grub[4], kc[4], key[16], what[256];
+	struct also_rec *a = calloc(1, sizeof(*a));
+	char v[16], key[32];
+
+	if (!a) {
+		log_error("out of memory");
+		return NULL;
+	}
+	record_get(rec, "also", v, sizeof(v));
+	a->n = v[0] ? atoi(v) : 0;
+	if (a->n < 0 || a->n > ARM_ALSO_MAX)
+		goto bad;
+	for (int i = 0; i < a->n; i++) {
+		snprintf(key, sizeof(key), "device.%d", i + 2);
+		record_get(rec, key, a->device[i], sizeof(a->device[i]));
+		snprintf(key, sizeof(key), "state.%d", i + 2);
+		record_get(rec, key, a->state[i], sizeof(a->state[i]));
+		if (!a->device[i][0] || !a->state[i][0])
+			goto bad;
+	}
+	return a;
+bad:
+	log_error("%s names its other devices (also=%s) wrongly; restore it or remove the rd.luksipc flags by hand", ARM_RECORD, v);
+	free(a);
+	return NULL;
+}
+
+/* 0 when the store holds nothing yet; E_REFUSED (logged) when a conversion has started on it or it cannot be read. */
+static int store_unstarted(const char *state)
+{
 	struct state s;
+	char what[256];
 	int r;
 
-	if (!rec) {
-		printf("not armed (no %s): nothing to undo\n", ARM_RECORD);
-		return 0;
-	}
-	record_get(rec, "key", key, sizeof(key));
-	record_get(rec, "state", state, sizeof(state));
-	record_get(rec, "framework", fw, sizeof(fw));
-	record_get(rec, "grub", grub, sizeof(grub));
-	record_get(rec, "kernel_cmdline", kc, sizeof(kc));
-	free(rec);
 	memset(&s, 0, sizeof(s));
 	r = dev_open(&s.dev, state, TARGET_OTHER, 0);
 	if (r < 0) {
@@ -954,6 +1099,36 @@ int disarm_run(const struct arm_opts *o)
 			  state, state);
 		return E_REFUSED;
 	}
+	return 0;
+}
+
+int disarm_run(const struct arm_opts *o)
+{
+	char *rec = read_file(ARM_RECORD);
+	char state[PATH_MAX], fw[32], grub[4], kc[4], key[16];
+	struct also_rec *also;
+	int r;
+
+	if (!rec) {
+		printf("not armed (no %s): nothing to undo\n", ARM_RECORD);
+		return 0;
+	}
+	record_get(rec, "key", key, sizeof(key));
+	record_get(rec, "state", state, sizeof(state));
+	record_get(rec, "framework", fw, sizeof(fw));
+	record_get(rec, "grub", grub, sizeof(grub));
+	record_get(rec, "kernel_cmdline", kc, sizeof(kc));
+	also = record_also(rec);
+	free(rec);
+	if (!also)
+		return E_REFUSED;
+	/* every device's store: a boot may have converted one of them already */
+	r = store_unstarted(state);
+	for (int i = 0; i < also->n && r == 0; i++)
+		r = store_unstarted(also->state[i]);
+	free(also);
+	if (r)
+		return r;
 	if (o->dry_run) {
 		printf("dry run: would remove %s%s%s%s and rebuild the initramfs (%s)\n", ARM_RECORD,
 		       !strcmp(grub, "1") ? ", " ARM_GRUB_DROPIN " (then update-grub)" : "",
@@ -1617,16 +1792,63 @@ static int apply_boot_config(const struct notes_boot *b, const char *fw, int gru
 	return 0;
 }
 
+/*
+ * The --also devices' crypttab entries (their admin notes, in systemd's
+ * spelling: the booted system's systemd-cryptsetup opens them, not the
+ * initramfs). Each must be converted first: 1 (logged as for the first
+ * device) when one is not, 0 once every entry is written, or an error.
+ */
+static int also_crypttab(const struct also_rec *a, const char *fw, int if_done)
+{
+	struct notes_boot *b = calloc(a->n ? a->n : 1, sizeof(*b));
+	int r = 0;
+
+	if (!b)
+		return -ENOMEM;
+	for (int i = 0; i < a->n && r == 0; i++) {
+		char *notes = NULL;
+
+		r = done_notes(a->state[i], &notes);
+		if (r == 1) {
+			if (if_done)
+				log_info("the conversion of %s in '%s' is not finished; nothing to finalize yet", a->device[i], a->state[i]);
+			else
+				log_error("the conversion of %s in '%s' is not finished; boot with the rd.luksipc flags to let it finish",
+					  a->device[i], a->state[i]);
+			break;
+		}
+		if (r == 0) {
+			r = notes_boot_config(notes, fw, 0, &b[i]);
+			free(notes);
+			if (r < 0) {
+				log_error("the state store '%s' holds no admin notes finalize can apply; follow luksipc status --state %s --notes by hand",
+					  a->state[i], a->state[i]);
+				r = E_REFUSED;
+			}
+		}
+	}
+	for (int i = 0; i < a->n && r == 0; i++)
+		if ((r = write_crypttab(&b[i])) == 0)
+			log_info("/etc/crypttab: %s", b[i].crypttab);
+	free(b);
+	return r;
+}
+
 int arm_finalize(int if_done)
 {
 	char *rec = read_file(ARM_RECORD), *notes = NULL;
 	char state[PATH_MAX], device[PATH_MAX], fw[32], grub[4], kc[4], step[32], key[16], enroll[64];
 	struct notes_boot b;
+	struct also_rec *also;
 	int bootstrap, tpm2, r;
 
 	if (!rec) {
 		log_error("finalize needs --state PATH, or a system armed by luksipc arm (%s)", ARM_RECORD);
 		return E_USAGE;
+	}
+	if (!(also = record_also(rec))) {
+		free(rec);
+		return E_REFUSED;
 	}
 	record_get(rec, "state", state, sizeof(state));
 	record_get(rec, "device", device, sizeof(device));
@@ -1642,6 +1864,7 @@ int arm_finalize(int if_done)
 		r = done_notes(state, &notes);
 		if (r == 1) {
 			free(rec);
+			free(also);
 			if (if_done) {
 				log_info("the conversion in '%s' is not finished; nothing to finalize yet", state);
 				return 0;
@@ -1658,6 +1881,14 @@ int arm_finalize(int if_done)
 				r = E_REFUSED;
 			}
 		}
+		if (r == 0 && also->n) {
+			r = also_crypttab(also, fw, if_done);
+			if (r == 1) {
+				free(rec);
+				free(also);
+				return if_done ? 0 : E_REFUSED;
+			}
+		}
 		if (r == 0 && enroll[0])
 			r = finalize_enroll(device, b.name, rec, key);
 		if (r == 0 && tpm2)
@@ -1665,6 +1896,7 @@ int arm_finalize(int if_done)
 		if (r == 0)
 			r = apply_boot_config(&b, fw, !strcmp(grub, "1"), !strcmp(kc, "1"), tpm2);
 		free(rec);
+		free(also);
 		if (r == 0)
 			r = record_step("finalize=boot-config");
 		if (r) {
@@ -1678,19 +1910,21 @@ int arm_finalize(int if_done)
 	}
 	if (cmdline_has_flags()) {
 		free(rec);
+		free(also);
 		printf("finalize: waiting for a boot without the rd.luksipc flags; reboot (the boot loader no longer adds them)\n");
 		return 0;
 	}
 	/* Phase two: this boot unlocked the device without luksipc; the bootstrap key and the state are no longer needed. */
 	r = bootstrap ? finalize_retire(device, fw, rec) : 0;
 	free(rec);
+	for (int i = 0; i < also->n && r == 0; i++)
+		if (!store_is_empty(also->state[i]))
+			r = finalize_run(also->state[i], also->device[i], NULL, 1);
+	free(also);
 	if (r)
 		return r;
-	if (!store_is_empty(state)) {
-		r = finalize_run(state, device, NULL, 1);
-		if (r < 0)
-			return r;
-	} /* else a cut came after the wipe and before the record went: finish that */
+	if (!store_is_empty(state) && (r = finalize_run(state, device, NULL, 1)))
+		return r; /* else a cut came after the wipe and before the record went: finish that */
 	remove_file(ARM_FINALIZE_WANTS);
 	if ((r = remove_file(ARM_RECORD)) < 0) {
 		log_error("cannot remove %s: %s", ARM_RECORD, strerror(-r));

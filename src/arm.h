@@ -8,6 +8,9 @@
 #ifndef LUKSIPC_ARM_H
 #define LUKSIPC_ARM_H
 
+/* --also: the other devices of the boot, rd.luksipc.2 to rd.luksipc.9 */
+#define ARM_ALSO_MAX 8
+
 struct arm_opts {
 	const char *device;    /* NULL: the device of the root filesystem */
 	const char *state;     /* the state partition: a path or PARTUUID=, PARTLABEL=, UUID=, LABEL= */
@@ -17,6 +20,8 @@ struct arm_opts {
 	const char *enroll;    /* with bootstrap: "passphrase", "recovery" or both, comma-separated */
 	const char *recovery_file; /* unattended: finalize writes the recovery key here (0600), shows none */
 	int dry_run;
+	const char *also[ARM_ALSO_MAX]; /* DEVICE,STATE[,NAME]: converted in the same boot after the first */
+	int n_also;
 };
 
 /*

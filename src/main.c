@@ -22,7 +22,8 @@ static const char usage_text[] =
 	"       luksipc finalize --state PATH [-d DEVICE] [--batch]\n"
 	"       luksipc finalize [--if-done]    (on a system armed by luksipc arm)\n"
 	"       luksipc arm --state PART [-d DEVICE] [--key-file PATH:KEYDEV | --bootstrap-key\n"
-	"                   --enroll passphrase,recovery [--recovery-key-file PATH]] [--dry-run]\n"
+	"                   --enroll passphrase,recovery [--recovery-key-file PATH]]\n"
+	"                   [--also DEVICE,STATE[,NAME]]... [--dry-run]\n"
 	"       luksipc disarm [--dry-run]\n"
 	"\n"
 	"Encrypts DEVICE (a block device or image file) in place with LUKS. Rerun the\n"
@@ -93,6 +94,10 @@ static const char usage_text[] =
 	"                            passphrase asked twice; a recovery key shown once and\n"
 	"                            typed back\n"
 	"      --recovery-key-file PATH  unattended: write the recovery key there (0600)\n"
+	"      --also DEVICE,STATE[,NAME]  convert DEVICE too in the same boot (a /home, a\n"
+	"                            data partition), its own state partition STATE,\n"
+	"                            opened as NAME; repeatable (up to 8); with\n"
+	"                            --key-file or a passphrase only\n"
 	"      --framework FW        initramfs-tools or dracut (default: the installed one)\n"
 	"      --dry-run             print the plan, write nothing\n"
 	"disarm: undo arm before the conversion has started (refused after)\n"
@@ -115,7 +120,7 @@ enum {
 	OPT_PBKDF, OPT_PBKDF_ITER, OPT_ITER_TIME, OPT_PBKDF_MEM, OPT_LABEL, OPT_UUID, OPT_GEN_KEY,
 	OPT_REENCRYPT, OPT_OLD_KEY, OPT_READDEV, OPT_NOTE_NAME, OPT_NOTE_KEY, OPT_NOTE_FW, OPT_FRAMEWORK,
 	OPT_BATCH, OPT_NO_SEATBELT, OPT_FORCE_STATE, OPT_PROGRESS_JSON, OPT_JSON, OPT_NOTES, OPT_VERSION, OPT_DRY_RUN, OPT_IF_DONE,
-	OPT_BOOTSTRAP_KEY, OPT_ENROLL, OPT_RECOVERY_FILE, OPT_USED_ONLY, OPT_HEADER, OPT_DECRYPT, OPT_NOTE_HEADER, OPT_OLD_HEADER,
+	OPT_BOOTSTRAP_KEY, OPT_ENROLL, OPT_RECOVERY_FILE, OPT_ALSO, OPT_USED_ONLY, OPT_HEADER, OPT_DECRYPT, OPT_NOTE_HEADER, OPT_OLD_HEADER,
 };
 
 static const struct option long_options[] = {
@@ -161,6 +166,7 @@ static const struct option long_options[] = {
 	{ "bootstrap-key", no_argument, NULL, OPT_BOOTSTRAP_KEY },
 	{ "enroll", required_argument, NULL, OPT_ENROLL },
 	{ "recovery-key-file", required_argument, NULL, OPT_RECOVERY_FILE },
+	{ "also", required_argument, NULL, OPT_ALSO },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -170,6 +176,8 @@ struct cli {
 	struct convert_opts c;
 	int json, notes, dry_run, if_done, bootstrap;
 	const char *framework, *enroll, *recovery_file;
+	const char *also[ARM_ALSO_MAX];
+	int n_also;
 };
 
 static int bad_value(const char *opt, const char *val, const char *want)
@@ -271,6 +279,14 @@ static int parse_option(struct cli *cli, int c, const char *arg)
 	case OPT_BOOTSTRAP_KEY: cli->bootstrap = 1; return 0;
 	case OPT_ENROLL: cli->enroll = arg; return 0;
 	case OPT_RECOVERY_FILE: cli->recovery_file = arg; return 0;
+	case OPT_ALSO:
+		if (cli->n_also == ARM_ALSO_MAX) {
+			log_error("--also: at most %d other devices in one boot (rd.luksipc.2 to rd.luksipc.%d)", ARM_ALSO_MAX,
+				  ARM_ALSO_MAX + 1);
+			return E_USAGE;
+		}
+		cli->also[cli->n_also++] = arg;
+		return 0;
 	default: return E_USAGE;
 	}
 }
@@ -363,6 +379,10 @@ static int exit_code(int r)
 
 static int dispatch(const char *verb, struct cli *cli)
 {
+	if (cli->n_also && strcmp(verb, "arm")) {
+		log_error("--also is an option of luksipc arm (the other devices to convert at boot), not of %s", verb);
+		return E_USAGE;
+	}
 	if (!strcmp(verb, "convert")) {
 		int r = check_convert_opts(&cli->c);
 
@@ -373,7 +393,9 @@ static int dispatch(const char *verb, struct cli *cli)
 	if (!strcmp(verb, "arm") || !strcmp(verb, "disarm")) {
 		struct arm_opts a = { .device = cli->c.device, .state = cli->c.state, .key = cli->c.key_file,
 				      .framework = cli->framework, .bootstrap = cli->bootstrap, .enroll = cli->enroll,
-				      .recovery_file = cli->recovery_file, .dry_run = cli->dry_run };
+				      .recovery_file = cli->recovery_file, .dry_run = cli->dry_run, .n_also = cli->n_also };
+
+		memcpy(a.also, cli->also, sizeof(a.also));
 
 		return !strcmp(verb, "arm") ? arm_run(&a) : disarm_run(&a);
 	}

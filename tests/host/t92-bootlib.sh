@@ -298,20 +298,21 @@ t_lib_shells() {
 	done
 }
 
-# notes_at_boot ARMED: the library's lipc_notes with a stub luksipc that
-# prints two note lines; ARMED 1: the arm record is in the image.
+# notes_at_boot ARMED [IDX]: the library's lipc_notes with a stub luksipc
+# that prints two note lines; ARMED 1: the arm record is in the image (with
+# device.2 from luksipc arm --also); IDX: device IDX (rd.luksipc.IDX).
 notes_at_boot() {
 	mkdir -p run
 	printf '#!/bin/sh\necho "1. The /etc/crypttab entry"\necho "  $ update-initramfs -u"\n' >stub-luksipc
 	chmod 755 stub-luksipc
-	[ "$1" = 1 ] && echo "device=/dev/vda4" >armed
+	[ "$1" = 1 ] && printf 'device=/dev/vda4\nalso=1\ndevice.2=/dev/vdb1\nstate.2=/dev/vdb2\n' >armed
 	(
 		# shellcheck disable=SC2030 # the subshell's own
 		LIPC_CMDLINE=
 		# shellcheck source=boot/luksipc-lib.sh
 		. "$LIB"
 		LIPC_BIN=$T/stub-luksipc LIPC_RUN=$T/run LIPC_ARMED=$T/armed
-		LIPC_DEV=/dev/vda4 LIPC_STATE=/dev/vda1 LIPC_FRAMEWORK=initramfs-tools
+		LIPC_DEV=/dev/vda4 LIPC_STATE=/dev/vda1 LIPC_FRAMEWORK=initramfs-tools LIPC_IDX=${2:-}
 		lipc_notes
 	) 2>"$T/err"
 }
@@ -326,6 +327,18 @@ t_notes_armed() {
 	assert_grep "^luksipc: '/dev/vda4' is now LUKS; luksipc-finalize.service finishes in the booted system" err
 	if grep -q 'update-initramfs' err; then fail "an armed boot printed the manual steps"; fi
 	assert_grep '\$ update-initramfs -u' run/notes
+	# device 2, armed with --also: finalize finishes it too
+	rm -f err run/notes*
+	notes_at_boot 1 2
+	cat err
+	assert_grep "luksipc-finalize.service finishes in the booted system" err
+	if grep -q 'update-initramfs' err; then fail "device 2, armed with --also, printed the manual steps"; fi
+	assert_grep '\$ update-initramfs -u' run/notes.2
+	# device 3, flags added by hand beside an armed root: the manual steps
+	rm -f err run/notes*
+	notes_at_boot 1 3
+	cat err
+	assert_grep '^luksipc:     \$ update-initramfs -u$' err
 }
 
 # creds CMDLINE: the library's lipc_wanted over the fake credential
@@ -805,7 +818,7 @@ run_test "settings from credentials (systemd's, fw_cfg, SMBIOS type 11); the com
 run_test "the key device is mounted with -t TYPE; mount's own error in one line" t_keydev_mount
 run_test "rd.luksipc.resize=1 shrinks a 75%-full ext4 by exactly the header; files unchanged" t_resize_75_percent
 run_test "rd.luksipc.resize=1 refuses a full ext4 with one line, image unchanged" t_refuse_full
-run_test "after the conversion: the manual steps, or on an armed system that finalize finishes (steps kept in a file)" t_notes_armed
+run_test "after the conversion: the manual steps, or on an armed system (its --also devices too) that finalize finishes (steps kept in a file)" t_notes_armed
 run_test "the crypttab keyscript reads PATH:DEVICE, prints the key, unmounts; one line when it cannot" t_keyscript
 run_test "detached header: rd.luksipc.header=DEVICE and DEVICE:/PATH parsed; DEVICE:relative, empty, no filesystem refused" t_header_spec
 run_test "detached header in a file: mounted -t TYPE rw,nosuid,nodev,noexec, --header to convert and cryptsetup open, unmounted after" t_header_file_run

@@ -782,6 +782,105 @@ SH
 	[ ! -s asked ] || fail "a rerun after the keys asked: $(cat asked)"
 }
 
+# --also: a second device in the same boot (its own store, its own name).
+# arm plans rd.luksipc.2.*, records it, and refuses a second device that
+# shares blocks with the first or with a store, a device named twice, and
+# --also with --bootstrap-key or --enroll. disarm refuses once the second
+# device's store shows a conversion. finalize waits for both conversions,
+# writes both crypttab entries, and on the boot without flags wipes both
+# stores; neither device is written by arm or finalize.
+t_also() {
+	need_luksipc
+	fixture
+	fx_make ext4 dev2.img $((32 * MiB)) $H
+	truncate -s $((20 * MiB)) st2.img
+	sys_setup grub itools
+	mkdir -p root/usr/lib/systemd/system root/proc
+	cp "$TESTS_ROOT/systemd/luksipc-finalize.service" root/usr/lib/systemd/system/
+	random_key key
+	K="/luksipc.key:$T/key"
+	before2="$(sha dev2.img) $(sha st2.img)"
+	refuse_arm 2 arm -d dev.img --state st.img --key-file "$K" --also dev2.img
+	assert_grep "give DEVICE,STATE\[,NAME\]" err
+	refuse_arm 2 arm -d dev.img --state st.img --key-file "$K" --also dev2.img,st2.img,home,x
+	refuse_arm 2 arm -d dev.img --state st.img --key-file "$K" --also dev2.img,st2.img,a/b
+	refuse_arm 2 arm -d dev.img --state st.img --bootstrap-key --enroll passphrase --also dev2.img,st2.img
+	assert_grep "^.*--also goes with --key-file or a passphrase typed at boot" err
+	refuse_arm 2 arm -d dev.img --state st.img --key-file "$K" --enroll recovery --also dev2.img,st2.img
+	refuse_arm 3 arm -d dev.img --state st.img --key-file "$K" --also dev2.img,st.img
+	assert_grep "shares blocks with .*dev\.img or its state store" err
+	refuse_arm 3 arm -d dev.img --state st.img --key-file "$K" --also dev.img,st2.img
+	refuse_arm 3 arm -d dev.img --state st.img --key-file "$K" --also st.img,st2.img
+	refuse_arm 3 arm -d dev.img --state st.img --key-file "$K" --also dev2.img,dev2.img
+	assert_grep "lies on the device to convert" err
+	truncate -s $((20 * MiB)) st3.img
+	refuse_arm 3 arm -d dev.img --state st.img --key-file "$K" --also dev2.img,st2.img --also dev2.img,st3.img
+	assert_grep "'dev2\.img,st3\.img': its device or state store shares blocks with $T/dev2\.img" err
+	refuse_arm 3 arm -d dev.img --state st.img --key-file "$K" --also no-such.img,st2.img
+	assert_eq "$(sha dev2.img) $(sha st2.img)" "$before2" "second device and store after the refusals"
+
+	run_rc 0 la arm -d dev.img --state st.img --key-file "$K" --also dev2.img,st2.img,home --dry-run
+	cat out
+	assert_grep "^also \(2\): +$T/dev2\.img \(ext4, .*\), state store $T/st2\.img .*opened as home\$" out
+	assert_grep " rd\.luksipc\.2=$T/dev2\.img rd\.luksipc\.2\.state=$T/st2\.img rd\.luksipc\.2\.name=home\$" out
+	run_rc 0 la arm -d dev.img --state st.img --key-file "$K" --also dev2.img,st2.img,home
+	assert_grep '^also=1$' root/etc/luksipc/armed
+	assert_grep "^device\.2=$T/dev2\.img\$" root/etc/luksipc/armed
+	assert_grep "^state\.2=$T/st2\.img\$" root/etc/luksipc/armed
+	assert_grep "rd\.luksipc\.2\.name=home\"\$" root/etc/default/grub.d/luksipc.cfg
+	assert_eq "$(sha dev2.img) $(sha st2.img)" "$before2" "second device and store after arm"
+	sed -n 's/^flags=//p' root/etc/luksipc/armed | sed 's/^/root=UUID=1234 ro /' >root/proc/cmdline
+
+	# the second device's conversion has started (the first store is empty): no disarm
+	cp dev.img orig.img
+	cp dev2.img orig2.img
+	LUKSIPC_TEST_FAULT=write:3:EIO run_rc 5 conv -d dev2.img --state st2.img --key-file key \
+		--note-key-file /luksipc.key:LABEL=KEYS --note-framework initramfs-tools --note-name home
+	tree1=$(tree_sha)
+	: >calls
+	run_rc 3 la disarm
+	assert_one_error_line "$T/err"
+	assert_grep "the conversion has started \(state store '$T/st2\.img'\)" err
+	assert_eq "$(tree_sha)" "$tree1" "tree after a refused disarm"
+	[ ! -s calls ] || fail "a refused disarm ran: $(cat calls)"
+	# the boot converts the first device; the second is still unfinished
+	run_rc 0 conv -d dev.img --state st.img --key-file key --note-key-file /luksipc.key:LABEL=KEYS \
+		--note-framework initramfs-tools --note-name luks-root
+	# finalize waits for the second device too
+	run_rc 0 la finalize --if-done
+	assert_grep "the conversion of $T/dev2\.img in '$T/st2\.img' is not finished; nothing to finalize yet" err
+	assert_eq "$(tree_sha)" "$tree1" "tree after finalize with the second device unfinished"
+	[ ! -s calls ] || fail "finalize ran tools before the second device was converted: $(cat calls)"
+	run_rc 3 la finalize
+	assert_one_error_line "$T/err"
+
+	# the boot resumes the second device: finalize writes both entries
+	run_rc 0 conv -d dev2.img --state st2.img --key-file key --note-key-file /luksipc.key:LABEL=KEYS \
+		--note-framework initramfs-tools --note-name home
+	run_rc 0 la finalize --if-done
+	cat out
+	U=$(cryptsetup luksUUID dev.img)
+	U2=$(cryptsetup luksUUID dev2.img)
+	assert_eq "$(cat root/etc/crypttab)" "home UUID=$U2 /luksipc.key:LABEL=KEYS luks,keyscript=/usr/lib/luksipc/keydev
+luks-root UUID=$U /luksipc.key:LABEL=KEYS luks,keyscript=/usr/lib/luksipc/keydev" "/etc/crypttab with both devices"
+	assert_eq "$(tr '\n' '|' <calls)" "update-initramfs -u -k all|update-grub |" "tools run, in order"
+	[ ! -e root/etc/default/grub.d/luksipc.cfg ] || fail "the GRUB drop-in with the rd.luksipc flags is still there"
+	# a rerun of the same step (a cut before it was recorded) keeps one entry each
+	sed -i '/^finalize=boot-config$/d' root/etc/luksipc/armed
+	run_rc 0 la finalize --if-done
+	assert_eq "$(grep -c . root/etc/crypttab)" 2 "crypttab entries after a rerun"
+
+	# the boot without flags: both stores wiped, the record gone
+	echo "root=UUID=1234 ro" >root/proc/cmdline
+	run_rc 0 la finalize --if-done
+	cat out err
+	run_rc 3 lx status --state st.img
+	run_rc 3 lx status --state st2.img
+	[ ! -e root/etc/luksipc/armed ] || fail "the record is still there"
+	verify_plain dev.img key orig.img $((N - H))
+	verify_plain dev2.img key orig2.img $((32 * MiB - H))
+}
+
 run_test "arm with GRUB: plan, record, initramfs then update-grub; disarm restores the tree" t_arm_disarm_grub
 run_test "arm with /etc/kernel/cmdline and dracut, a key device; disarm restores the file" t_kernel_cmdline_dracut
 run_test "the dracut module is in every dracut -f while armed, only when asked otherwise" t_dracut_module_armed
@@ -796,6 +895,7 @@ run_test "arm refuses key choices that do not go together: one line, exit 2, not
 run_test "finalize enrolls a passphrase and a recovery key, verified by cryptsetup; the flagless boot retires the bootstrap key" t_bootstrap_finalize
 run_test "finalize cut: a recovery key not typed back, a keyslot never recorded done, an enrolled keyslot gone" t_bootstrap_finalize_cuts
 run_test "finalize unattended: the recovery key in a 0600 file, nothing asked, nothing shown" t_bootstrap_unattended
+run_test "arm --also: a second device and store; refusals; disarm and finalize cover both" t_also
 run_test "arm --enroll tpm2 refusals: alone, initramfs-tools, no tpm2-tools, no TPM 2.0" t_tpm2_refusals
 run_test "finalize enrolls TPM2 with systemd-cryptenroll, checks its token opens; crypttab and rd.luks.options; retire keeps it" t_tpm2_finalize
 run_test "arm --key-file --enroll recovery: finalize mounts the key device read-only, adds the key, unmounts; the key file stays" t_enroll_with_key_file
