@@ -143,9 +143,11 @@ QEMU_CI_FG := $(filter-out $(QEMU_CI_BG),$(QEMU_CI_SCENARIOS))
 qemu-check-ci: $(BUILD)/luksipc $(TEST_BIN) static static-test
 	@LUKSIPC_QEMU_CUTS=2 ./qemu-tests/run-all $(QEMU_CI_SCENARIOS)
 
-# CI's lifecycle on a real Debian 12 root (issue 13): QEMU scenario 22 (arm
-# in the running system, a cut mid-conversion, finalize cut in update-grub,
-# a boot without flags) with the guest's initramfs-tools at MODULES=dep and
+# CI's lifecycle on a real Debian 12 root (issue 13): QEMU scenario 22 (GRUB
+# installed on the disk and arm --also /srv/data in the running system, a
+# cut mid-conversion, finalize cut in update-grub, a boot without flags,
+# every boot after the first from the disk's GRUB) with the guest's
+# initramfs-tools at MODULES=dep and
 # a 560 MiB root, so each rebuild under TCG takes about a minute. .ci/run
 # starts it beside the host tiers, after qemu-lifecycle-prep has installed
 # the packages and built what it installs into the root.
