@@ -75,13 +75,16 @@ realdisk_install() {
 	local t=$SECONDS
 	make -s -C "$TOP" install DESTDIR="$R" PREFIX=/usr/local >"$T/install.log" 2>&1 ||
 		fail "make install DESTDIR= failed: $(tail -n 3 "$T/install.log")"
+	# x-systemd.device-timeout: on a loaded TCG host a guest can stall for a
+	# minute or more (soft lockups), and systemd's default 90 s for /boot's
+	# device then ends the boot in the emergency shell (QEMU 34, 2026-12-04)
 	cat >"$R/etc/fstab" <<-EOF
 	UUID=$ROOT_UUID / ext4 errors=remount-ro 0 1
-	UUID=$BOOT_UUID /boot ext4 defaults 0 2
+	UUID=$BOOT_UUID /boot ext4 defaults,x-systemd.device-timeout=10min 0 2
 	EOF
 	if [ "${REALDISK_DATA_MIB:-0}" -gt 0 ]; then
 		mkdir -p "$R/srv/data"
-		echo "UUID=$REALDISK_DATA_UUID /srv/data ext4 defaults 0 2" >>"$R/etc/fstab"
+		echo "UUID=$REALDISK_DATA_UUID /srv/data ext4 defaults,x-systemd.device-timeout=10min 0 2" >>"$R/etc/fstab"
 	fi
 	install -m 755 "$SCEN_DIR/realboot-check.sh" "$R/usr/local/sbin/realboot-check"
 	install -D -m 644 "$QTEST_DIR/lib/realboot-judge.sh" "$R/usr/local/lib/realboot-judge.sh"
