@@ -138,7 +138,7 @@ qemu-check: $(BUILD)/luksipc $(TEST_BIN) static static-test
 QEMU_CI_SCENARIOS ?= 01 10 12 13 17 18 19 20 26
 # .ci/run splits them: QEMU_CI_BG runs after the lifecycle, beside the host
 # tiers' end; the rest in the foreground. Together they are the list above.
-QEMU_CI_BG := 17 19
+QEMU_CI_BG := 17 19 26
 QEMU_CI_FG := $(filter-out $(QEMU_CI_BG),$(QEMU_CI_SCENARIOS))
 qemu-check-ci: $(BUILD)/luksipc $(TEST_BIN) static static-test
 	@LUKSIPC_QEMU_CUTS=2 ./qemu-tests/run-all $(QEMU_CI_SCENARIOS)
