@@ -1923,8 +1923,9 @@ int arm_finalize(int if_done)
 	free(also);
 	if (r)
 		return r;
+	/* an empty store: a cut came after the wipe and before the record went; finish that */
 	if (!store_is_empty(state) && (r = finalize_run(state, device, NULL, 1)))
-		return r; /* else a cut came after the wipe and before the record went: finish that */
+		return r;
 	remove_file(ARM_FINALIZE_WANTS);
 	if ((r = remove_file(ARM_RECORD)) < 0) {
 		log_error("cannot remove %s: %s", ARM_RECORD, strerror(-r));
