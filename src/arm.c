@@ -417,12 +417,27 @@ out:
 	return r;
 }
 
+/* 1 when the two paths share blocks: the same partition or file, or a disk and its partition. */
+static int nodes_overlap(const char *a, const char *b)
+{
+	struct dev da, db;
+	int r = 0;
+
+	if (dev_open(&da, a, TARGET_OTHER, 0) < 0)
+		return 0;
+	if (dev_open(&db, b, TARGET_OTHER, 0) == 0) {
+		r = probe_overlap(&da, &db);
+		dev_close(&db);
+	}
+	dev_close(&da);
+	return r;
+}
+
 /* The state store: found, not the device, empty, large enough. */
 static int check_state(const char *state, struct plan *p)
 {
 	struct state s;
 	struct probe_result pr;
-	struct dev dv;
 	char what[256], a[16], b[16];
 	uint64_t need;
 	int r;
@@ -437,15 +452,10 @@ static int check_state(const char *state, struct plan *p)
 		log_error("cannot open state store '%s': %s", p->state, strerror(-r));
 		return E_REFUSED;
 	}
-	r = dev_open(&dv, p->device, TARGET_OTHER, 0);
-	if (r == 0) {
-		int same = probe_overlap(&dv, &s.dev);
-		dev_close(&dv);
-		if (same) {
-			log_error("state store '%s' lies on the device to convert '%s'; name a partition elsewhere", state, p->device);
-			r = E_REFUSED;
-			goto out;
-		}
+	if (nodes_overlap(p->device, p->state)) {
+		log_error("state store '%s' lies on the device to convert '%s'; name a partition elsewhere", state, p->device);
+		r = E_REFUSED;
+		goto out;
 	}
 	if (state_read_sb(&s) != -ENOENT || state_find_remnants(&s, what, sizeof(what)) != 0) {
 		log_error("state store '%s' holds a luksipc conversion already; see luksipc status --state %s", state, p->state);
@@ -491,22 +501,6 @@ static int boot_specs(const char *state_arg, struct plan *p)
 	if (partuuid_of(p->state, p->state_spec, sizeof(p->state_spec)) < 0)
 		return set_str(p->state_spec, sizeof(p->state_spec), p->state);
 	return 0;
-}
-
-/* 1 when the two paths share blocks: the same partition or file, or a disk and its partition. */
-static int nodes_overlap(const char *a, const char *b)
-{
-	struct dev da, db;
-	int r = 0;
-
-	if (dev_open(&da, a, TARGET_OTHER, 0) < 0)
-		return 0;
-	if (dev_open(&db, b, TARGET_OTHER, 0) == 0) {
-		r = probe_overlap(&da, &db);
-		dev_close(&db);
-	}
-	dev_close(&da);
-	return r;
 }
 
 /*
